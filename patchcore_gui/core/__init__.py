@@ -1,0 +1,1 @@
+"""Qt-free PatchCore engine: features, memory bank, search, model file, datasets, metrics."""

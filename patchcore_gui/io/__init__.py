@@ -1,0 +1,1 @@
+"""Qt-free input/output: image decoding and report writers."""

@@ -1,0 +1,1 @@
+"""Everything that imports Qt: the main window and its panels."""
