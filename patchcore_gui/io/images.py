@@ -40,9 +40,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         return img
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         arr = np.asarray(img, dtype=np.float64)
-        # 16-bit data scaled to 8 bits (65535 -> 255); a 32-bit "I" image that only
-        # holds 8-bit values is left as it is.
-        scale = 257.0 if arr.size and arr.max() > 255 else 1.0
+        # A 16-bit mode is always 16-bit data, so it is always scaled (65535 -> 255,
+        # 257 * k -> k): judging by the content would map a dark 16-bit image (all
+        # values <= 255) as if it were 8-bit. A 32-bit "I" image carries no bit depth,
+        # so one that only holds 8-bit values is left as it is.
+        scale = 257.0
+        if mode == "I" and (arr.size == 0 or arr.max() <= 255):
+            scale = 1.0
         arr8 = np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8)
         return Image.fromarray(arr8, mode="L").convert("RGB")
     if mode == "F":
@@ -96,4 +100,8 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
             msg = "truncated or corrupt image data"
         raise ImageLoadError(f"cannot read image: {msg}") from None
     except (ValueError, SyntaxError, MemoryError, EOFError) as exc:
+        raise ImageLoadError(f"cannot decode image: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    except Exception as exc:
+        # Plugins raise more than the types above on malformed files (struct.error,
+        # IndexError, KeyError from EXIF parsing...); callers rely on ImageLoadError only.
         raise ImageLoadError(f"cannot decode image: {type(exc).__name__}: {exc}".splitlines()[0]) from None

@@ -1,0 +1,412 @@
+"""Finding images on disk, reading MVTec-style ground truth, and feeding them to torch.
+
+``scan_folder`` decides what a folder is (an MVTec class, an MVTec-like ``test``
+folder, or just a folder of images) so the user never has to say; ``ImageDataset``
+turns each path into a preprocessed tensor and never raises, so one unreadable file
+becomes one error row instead of stopping a run of thousands of images.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from patchcore_gui.core.preprocess import Preprocess
+from patchcore_gui.io.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
+
+__all__ = [
+    "ImageDataset",
+    "ImageSet",
+    "collate",
+    "list_images",
+    "mvtec_test_set",
+    "mvtec_train_paths",
+    "scan_folder",
+]
+
+#: Name of the defect-free class in MVTec-style layouts.
+GOOD = "good"
+
+
+def _check_folder(root: Path) -> None:
+    """Raise FileNotFoundError / NotADirectoryError with a readable message."""
+    if not root.exists():
+        raise FileNotFoundError(f"folder not found: {root}")
+    if not root.is_dir():
+        raise NotADirectoryError(f"not a folder: {root}")
+
+
+def _is_image_entry(entry: os.DirEntry[str]) -> bool:
+    """True for a non-folder entry with an image extension that is a file or broken link."""
+    if os.path.splitext(entry.name)[1].lower() not in IMAGE_EXTENSIONS:
+        return False
+    try:
+        if entry.is_dir():
+            return False
+        # A symlink that is neither file nor folder is broken: it is listed so it shows
+        # up as an error row rather than silently vanishing. Sockets, FIFOs and devices
+        # are skipped.
+        return entry.is_file() or entry.is_symlink()
+    except OSError:
+        return False
+
+
+def _scan_rel(root: Path) -> list[str]:
+    """Relative POSIX paths of the images under ``root``, sorted.
+
+    os.scandir rather than Path.rglob: DirEntry answers is_dir/is_file from the
+    directory listing itself (no stat per file), which is what makes 100k files fast.
+    """
+    _check_folder(root)
+    st = os.stat(root)
+    # Folders already entered, by (device, inode): a symlink back to an ancestor (or to
+    # a folder seen through another link) would otherwise be walked forever / twice.
+    seen: set[tuple[int, int]] = {(st.st_dev, st.st_ino)}
+    out: list[str] = []
+    # Depth-first in sorted order, so which alias of a doubly-linked folder is listed
+    # does not depend on the file system's listing order.
+    stack: list[tuple[str, str]] = [(os.fspath(root), "")]
+    while stack:
+        dirpath, prefix = stack.pop()
+        try:
+            with os.scandir(dirpath) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            # An unreadable subfolder (permissions, vanished mid-scan) must not hide
+            # every other image; the root itself was checked above.
+            continue
+        subdirs: list[tuple[str, str]] = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError:
+                is_dir = False
+            if is_dir:
+                try:
+                    est = entry.stat()
+                except OSError:
+                    continue
+                key = (est.st_dev, est.st_ino)
+                if key in seen:
+                    continue
+                seen.add(key)
+                subdirs.append((entry.path, prefix + name + "/"))
+                continue
+            if _is_image_entry(entry):
+                out.append(prefix + name)
+        stack.extend(reversed(subdirs))
+    out.sort()
+    return out
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """All image files under ``root``, recursively, sorted by relative POSIX path.
+
+    Extensions come from ``IMAGE_EXTENSIONS`` (any case). Hidden files and folders
+    (name starting with ".") are skipped, as are folders whose name looks like an
+    image. Symlinked folders are followed, but each real folder is entered once, so
+    link loops terminate. Broken symlinks with an image extension are included (they
+    become error rows downstream).
+
+    Raises:
+        FileNotFoundError: ``root`` does not exist.
+        NotADirectoryError: ``root`` is not a folder.
+    """
+    root = Path(root)
+    return [root / rel for rel in _scan_rel(root)]
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: field-wise == on an ndarray is ambiguous
+class ImageSet:
+    """A list of images with whatever ground truth the folder layout provides."""
+
+    root: Path
+    paths: list[Path]
+    #: int8 per image: 0 good, 1 defect, -1 unknown.
+    labels: np.ndarray
+    mask_paths: list[Path | None]
+    #: "good", a defect type name, or "" when unknown.
+    defect_types: list[str]
+    #: "folder" or "mvtec".
+    layout: str
+
+    def __post_init__(self) -> None:
+        # Normalise once here so every consumer can rely on the dtype and lengths.
+        object.__setattr__(self, "labels", np.asarray(self.labels, dtype=np.int8).reshape(-1))
+        n = len(self.paths)
+        if not (len(self.labels) == len(self.mask_paths) == len(self.defect_types) == n):
+            raise ValueError(
+                f"ImageSet fields differ in length: {n} paths, {len(self.labels)} labels, "
+                f"{len(self.mask_paths)} mask paths, {len(self.defect_types)} defect types"
+            )
+
+    @property
+    def has_labels(self) -> bool:
+        """True when at least one image has a known good/defect label."""
+        return bool(np.any(self.labels >= 0))
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    """Non-hidden subfolders of ``folder`` (symlinks followed), sorted by name."""
+    try:
+        with os.scandir(folder) as it:
+            names = [e.name for e in it if not e.name.startswith(".") and _entry_is_dir(e)]
+    except OSError:
+        return []
+    return [folder / n for n in sorted(names)]
+
+
+def _entry_is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_mvtec_class_root(root: Path) -> bool:
+    test = root / "test"
+    return test.is_dir() and bool(_subfolders(test))
+
+
+def _is_test_folder(folder: Path) -> bool:
+    names = [p.name.lower() for p in _subfolders(folder)]
+    return GOOD in names and len(names) >= 2
+
+
+def _mask_index(gt_type_dir: Path) -> dict[str, Path]:
+    """Map lower-case relative path without extension -> mask file, for one defect type."""
+    if not gt_type_dir.is_dir():
+        return {}
+    index: dict[str, Path] = {}
+    for rel in _scan_rel(gt_type_dir):
+        index.setdefault(os.path.splitext(rel)[0].lower(), gt_type_dir / rel)
+    return index
+
+
+def _labelled_set(test_dir: Path, gt_dir: Path | None, root: Path) -> ImageSet:
+    """Images of ``test_dir/<type>/...`` labelled by type, masks matched by file name."""
+    paths: list[Path] = []
+    labels: list[int] = []
+    masks: list[Path | None] = []
+    types: list[str] = []
+    # Images lying directly in the test folder have no type folder: unknown label.
+    with os.scandir(test_dir) as it:
+        loose = sorted(e.name for e in it if not e.name.startswith(".") and _is_image_entry(e))
+    for name in loose:
+        paths.append(test_dir / name)
+        labels.append(-1)
+        masks.append(None)
+        types.append("")
+    for type_dir in _subfolders(test_dir):
+        is_good = type_dir.name.lower() == GOOD
+        dtype = GOOD if is_good else type_dir.name
+        index = _mask_index(gt_dir / type_dir.name) if gt_dir is not None else {}
+        for rel in _scan_rel(type_dir):
+            stem = os.path.splitext(rel)[0].lower()
+            # MVTec names masks "<stem>_mask.png"; some exports keep the bare stem.
+            # Matching by name, never by position: one missing mask would otherwise
+            # shift every later mask onto the wrong image.
+            mask = index.get(stem + "_mask")
+            paths.append(type_dir / rel)
+            labels.append(0 if is_good else 1)
+            masks.append(mask)
+            types.append(dtype)
+    return ImageSet(
+        root=root,
+        paths=paths,
+        labels=np.asarray(labels, dtype=np.int8),
+        mask_paths=masks,
+        defect_types=types,
+        layout="mvtec",
+    )
+
+
+def mvtec_test_set(root: str | Path) -> ImageSet:
+    """The labelled test images of an MVTec class folder (``root/test/<type>/*``).
+
+    Label 0 for the ``good`` type and 1 for every other; masks are
+    ``root/ground_truth/<type>/<stem>_mask.png`` matched by file name (None if absent).
+
+    Raises:
+        FileNotFoundError / NotADirectoryError: ``root`` is not a folder.
+        ValueError: ``root`` has no ``test`` folder with defect-type subfolders.
+    """
+    root = Path(root)
+    _check_folder(root)
+    if not _is_mvtec_class_root(root):
+        raise ValueError(
+            f"not an MVTec class folder: {root} has no test/ folder with "
+            "defect-type subfolders (e.g. test/good, test/scratch)"
+        )
+    gt = root / "ground_truth"
+    return _labelled_set(root / "test", gt if gt.is_dir() else None, root)
+
+
+def mvtec_train_paths(root: str | Path) -> list[Path]:
+    """Training (defect-free) images: ``root/train/good`` if it exists, else all of ``root``."""
+    root = Path(root)
+    _check_folder(root)
+    train_good = root / "train" / GOOD
+    if train_good.is_dir():
+        return list_images(train_good)
+    return list_images(root)
+
+
+def scan_folder(root: str | Path) -> ImageSet:
+    """Images under ``root`` with ground truth detected from the folder layout.
+
+    * An MVTec class folder (``test/<type>/``, optionally ``train/`` and
+      ``ground_truth/``): its test images, labelled, with masks (layout "mvtec").
+    * A folder that looks like an MVTec ``test`` folder (subfolders ``good`` and at
+      least one other): labels from the subfolder names, masks from a sibling
+      ``../ground_truth/<type>/`` when there is one (layout "mvtec").
+    * Anything else: every image recursively, labels -1, no masks (layout "folder").
+
+    Raises:
+        FileNotFoundError / NotADirectoryError: ``root`` is not a folder.
+    """
+    root = Path(root)
+    _check_folder(root)
+    if _is_mvtec_class_root(root):
+        return mvtec_test_set(root)
+    if _is_test_folder(root):
+        gt = root.parent / "ground_truth"
+        return _labelled_set(root, gt if gt.is_dir() else None, root)
+    paths = list_images(root)
+    n = len(paths)
+    return ImageSet(
+        root=root,
+        paths=paths,
+        labels=np.full(n, -1, dtype=np.int8),
+        mask_paths=[None] * n,
+        defect_types=[""] * n,
+        layout="folder",
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    """A one-line description of ``exc`` for an error row."""
+    if isinstance(exc, ImageLoadError):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+class ImageDataset(Dataset):
+    """Paths -> preprocessed tensors, with labels and masks; never raises on bad files.
+
+    Module level and holding only picklable state, because DataLoader workers are
+    started with "spawn" and receive the dataset by pickling.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        preprocess: Preprocess,
+        labels: Sequence[int] | np.ndarray | None = None,
+        mask_paths: Sequence[Path | None] | None = None,
+    ) -> None:
+        self.paths: list[str] = [os.fspath(p) for p in paths]
+        self.preprocess = preprocess
+        n = len(self.paths)
+        self.labels: np.ndarray | None = None
+        if labels is not None:
+            self.labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+            if len(self.labels) != n:
+                raise ValueError(f"{len(self.labels)} labels for {n} images")
+        self.mask_paths: list[str | None] | None = None
+        if mask_paths is not None:
+            if len(mask_paths) != n:
+                raise ValueError(f"{len(mask_paths)} mask paths for {n} images")
+            self.mask_paths = [None if m is None else os.fspath(m) for m in mask_paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def _load_mask(self, path: str, size: tuple[int, int]) -> torch.Tensor | None:
+        """The mask through the image's geometry, or None if it cannot be read."""
+        try:
+            mask = load_image(path)
+            if mask.size != size:
+                # A mask of another size would be cropped differently from its image;
+                # stretching it onto the image's grid keeps the defect where it is.
+                mask = mask.resize(size, resample=Image.Resampling.NEAREST)  # stays binary
+            return self.preprocess.mask(mask).to(torch.float32)
+        except Exception:
+            # A bad mask only costs pixel metrics for this image; the image still counts.
+            return None
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        crop = self.preprocess.crop
+        path = self.paths[i]
+        label = int(self.labels[i]) if self.labels is not None else -1
+        error = ""
+        width = height = 0
+        try:
+            img = load_image(path)
+            image = self.preprocess(img).to(torch.float32).contiguous()
+            if tuple(image.shape) != (3, crop, crop):
+                raise ValueError(f"preprocessed to shape {tuple(image.shape)}")
+            width, height = img.size
+        except Exception as exc:
+            # Never raise: one unreadable file must not abort a whole batch/run.
+            error = _one_line(exc) or "unreadable image"
+            image = torch.zeros(3, crop, crop, dtype=torch.float32)
+            width = height = 0
+
+        mask: torch.Tensor | None = None
+        mask_path = self.mask_paths[i] if self.mask_paths is not None else None
+        if mask_path is not None and not error:
+            mask = self._load_mask(mask_path, (width, height))
+        has_mask = mask is not None
+        if mask is None:
+            mask = torch.zeros(1, crop, crop, dtype=torch.float32)
+
+        return {
+            "image": image,
+            "index": int(i),
+            "path": path,
+            "error": error,
+            "label": label,
+            "mask": mask,
+            "has_mask": has_mask,
+            "width": int(width),
+            "height": int(height),
+        }
+
+
+def collate(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine ``ImageDataset`` items into one batch dict (a DataLoader ``collate_fn``).
+
+    "image" and "mask" are stacked; "index", "label", "width", "height" become int64
+    tensors, "has_mask" a bool tensor; "path" and "error" stay lists of str.
+    """
+    if not batch:
+        raise ValueError("cannot collate an empty batch")
+    return {
+        "image": torch.stack([b["image"] for b in batch]),
+        "mask": torch.stack([b["mask"] for b in batch]),
+        "index": torch.tensor([b["index"] for b in batch], dtype=torch.int64),
+        "label": torch.tensor([b["label"] for b in batch], dtype=torch.int64),
+        "width": torch.tensor([b["width"] for b in batch], dtype=torch.int64),
+        "height": torch.tensor([b["height"] for b in batch], dtype=torch.int64),
+        "has_mask": torch.tensor([bool(b["has_mask"]) for b in batch], dtype=torch.bool),
+        "path": [str(b["path"]) for b in batch],
+        "error": [str(b["error"]) for b in batch],
+    }

@@ -1,0 +1,368 @@
+"""The batch engine: a plain generator for prediction, and training from good images.
+
+``iter_predict`` is what the CLI, the tests and the GUI's worker all run: one
+``BatchResult`` per DataLoader batch, a ``threading.Event`` checked between batches,
+unreadable images turned into error rows. Nothing here imports Qt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import platform
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .. import __version__
+from .backbones import build_extractor, get_spec
+from .calibration import calibrate, uncalibrated
+from .coreset import CancelledError, coreset_size, greedy_coreset
+from .datasets import ImageDataset, ImageSet, collate
+from .features import EmbeddingConfig
+from .maps import anomaly_maps
+from .model import ModelConfig, PatchCoreModel, resolve_device
+from .results import BatchResult
+from .search import NearestNeighbourSearch
+
+#: progress(stage, done, total); stages: "features", "coreset", "calibration", "predict".
+Progress = Callable[[str, int, int], None]
+
+
+def make_loader(
+    dataset: ImageDataset,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    device: torch.device | None = None,
+) -> DataLoader:
+    """A DataLoader over ``dataset`` with our collate; workers use "spawn" (safe beside Qt)."""
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs["multiprocessing_context"] = multiprocessing.get_context("spawn")
+        kwargs["persistent_workers"] = False
+    return DataLoader(
+        dataset,
+        batch_size=max(1, int(batch_size)),
+        shuffle=False,
+        num_workers=max(0, int(num_workers)),
+        collate_fn=collate,
+        pin_memory=bool(device is not None and device.type == "cuda"),
+        **kwargs,
+    )
+
+
+def _score_resilient(model: PatchCoreModel, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Score a batch; on a CUDA out-of-memory error, split it in halves and go on."""
+    try:
+        return model.score_tensor(images)
+    except torch.OutOfMemoryError:
+        if images.shape[0] <= 1:
+            raise
+        torch.cuda.empty_cache()
+        half = images.shape[0] // 2
+        s1, g1 = _score_resilient(model, images[:half])
+        s2, g2 = _score_resilient(model, images[half:])
+        return np.concatenate([s1, s2]), np.concatenate([g1, g2])
+
+
+def iter_predict(
+    model: PatchCoreModel,
+    images: Sequence[str | os.PathLike[str]] | ImageSet,
+    *,
+    labels: Sequence[int] | np.ndarray | None = None,
+    batch_size: int = 8,
+    num_workers: int = 0,
+    cancel: threading.Event | None = None,
+    grid_dtype: type = np.float16,
+    skip: Sequence[int] | None = None,
+) -> Iterator[BatchResult]:
+    """Score images batch by batch; yields one ``BatchResult`` per batch.
+
+    Args:
+        images: image paths, or an ``ImageSet`` (its labels are used).
+        labels: ground truth per image when ``images`` is a plain list.
+        cancel: when set, the generator stops before the next batch (the batch in
+            flight is finished and yielded first, so nothing already computed is lost).
+        grid_dtype: dtype of the patch-score grids in results (float16 keeps the GUI at
+            ~1.5 kB per image; use float32 for maps at full precision).
+        skip: indices not to score (already done, e.g. when resuming a run).
+    """
+    if isinstance(images, ImageSet):
+        paths = [str(p) for p in images.paths]
+        labels = images.labels
+    else:
+        paths = [os.fspath(p) for p in images]
+    lab = np.full(len(paths), -1, dtype=np.int8) if labels is None else np.asarray(labels, dtype=np.int8)
+    todo = np.arange(len(paths))
+    if skip is not None and len(skip):
+        todo = np.setdiff1d(todo, np.asarray(skip, dtype=np.int64))
+    dataset = ImageDataset([paths[i] for i in todo], model.preprocess)
+    loader = make_loader(dataset, batch_size, num_workers, model.device)
+    grid_shape: tuple[int, int] | None = None
+    it = iter(loader)
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                return
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            errors = list(batch["error"])
+            ok = np.array([not e for e in errors], dtype=bool)
+            b = len(errors)
+            scores = np.full(b, np.nan, dtype=np.float32)
+            grids: np.ndarray | None = None
+            if ok.any():
+                imgs = batch["image"][torch.from_numpy(ok)] if not ok.all() else batch["image"]
+                s, g = _score_resilient(model, imgs)
+                grid_shape = g.shape[1:]
+                scores[ok] = s
+                grids = np.full((b, *grid_shape), np.nan, dtype=grid_dtype)
+                grids[ok] = g.astype(grid_dtype)
+            if grids is None:
+                gs = grid_shape or _grid_shape(model)
+                grids = np.full((b, *gs), np.nan, dtype=grid_dtype)
+            idx = todo[batch["index"].numpy()]
+            yield BatchResult(
+                indices=idx.astype(np.int64),
+                paths=[paths[i] for i in idx],
+                scores=scores,
+                grids=grids,
+                errors=errors,
+                labels=lab[idx],
+            )
+    finally:
+        # Shut loader workers down promptly when the consumer stops early (cancel, close).
+        del it
+
+
+def _grid_shape(model: PatchCoreModel) -> tuple[int, int]:
+    """Patch grid shape for this model's crop (computed once with a blank image)."""
+    if model._grid is None:
+        _, g = model.score_tensor(torch.zeros(1, 3, model.config.crop, model.config.crop))
+        model._grid = tuple(g.shape[1:])  # type: ignore[assignment]
+    return model._grid  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (the ``patchcore train`` options)."""
+
+    backbone: str = "wide_resnet50_2"
+    layers: tuple[str, ...] | None = None
+    embedding: str | None = None  # None: the backbone's default layout
+    resize: int = 256
+    crop: int = 224
+    coreset: float = 0.1
+    k: int = 1
+    seed: int = 0
+    holdout: float = 0.1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: Per-backbone default embedding layout. The reference layout for the torchvision
+#: backbones (parity with the official code); the native concatenation for the small
+#: EfficientNet-Lite0, whose 152 real dims would otherwise be stretched to 1024 by
+#: repetition (spec section 9).
+DEFAULT_EMBEDDING = {"efficientnet_lite0": "native"}
+
+
+def embedding_for(cfg: TrainConfig) -> EmbeddingConfig:
+    mode = cfg.embedding or DEFAULT_EMBEDDING.get(cfg.backbone, "reference")
+    if mode not in ("reference", "native"):
+        raise ValueError(f"unknown embedding {mode!r}; use reference or native")
+    return EmbeddingConfig(mode=mode)
+
+
+def file_list_sha256(paths: Sequence[str | os.PathLike[str]]) -> str:
+    """SHA-256 of the sorted training file names (one per line), for traceability."""
+    h = hashlib.sha256()
+    for p in sorted(os.fspath(x) for x in paths):
+        h.update(p.encode("utf-8", "surrogateescape") + b"\n")
+    return h.hexdigest()
+
+
+def software_versions() -> dict[str, str]:
+    import faiss
+    import torchvision
+
+    return {
+        "patchcore_gui": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "faiss": getattr(faiss, "__version__", "?"),
+    }
+
+
+def _holdout_split(n: int, fraction: float, seed: int) -> np.ndarray:
+    """Indices held out for calibration: round(n * fraction), at least 3; empty if too few images."""
+    if fraction <= 0:
+        return np.array([], dtype=np.int64)
+    count = max(3, int(round(n * fraction)))
+    if n - count < 1:
+        return np.array([], dtype=np.int64)
+    rng = np.random.default_rng(seed + 7919)  # independent of the coreset's own stream
+    return np.sort(rng.choice(n, size=count, replace=False))
+
+
+def extract_features(
+    model_cfg: ModelConfig,
+    extractor: torch.nn.Module,
+    paths: Sequence[str],
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> tuple[torch.Tensor, list[str], list[tuple[str, str]], tuple[int, int]]:
+    """Patch features of all readable images: (n_ok, h*w, D) on the CPU, ok paths, skipped."""
+    shell = PatchCoreModel.__new__(PatchCoreModel)  # embed() only needs these three
+    shell.config, shell.extractor, shell.device = model_cfg, extractor, device
+    loader = make_loader(ImageDataset(paths, model_cfg.preprocess), batch_size, num_workers, device)
+    chunks: list[torch.Tensor] = []
+    ok_paths: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    grid = (0, 0)
+    done = 0
+    for batch in loader:
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("training cancelled")
+        good = [i for i, e in enumerate(batch["error"]) if not e]
+        skipped.extend((batch["path"][i], e) for i, e in enumerate(batch["error"]) if e)
+        if good:
+            feats, grid = PatchCoreModel.embed(shell, batch["image"][good])
+            chunks.append(feats.to("cpu", torch.float32))
+            ok_paths.extend(batch["path"][i] for i in good)
+        done += len(batch["error"])
+        if progress:
+            progress("features", done, len(paths))
+    if not chunks:
+        raise ValueError("no readable training images" + (f" (first error: {skipped[0][1]})" if skipped else ""))
+    return torch.cat(chunks), ok_paths, skipped, grid
+
+
+def train_model(
+    paths: Sequence[str | os.PathLike[str]],
+    cfg: TrainConfig = TrainConfig(),
+    *,
+    weights: str | os.PathLike[str] | dict[str, torch.Tensor] | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int = 8,
+    num_workers: int = 0,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    source: str = "",
+) -> PatchCoreModel:
+    """Train a PatchCore model from good images (spec sections 2-3) with calibration.
+
+    The final memory bank is built from all readable images, so scores match the
+    reference for the same images; calibration holds out a slice, builds a bank from
+    the rest with the same settings, and scores the slice (features are reused).
+    """
+    dev = resolve_device(device)
+    spec = get_spec(cfg.backbone)
+    if not 0.0 < cfg.coreset <= 1.0:
+        raise ValueError(f"--coreset must be in (0, 1], got {cfg.coreset}")
+    if not 0.0 <= cfg.holdout < 1.0:
+        raise ValueError(f"--holdout must be in [0, 1), got {cfg.holdout}")
+    if cfg.k < 1:
+        raise ValueError(f"--k must be at least 1, got {cfg.k}")
+    if cfg.crop < 32 or cfg.resize < 0 or (cfg.resize and cfg.resize < cfg.crop):
+        raise ValueError(f"need crop >= 32 and resize >= crop (or 0), got resize {cfg.resize}, crop {cfg.crop}")
+    str_paths = [os.fspath(p) for p in paths]
+    if not str_paths:
+        raise ValueError("no training images")
+    model_cfg = ModelConfig(
+        backbone=cfg.backbone,
+        layers=tuple(cfg.layers or spec.default_layers),
+        embedding=embedding_for(cfg),
+        resize=cfg.resize,
+        crop=cfg.crop,
+        mean=spec.mean,
+        std=spec.std,
+        k=cfg.k,
+    )
+    extractor = build_extractor(cfg.backbone, model_cfg.layers, weights).to(dev).eval()
+    feats, ok_paths, skipped, grid = extract_features(
+        model_cfg, extractor, str_paths, dev, batch_size, num_workers, progress, cancel
+    )
+    n_img, per_img, dim = feats.shape
+    flat = feats.reshape(n_img * per_img, dim)
+
+    def coreset_progress(done: int, total: int) -> None:
+        if progress:
+            progress("coreset", done, total)
+
+    # Calibration first: a bank from the non-held-out images, scored on the hold-out.
+    hold = _holdout_split(n_img, cfg.holdout, cfg.seed)
+    if len(hold):
+        keep = np.setdiff1d(np.arange(n_img), hold)
+        rest = feats[torch.from_numpy(keep)].reshape(-1, dim)
+        sel = greedy_coreset(rest, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
+        search = NearestNeighbourSearch(rest[torch.from_numpy(sel)], dev)
+        h_scores, h_max = [], []
+        for j, i in enumerate(hold):
+            if cancel is not None and cancel.is_set():
+                raise CancelledError("training cancelled")
+            patch = search.patch_scores(feats[int(i)], cfg.k).reshape(1, *grid)
+            h_scores.append(float(patch.max()))
+            h_max.append(float(anomaly_maps(patch, cfg.crop).max()))
+            if progress:
+                progress("calibration", j + 1, len(hold))
+        blocks = calibrate(np.array(h_scores), np.array(h_max), len(hold), cfg.holdout)
+        del rest, search
+    else:
+        blocks = uncalibrated()
+
+    sel = greedy_coreset(flat, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
+    bank = flat[torch.from_numpy(np.asarray(sel))].contiguous()
+    meta: dict[str, Any] = {
+        "backbone": cfg.backbone,
+        "layers": list(model_cfg.layers),
+        "feature_dim": int(dim),
+        "patch_size": model_cfg.embedding.patch_size,
+        "k": cfg.k,
+        "resize": cfg.resize,
+        "crop": cfg.crop,
+        "normalization": {"mean": list(spec.mean), "std": list(spec.std)},
+        "grid": list(grid),
+        "coreset": {
+            "fraction": cfg.coreset,
+            "seed": cfg.seed,
+            "method": "identity" if cfg.coreset >= 1.0 else "approximate_greedy",
+            "rows_before": int(flat.shape[0]),
+            "rows_kept": int(coreset_size(flat.shape[0], cfg.coreset)),
+        },
+        "training": {
+            "image_count": int(n_img),
+            "file_list_sha256": file_list_sha256(ok_paths),
+            "skipped": [{"path": p, "error": e} for p, e in skipped],
+            "source": source,
+        },
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "software": software_versions(),
+        "device": str(dev),
+        **blocks,
+    }
+    return PatchCoreModel(model_cfg, extractor, bank, meta, device=dev)
+
+
+def image_paths_for_training(root: str | os.PathLike[str]) -> list[Path]:
+    """Training images under ``root``: ``train/good`` in the MVTec layout, else all images."""
+    from .datasets import mvtec_train_paths
+
+    return mvtec_train_paths(root)

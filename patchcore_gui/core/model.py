@@ -1,0 +1,317 @@
+"""A trained PatchCore model: backbone, memory bank, search, thresholds, and its file.
+
+``PatchCoreModel.predict`` mirrors the reference API (seed document): a DataLoader gives
+``(scores, masks, labels_gt, masks_gt)``; one preprocessed batch tensor gives
+``(scores, masks)``; a list of paths, PIL images or numpy arrays gives ``(scores, masks)``
+without building a dataset. Scores are raw (max squared patch distance); the
+normalised score ``score / image_threshold`` (1.0 at the threshold) is offered beside.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .backbones import FeatureExtractor, WeightsUnavailableError, get_spec, load_truncated
+from .features import EmbeddingConfig, embed
+from .maps import anomaly_maps
+from .modelfile import BACKBONE_PREFIX, BANK_KEY, ModelFileError, read_model_file, save_model_file
+from .preprocess import Preprocess
+from .search import NearestNeighbourSearch
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """'auto' -> cuda when available else cpu; a CUDA request without CUDA is a clear error."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("CUDA was requested but no CUDA device is available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"CUDA device {dev.index} does not exist ({torch.cuda.device_count()} found)")
+    elif dev.type != "cpu":
+        raise ValueError(f"unsupported device {device!r}; use auto, cpu or cuda[:N]")
+    return dev
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the feature pipeline of a model."""
+
+    backbone: str = "wide_resnet50_2"
+    layers: tuple[str, ...] = ("layer2", "layer3")
+    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
+    resize: int = 256
+    crop: int = 224
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    k: int = 1
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return Preprocess(self.resize, self.crop, tuple(self.mean), tuple(self.std))
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = list(self.layers)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(
+            backbone=str(d["backbone"]),
+            layers=tuple(str(x) for x in d["layers"]),
+            embedding=EmbeddingConfig(**d["embedding"]),
+            resize=int(d["resize"]),
+            crop=int(d["crop"]),
+            mean=tuple(float(x) for x in d["mean"]),  # type: ignore[arg-type]
+            std=tuple(float(x) for x in d["std"]),  # type: ignore[arg-type]
+            k=int(d["k"]),
+        )
+
+
+class PatchCoreModel:
+    """A usable model: call ``predict`` / ``score_tensor``; ``save`` and ``load`` a file."""
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        extractor: FeatureExtractor,
+        bank: torch.Tensor,
+        metadata: dict[str, Any] | None = None,
+        device: str | torch.device = "auto",
+        path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.config = config
+        self.device = resolve_device(device)
+        self.extractor = extractor.to(self.device).eval()
+        self.bank = bank.detach().to("cpu", torch.float32).contiguous()
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.path = Path(path) if path is not None else None
+        self.search = NearestNeighbourSearch(self.bank, self.device)
+        self._grid: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.config.preprocess
+
+    @property
+    def bank_size(self) -> int:
+        return int(self.bank.shape[0])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.bank.shape[1])
+
+    @property
+    def threshold_info(self) -> dict[str, Any]:
+        return self.metadata.get("threshold", {})
+
+    @property
+    def image_threshold(self) -> float:
+        """Raw-score image threshold (NG when score > threshold); NaN when none is set."""
+        return float(self.threshold_info.get("image", float("nan")))
+
+    @property
+    def pixel_threshold(self) -> float:
+        """Threshold on anomaly-map values for the defect contour; NaN when none is set."""
+        return float(self.threshold_info.get("pixel", float("nan")))
+
+    def normalized(self, scores: np.ndarray | float, threshold: float | None = None) -> np.ndarray:
+        """``score / threshold``: 1.0 at the threshold, above 1 is NG. NaN without a threshold."""
+        t = self.image_threshold if threshold is None else float(threshold)
+        s = np.asarray(scores, dtype=np.float64)
+        if not np.isfinite(t) or t <= 0:
+            return np.full_like(s, np.nan)
+        return s / t
+
+    # ------------------------------------------------------------------ compute
+    @torch.no_grad()
+    def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """Patch features (B, h*w, D) on the model's device, and the grid shape."""
+        x = images.to(self.device, torch.float32, non_blocking=True)
+        feats = self.extractor(x)
+        return embed([feats[lay] for lay in self.config.layers], self.config.embedding)
+
+    @torch.no_grad()
+    def score_tensor(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Raw image scores (B,) and patch-score grids (B, h, w), both float32."""
+        feats, (h, w) = self.embed(images)
+        b = feats.shape[0]
+        patch = self.search.patch_scores(feats.reshape(b * h * w, -1), self.config.k)
+        grids = patch.reshape(b, h, w)
+        self._grid = (h, w)
+        return grids.reshape(b, -1).max(axis=1).astype(np.float32), grids
+
+    def anomaly_maps(self, grids: np.ndarray) -> np.ndarray:
+        """(B, h, w) grids -> (B, crop, crop) maps (bilinear + Gaussian sigma 4)."""
+        return anomaly_maps(np.asarray(grids, dtype=np.float32), self.config.crop)
+
+    def map_to_original(self, amap: np.ndarray, width: int, height: int) -> np.ndarray:
+        """A (crop, crop) map on the original image's pixel grid (NaN where cropped off)."""
+        return self.preprocess.to_original(amap, width, height)
+
+    def predict(self, data: Any) -> tuple[list, ...]:
+        """Reference-style prediction.
+
+        * ``torch.utils.data.DataLoader`` -> (scores, masks, labels_gt, masks_gt): lists of
+          float, (crop, crop) float32 arrays, int labels, (crop, crop) binary masks.
+          Batches may be dicts with ``image`` (and ``label``, ``mask``, ``error``) or tensors.
+        * ``torch.Tensor`` (B, 3, crop, crop) preprocessed -> (scores, masks).
+        * a path, PIL image or numpy array, or a list of them -> (scores, masks).
+        """
+        if isinstance(data, torch.utils.data.DataLoader):
+            return self._predict_loader(data)
+        if isinstance(data, torch.Tensor):
+            if data.ndim == 3:
+                data = data[None]
+            scores, grids = self.score_tensor(data)
+            return list(map(float, scores)), list(self.anomaly_maps(grids))
+        items = data if isinstance(data, (list, tuple)) else [data]
+        batch = torch.stack([self.preprocess(_as_pil(item)) for item in items])
+        scores, grids = self.score_tensor(batch)
+        return list(map(float, scores)), list(self.anomaly_maps(grids))
+
+    def _predict_loader(self, loader: torch.utils.data.DataLoader) -> tuple[list, list, list, list]:
+        scores: list[float] = []
+        masks: list[np.ndarray] = []
+        labels: list[int] = []
+        masks_gt: list[np.ndarray] = []
+        for batch in loader:
+            if isinstance(batch, dict):
+                images = batch["image"]
+                s, g = self.score_tensor(images)
+                errs = batch.get("error")
+                if errs is not None:
+                    s = np.where([bool(e) for e in errs], np.nan, s).astype(np.float32)
+                if "label" in batch:
+                    labels.extend(int(v) for v in batch["label"])
+                if "mask" in batch:
+                    masks_gt.extend(m.squeeze(0).numpy().astype(np.uint8) for m in batch["mask"])
+            else:
+                images = batch[0] if isinstance(batch, (list, tuple)) else batch
+                s, g = self.score_tensor(images)
+            scores.extend(float(v) for v in s)
+            masks.extend(self.anomaly_maps(g))
+        return scores, masks, labels, masks_gt
+
+    # ------------------------------------------------------------------ threshold
+    def with_threshold(self, image_threshold: float, note: str = "", pixel_threshold: float | None = None) -> PatchCoreModel:
+        """A copy (sharing tensors) whose metadata carries a new threshold and a dated note."""
+        new = copy.copy(self)
+        new.metadata = copy.deepcopy(self.metadata)
+        th = new.metadata.setdefault("threshold", {})
+        history = th.setdefault("history", [])
+        history.append({
+            "time": datetime.now(UTC).isoformat(timespec="seconds"),
+            "old_image": th.get("image"),
+            "image": float(image_threshold),
+            "note": note,
+        })
+        th["image"] = float(image_threshold)
+        if pixel_threshold is not None:
+            th["pixel"] = float(pixel_threshold)
+        th["source"] = "manual"
+        th["rule"] = note or "set by hand"
+        new.path = None
+        return new
+
+    # ------------------------------------------------------------------ file
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the model as one safetensors file, atomically."""
+        tensors = {BANK_KEY: self.bank}
+        for k, v in self.extractor.state_dict().items():
+            tensors[BACKBONE_PREFIX + k] = v
+        meta = dict(self.metadata)
+        meta["config"] = self.config.to_json()
+        meta["bank_rows"], meta["feature_dim"] = self.bank_size, self.feature_dim
+        self.metadata = save_model_file(path, tensors, meta)
+        self.path = Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto") -> PatchCoreModel:
+        """Load a model file (never unpickles); raises ModelFileError with one line."""
+        tensors, meta = read_model_file(path)
+        p = Path(path)
+        try:
+            config = ModelConfig.from_json(meta["config"])
+            get_spec(config.backbone)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(p, f"metadata does not describe a usable model ({exc})") from None
+        bank = tensors.get(BANK_KEY)
+        if bank is None or bank.ndim != 2 or bank.dtype != torch.float32:
+            raise ModelFileError(p, "memory bank is not a 2-D float32 tensor")
+        if meta.get("bank_rows") != bank.shape[0] or meta.get("feature_dim") != bank.shape[1]:
+            raise ModelFileError(
+                p, f"metadata says bank {meta.get('bank_rows')} x {meta.get('feature_dim')} "
+                f"but the tensor is {bank.shape[0]} x {bank.shape[1]}"
+            )
+        if bank.shape[0] == 0:
+            raise ModelFileError(p, "memory bank is empty")
+        try:
+            ext = FeatureExtractor(config.backbone, config.layers)
+        except ValueError as exc:
+            raise ModelFileError(p, str(exc)) from None
+        sd = {k[len(BACKBONE_PREFIX):]: v for k, v in tensors.items() if k.startswith(BACKBONE_PREFIX)}
+        try:
+            load_truncated(ext, sd, source=p.name)
+        except WeightsUnavailableError as exc:
+            raise ModelFileError(p, f"backbone weights do not fit: {exc}") from None
+        expected = config.embedding.output_dim(ext.channels())
+        if expected != bank.shape[1]:
+            raise ModelFileError(p, f"bank has {bank.shape[1]} dims but the configuration produces {expected}")
+        try:
+            return cls(config, ext, bank, meta, device=device, path=p)
+        except ValueError as exc:
+            raise ModelFileError(p, str(exc)) from None
+
+    def summary(self) -> dict[str, Any]:
+        """Plain facts for a model card or ``patchcore info``."""
+        m = self.metadata
+        return {
+            "file": str(self.path) if self.path else "",
+            "backbone": self.config.backbone,
+            "layers": list(self.config.layers),
+            "embedding": self.config.embedding.mode,
+            "resize": self.config.resize,
+            "crop": self.config.crop,
+            "k": self.config.k,
+            "bank_rows": self.bank_size,
+            "feature_dim": self.feature_dim,
+            "training_images": m.get("training", {}).get("image_count"),
+            "coreset_fraction": m.get("coreset", {}).get("fraction"),
+            "image_threshold": self.image_threshold,
+            "pixel_threshold": self.pixel_threshold,
+            "threshold_rule": self.threshold_info.get("rule", ""),
+            "created": m.get("created", ""),
+        }
+
+
+def _as_pil(item: Any) -> Image.Image:
+    """A path, PIL image or numpy array (H, W[, C], uint8 or float in [0, 1]) as RGB."""
+    if isinstance(item, Image.Image):
+        return item.convert("RGB")
+    if isinstance(item, (str, os.PathLike)):
+        from ..io.images import load_image
+
+        return load_image(item)
+    arr = np.asarray(item)
+    if arr.dtype != np.uint8:
+        arr = np.clip(np.rint(arr.astype(np.float64) * (255.0 if arr.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        return Image.fromarray(arr[..., :3], mode="RGB")
+    raise ValueError(f"cannot use an array of shape {arr.shape} as an image")
+
