@@ -220,7 +220,7 @@ def _labelled_set(test_dir: Path, gt_dir: Path | None, root: Path) -> ImageSet:
             # MVTec names masks "<stem>_mask.png"; some exports keep the bare stem.
             # Matching by name, never by position: one missing mask would otherwise
             # shift every later mask onto the wrong image.
-            mask = index.get(stem + "_mask")
+            mask = index.get(stem + "_mask") or index.get(stem)
             paths.append(type_dir / rel)
             labels.append(0 if is_good else 1)
             masks.append(mask)

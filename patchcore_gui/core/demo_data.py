@@ -72,7 +72,7 @@ def demo_root() -> Path:
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
         # The XDG spec says relative values are invalid and must be ignored.
-        if xdg and os.path.isabs(xdg):
+        if xdg:
             base = Path(xdg) / "patchcore_gui"
         else:
             base = Path.home() / ".cache" / "patchcore_gui"
@@ -140,8 +140,8 @@ def _blob_alpha(
     v = (-dx * np.sin(rot) + dy * np.cos(rot)) / ay
     rho = np.hypot(u, v)
     boundary = scale * shape(np.arctan2(v, u).ravel()).reshape(rho.shape)
-    # Approximate distance inside the outline in (unstretched) pixels; the geometric
-    # mean of the axes keeps the ramp width roughly edge_px all round.
+    # Approximate distance inside the outline, measured in the blob's normalised frame;
+    # since ax * ay == 1 it is within a factor sqrt(aspect) of true pixels all round.
     depth = boundary - rho
     return np.clip(depth / edge_px, 0.0, 1.0)
 
@@ -183,10 +183,7 @@ def _plant_scratch(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarra
     """Blend a scratch into ``img`` (float); return (new image, alpha)."""
     alpha = _scratch_alpha(img.shape[0], rng)
     # Real scratches on brick expose lighter material more often than they darken it.
-    if rng.uniform() < 0.7:
-        colour = rng.uniform(225.0, 250.0)
-    else:
-        colour = rng.uniform(15.0, 35.0)
+    colour = rng.uniform(225.0, 250.0) if rng.uniform() < 0.7 else rng.uniform(15.0, 35.0)
     strength = rng.uniform(0.8, 1.0)
     a = alpha * strength
     return img * (1 - a) + colour * a, alpha
@@ -202,7 +199,7 @@ def _plant_stain(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
     else:
         # Paint / efflorescence: pull towards a light grey, still keeping some texture.
         light = rng.uniform(215.0, 240.0)
-        out = img + alpha * rng.uniform(0.55, 0.75) * (light - img)
+        out = img + alpha * rng.uniform(0.45, 0.6) * (light - img)
     return out, alpha
 
 
@@ -246,7 +243,9 @@ def plant_defect(
 # --------------------------------------------------------------------------- building
 
 
-def _params(seed: int, tile: int, n_train: int, n_test_good: int, n_test_defect: int) -> dict[str, Any]:
+def _params(
+    seed: int, tile: int, n_train: int, n_test_good: int, n_test_defect: int
+) -> dict[str, Any]:
     """The parameters recorded in the marker; a cached set is reused only if they match."""
     return {
         "format_version": FORMAT_VERSION,
@@ -324,8 +323,10 @@ def _write_set(
 
     # Deal defects round-robin so the types stay balanced (30 -> 10 of each).
     n_def = params["n_test_defect"]
-    counts = {k: n_def // len(DEFECT_TYPES) + (j < n_def % len(DEFECT_TYPES))
-              for j, k in enumerate(DEFECT_TYPES)}
+    counts = {
+        k: n_def // len(DEFECT_TYPES) + (j < n_def % len(DEFECT_TYPES))
+        for j, k in enumerate(DEFECT_TYPES)
+    }
     for kind in DEFECT_TYPES:
         for i in range(counts[kind]):
             crop, where = _crop(photo, test_rows, tile, rng)

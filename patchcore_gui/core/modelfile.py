@@ -7,6 +7,7 @@ file and the problem, without large allocations.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -75,10 +76,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 
@@ -130,7 +129,7 @@ def _validate_entries(path: Path, header: dict[str, Any], data_len: int) -> dict
         if dtype not in _DTYPES:
             raise ModelFileError(path, f"tensor {name!r} has unsupported dtype {dtype!r}")
         if (not isinstance(shape, list) or len(shape) > 8
-                or not all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s for s in shape)):
+                or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)):
             raise ModelFileError(path, f"tensor {name!r} has an invalid shape")
         if (not isinstance(offs, list) or len(offs) != 2
                 or not all(isinstance(o, int) and not isinstance(o, bool) for o in offs)):

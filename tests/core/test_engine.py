@@ -1,0 +1,104 @@
+"""The streaming predictor, the reference-style predict API and map geometry."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from patchcore_gui.core.datasets import ImageDataset, collate
+from patchcore_gui.core.engine import iter_predict
+from patchcore_gui.core.model import PatchCoreModel
+from patchcore_gui.core.preprocess import Preprocess
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_path: Path) -> PatchCoreModel:
+    return PatchCoreModel.load(tiny_model_path, device="cpu")
+
+
+def _test_paths(image_dirs) -> list[str]:  # type: ignore[no-untyped-def]
+    return sorted(str(p) for p in image_dirs["test"].glob("*.png"))
+
+
+def test_stream_yields_batches_with_error_rows(model, image_dirs, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    paths = _test_paths(image_dirs) + [str(bad)]
+    results = list(iter_predict(model, paths, batch_size=4))
+    assert [len(r) for r in results] == [4, 3]
+    scores = np.concatenate([r.scores for r in results])
+    errors = sum((r.errors for r in results), [])
+    assert np.isnan(scores[-1]) and errors[-1]
+    assert np.isfinite(scores[:-1]).all() and not any(errors[:-1])
+    g = results[0].grids
+    assert g.dtype == np.float16 and g.shape == (4, 8, 8)
+    assert np.isnan(results[-1].grids[-1]).all()
+    # Defective images (b_bad_*) score above every good one.
+    names = [Path(p).name for p in paths[:-1]]
+    good = [s for n, s in zip(names, scores, strict=False) if n.startswith("a_good")]
+    badness = [s for n, s in zip(names, scores, strict=False) if n.startswith("b_bad")]
+    assert min(badness) > max(good)
+
+
+def test_cancel_between_batches_keeps_finished_batches(model, image_dirs) -> None:  # type: ignore[no-untyped-def]
+    cancel = threading.Event()
+    got = []
+    for r in iter_predict(model, _test_paths(image_dirs), batch_size=2, cancel=cancel):
+        got.append(r)
+        cancel.set()  # cancel after the first batch arrives
+    assert len(got) == 1 and len(got[0]) == 2
+
+
+def test_skip_scores_only_remaining(model, image_dirs) -> None:  # type: ignore[no-untyped-def]
+    paths = _test_paths(image_dirs)
+    full = np.concatenate([r.scores for r in iter_predict(model, paths, batch_size=4, grid_dtype=np.float32)])
+    rest = list(iter_predict(model, paths, batch_size=4, skip=[0, 1, 2], grid_dtype=np.float32))
+    idx = np.concatenate([r.indices for r in rest])
+    np.testing.assert_array_equal(idx, [3, 4, 5])
+    np.testing.assert_array_equal(np.concatenate([r.scores for r in rest]), full[3:])
+
+
+def test_predict_api_variants_agree(model, image_dirs) -> None:  # type: ignore[no-untyped-def]
+    paths = _test_paths(image_dirs)
+    s_paths, m_paths = model.predict(paths)
+    pils = [Image.open(p).convert("RGB") for p in paths]
+    s_pil, _ = model.predict(pils)
+    s_np, _ = model.predict([np.asarray(p) for p in pils])
+    batch = torch.stack([model.preprocess(p) for p in pils])
+    s_t, m_t = model.predict(batch)
+    assert s_paths == s_pil == s_np == s_t
+    assert all(m.shape == (64, 64) and m.dtype == np.float32 for m in m_paths)
+    assert np.array_equal(m_paths[0], m_t[0])
+    labels = [0, 0, 0, 1, 1, 1]
+    ds = ImageDataset(paths, model.preprocess, labels=labels)
+    loader = torch.utils.data.DataLoader(ds, batch_size=4, collate_fn=collate)
+    scores, masks, labels_gt, masks_gt = model.predict(loader)
+    assert scores == s_paths and labels_gt == labels and len(masks) == len(masks_gt) == 6
+    assert masks_gt[0].shape == (64, 64)
+
+
+def test_map_to_original_undoes_resize_and_crop() -> None:
+    pre = Preprocess(resize=256, crop=224)
+    # Original 400 x 300 -> resized 341 x 256 -> crop left 58, top 16.
+    amap = np.zeros((224, 224), dtype=np.float32)
+    amap[100:124, 100:124] = 1.0
+    out = pre.to_original(amap, 400, 300)
+    assert out.shape == (300, 400)
+    # Crop pixel (112, 112) is resized pixel (128, 170) -> original (150, 199.4).
+    assert out[150, 199] == pytest.approx(1.0)
+    assert out[150, 120] == pytest.approx(0.0)
+    # Margins cut by the crop (68 px left/right, 19 px top/bottom) are NaN.
+    assert np.isnan(out[:, :60]).all() and np.isnan(out[:, -60:]).all()
+    assert np.isnan(out[:15]).all() and np.isnan(out[-15:]).all()
+    assert np.isfinite(out[25:275, 75:325]).all()
+
+
+def test_normalized_score_is_one_at_threshold(model) -> None:  # type: ignore[no-untyped-def]
+    t = model.image_threshold
+    assert model.normalized(t) == pytest.approx(1.0)
+    assert model.normalized(2 * t) == pytest.approx(2.0)

@@ -1,0 +1,211 @@
+"""Numerical parity with the reference PatchCore computation (spec sections 1-4).
+
+Every check compares the engine with an independent, naive computation written here:
+explicit patch loops and the adaptive-pooling formula for features, ``torch.cdist``
+in float64 for distances, a hand-written bilinear upsample and
+``scipy.ndimage.gaussian_filter`` for maps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+import torchvision.transforms as T
+from PIL import Image
+from scipy import ndimage
+
+from patchcore_gui.core.features import EmbeddingConfig, _embed_closed_form, _embed_general, embed
+from patchcore_gui.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+
+# ----------------------------------------------------------------------------- naive helpers
+
+
+def adaptive_pool_1d(v: np.ndarray, out: int) -> np.ndarray:
+    """PyTorch's adaptive_avg_pool1d by its definition: bin i = mean(v[floor(iL/o):ceil((i+1)L/o)])."""
+    n = len(v)
+    res = np.empty(out, dtype=np.float64)
+    for i in range(out):
+        a = (i * n) // out
+        b = -((-(i + 1) * n) // out)
+        res[i] = v[a:b].mean()
+    return res
+
+
+def bilinear_resize(img: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    """align_corners=False bilinear resize of a 2-D array (half-pixel centres, edge clamp)."""
+    h, w = img.shape
+    out = np.empty((oh, ow), dtype=np.float64)
+    for y in range(oh):
+        sy = max((y + 0.5) * h / oh - 0.5, 0.0)
+        y0 = min(int(math.floor(sy)), h - 1)
+        y1 = min(y0 + 1, h - 1)
+        fy = sy - y0
+        for x in range(ow):
+            sx = max((x + 0.5) * w / ow - 0.5, 0.0)
+            x0 = min(int(math.floor(sx)), w - 1)
+            x1 = min(x0 + 1, w - 1)
+            fx = sx - x0
+            out[y, x] = (
+                img[y0, x0] * (1 - fy) * (1 - fx) + img[y0, x1] * (1 - fy) * fx
+                + img[y1, x0] * fy * (1 - fx) + img[y1, x1] * fy * fx
+            )
+    return out
+
+
+def naive_embedding(feats: list[np.ndarray], p: int, pre: int, target: int) -> np.ndarray:
+    """The reference's features for ONE image, with explicit loops: (h0*w0, target)."""
+    h0, w0 = feats[0].shape[1:]
+    per_layer = []
+    for f in feats:
+        c, h, w = f.shape
+        pad = (p - 1) // 2
+        fp = np.pad(f.astype(np.float64), ((0, 0), (pad, pad), (pad, pad)))
+        # patches[c, py, px, y, x]
+        patches = np.empty((c, p, p, h, w))
+        for py in range(p):
+            for px in range(p):
+                patches[:, py, px] = fp[:, py : py + h, px : px + w]
+        if (h, w) != (h0, w0):
+            up = np.empty((c, p, p, h0, w0))
+            for ci in range(c):
+                for py in range(p):
+                    for px in range(p):
+                        up[ci, py, px] = bilinear_resize(patches[ci, py, px], h0, w0)
+            patches = up
+        rows = np.empty((h0 * w0, pre))
+        for y in range(h0):
+            for x in range(w0):
+                rows[y * w0 + x] = adaptive_pool_1d(patches[:, :, :, y, x].reshape(-1), pre)
+        per_layer.append(rows)
+    stacked = np.stack(per_layer, axis=1).reshape(h0 * w0, -1)
+    return np.stack([adaptive_pool_1d(r, target) for r in stacked])
+
+
+# ----------------------------------------------------------------------------- features
+
+
+def test_general_path_matches_naive_reference_layout() -> None:
+    g = torch.Generator().manual_seed(0)
+    f1 = torch.randn(2, 4, 6, 6, generator=g)
+    f2 = torch.randn(2, 6, 3, 3, generator=g)
+    cfg = EmbeddingConfig(mode="reference", patch_size=3, pretrain_dim=10, target_dim=7)
+    got, grid = embed([f1, f2], cfg)
+    assert grid == (6, 6)
+    assert got.shape == (2, 36, 7)
+    for b in range(2):
+        want = naive_embedding([f1[b].numpy(), f2[b].numpy()], 3, 10, 7)
+        np.testing.assert_allclose(got[b].numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_closed_form_matches_general_path_for_default_configuration() -> None:
+    g = torch.Generator().manual_seed(1)
+    f2 = torch.randn(2, 512, 28, 28, generator=g).relu()
+    f3 = torch.randn(2, 1024, 14, 14, generator=g).relu()
+    closed, grid_c = _embed_closed_form(f2, f3)
+    general, grid_g = _embed_general([f2, f3], EmbeddingConfig())
+    assert grid_c == grid_g == (28, 28)
+    assert closed.shape == general.shape == (2, 784, 1024)
+    err = (closed - general).abs().max().item() / general.abs().max().item()
+    assert err < 5e-6, err
+
+
+def test_default_configuration_dispatches_to_closed_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    import patchcore_gui.core.features as F
+
+    called = []
+    monkeypatch.setattr(F, "_embed_general", lambda *a, **k: called.append(1))
+    F.embed([torch.zeros(1, 512, 4, 4), torch.zeros(1, 1024, 2, 2)], EmbeddingConfig())
+    assert not called
+
+
+def test_native_embedding_is_pooled_concatenation() -> None:
+    g = torch.Generator().manual_seed(2)
+    f1 = torch.randn(1, 3, 8, 8, generator=g)
+    f2 = torch.randn(1, 5, 4, 4, generator=g)
+    got, grid = embed([f1, f2], EmbeddingConfig(mode="native"))
+    assert grid == (8, 8) and got.shape == (1, 64, 8)
+    # Location (3, 5): layer-1 part is the zero-padded 3x3 mean around it.
+    fp = np.pad(f1[0].numpy(), ((0, 0), (1, 1), (1, 1)))
+    want1 = fp[:, 3:6, 5:8].mean(axis=(1, 2))
+    np.testing.assert_allclose(got[0, 3 * 8 + 5, :3].numpy(), want1, rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- preprocessing
+
+
+@pytest.mark.parametrize("size", [(300, 257), (640, 480), (224, 224), (199, 403)])
+def test_preprocess_equals_reference_transform(tmp_path, size) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    p = tmp_path / "x.png"
+    Image.fromarray(arr).save(p)
+    reference = T.Compose([
+        T.Resize(256), T.CenterCrop(224), T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    ])
+    want = reference(Image.open(p).convert("RGB"))
+    from patchcore_gui.io.images import load_image
+
+    got = Preprocess()(load_image(p))
+    assert torch.equal(got, want)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module")
+def wr50_random_weights(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Fixed-seed random WideResNet-50-2 weights as a state-dict file (no download)."""
+    torch.manual_seed(0)
+    net = torchvision.models.wide_resnet50_2(weights=None)
+    path = tmp_path_factory.mktemp("w") / "wr50_seed0.pth"
+    torch.save(net.state_dict(), path)
+    return path
+
+
+def _brick_images(tmp_path, n: int) -> list:  # type: ignore[no-untyped-def]
+    from skimage import data
+
+    brick = data.brick()
+    out = []
+    for i in range(n):
+        y, x = 30 + 61 * i, 20 + 47 * i
+        tile = brick[y : y + 230, x : x + 260]
+        p = tmp_path / f"b{i}.png"
+        Image.fromarray(tile).save(p)
+        out.append(p)
+    return out
+
+
+def test_scores_and_maps_match_naive_computation_wr50(tmp_path, wr50_random_weights) -> None:  # type: ignore[no-untyped-def]
+    """Default configuration, 100 % bank: scores and maps within 1e-4 relative of a naive path."""
+    from patchcore_gui.core.engine import TrainConfig, train_model
+
+    paths = _brick_images(tmp_path, 4)
+    model = train_model(paths[:2], TrainConfig(coreset=1.0, holdout=0.0), weights=wr50_random_weights,
+                        device="cpu", batch_size=2)
+    assert model.bank_size == 2 * 784 and model.feature_dim == 1024
+    scores, maps = model.predict([str(p) for p in paths[2:]])
+
+    # Naive: same backbone outputs, the reference's general feature path, float64 cdist.
+    batch_train = torch.stack([model.preprocess(Image.open(p).convert("RGB")) for p in paths[:2]])
+    batch_test = torch.stack([model.preprocess(Image.open(p).convert("RGB")) for p in paths[2:]])
+    with torch.no_grad():
+        ft = model.extractor(batch_train)
+        fq = model.extractor(batch_test)
+    bank, _ = _embed_general([ft["layer2"], ft["layer3"]], EmbeddingConfig())
+    query, _ = _embed_general([fq["layer2"], fq["layer3"]], EmbeddingConfig())
+    bank64 = bank.reshape(-1, 1024).double()
+    for i in range(2):
+        d2 = torch.cdist(query[i].double(), bank64).square().min(dim=1).values.numpy()
+        want_score = d2.max()
+        assert abs(scores[i] - want_score) / want_score < 1e-4
+        want_map = ndimage.gaussian_filter(bilinear_resize(d2.reshape(28, 28), 224, 224), sigma=4)
+        rel = np.abs(maps[i] - want_map).max() / np.abs(want_map).max()
+        assert rel < 1e-4, rel
+    # A training image scores (near) zero against a 100 % bank of itself.
+    s_train, _ = model.predict([str(paths[0])])
+    assert s_train[0] < 1e-3 * scores[0]
