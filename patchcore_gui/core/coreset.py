@@ -66,6 +66,23 @@ def _initial_distances(x: torch.Tensor, norms: torch.Tensor, starts: np.ndarray)
     return d2.sqrt_().mean(dim=1).square_()
 
 
+def _sq_dist(rows: torch.Tensor, row_norms: torch.Tensor, s: torch.Tensor, s_norm: torch.Tensor) -> torch.Tensor:
+    """Squared distances of ``rows`` to ``s``, identical for a row whichever rows come with it.
+
+    BLAS matrix-vector kernels sum a row differently depending on where it falls in
+    the block (remainder rows take another path), so a row's value would depend on
+    which other rows were computed with it, and near-ties could then resolve
+    differently in the pruned and the straightforward loops. An elementwise product
+    and a row sum reduce each row the same way every time.
+    """
+    out = torch.empty(rows.shape[0], dtype=rows.dtype, device=rows.device)
+    step = 16384  # bounds the temporary (step x 128 floats)
+    for i in range(0, rows.shape[0], step):
+        dots = (rows[i : i + step] * s).sum(dim=1)
+        out[i : i + step] = (row_norms[i : i + step] + s_norm) - 2.0 * dots
+    return out.clamp_min_(0.0)
+
+
 def coreset_size(n: int, fraction: float) -> int:
     """Rows kept for ``fraction`` of ``n`` rows, as the reference counts them."""
     return n if fraction >= 1.0 else int(n * fraction)
@@ -172,14 +189,13 @@ def _greedy_pruned(
         centres[i] = s
         cnorms[i] = sn
         if cand is None:
-            new = torch.addmv(norms + sn, x, s, alpha=-2.0).clamp_min_(0.0)
+            new = _sq_dist(x, norms, s, sn)
             lower = new < d
             d = torch.where(lower, new, d)
             owner.masked_fill_(lower, i)
             unowned &= ~lower
         elif cand.numel():
-            xs = x.index_select(0, cand)
-            new = torch.addmv(norms.index_select(0, cand) + sn, xs, s, alpha=-2.0).clamp_min_(0.0)
+            new = _sq_dist(x.index_select(0, cand), norms.index_select(0, cand), s, sn)
             cur = d.index_select(0, cand)
             lower = new < cur
             moved = cand[lower]
@@ -205,6 +221,5 @@ def greedy_coreset_reference(features: torch.Tensor, fraction: float, seed: int 
     for i in range(m):
         j = int(torch.argmax(d))
         picks[i] = j
-        new = torch.addmv(norms + norms[j], x, x[j], alpha=-2.0).clamp_min_(0.0)
-        d = torch.minimum(d, new)
+        d = torch.minimum(d, _sq_dist(x, norms, x[j], norms[j]))
     return picks

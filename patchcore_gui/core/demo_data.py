@@ -72,7 +72,7 @@ def demo_root() -> Path:
     else:
         xdg = os.environ.get("XDG_CACHE_HOME")
         # The XDG spec says relative values are invalid and must be ignored.
-        if xdg:
+        if xdg and os.path.isabs(xdg):
             base = Path(xdg) / "patchcore_gui"
         else:
             base = Path.home() / ".cache" / "patchcore_gui"

@@ -145,6 +145,8 @@ def test_images_match_photo_and_masks_are_exact(default_set: Path, photo: np.nda
         np.testing.assert_array_equal(img[~inside], clean[~inside], err_msg=rel)
         # ...and inside, the defect clearly changed the pixels (not a faint ghost).
         assert np.abs(img[inside] - clean[inside]).mean() > 20, rel
+        # The mask is tight: nearly all of it was actually changed.
+        assert (img != clean)[inside].mean() > 0.8, rel
 
 
 def test_defect_region_statistics_differ_from_clean_tile(default_set: Path) -> None:
@@ -181,10 +183,16 @@ def test_different_seed_gives_different_images(tmp_path: Path) -> None:
     assert len(differing) == len(a) - 1
 
 
-def test_second_call_is_a_noop(tmp_path: Path) -> None:
+def test_second_call_is_a_noop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = build_demo_dataset(tmp_path / "set", **SMALL)
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
     inode = root.stat().st_ino
+
+    def no_rebuild() -> np.ndarray:
+        raise AssertionError("a complete cached set must not be rebuilt")
+
+    # The cache check must come before any work, not just before the final rename.
+    monkeypatch.setattr(demo_data, "load_source_photo", no_rebuild)
     assert build_demo_dataset(tmp_path / "set", **SMALL) == root
     assert {p: p.stat().st_mtime_ns for p in root.rglob("*")} == before
     assert root.stat().st_ino == inode

@@ -1,0 +1,388 @@
+"""The image under review at full resolution, with heatmap, defect region and ground truth.
+
+pyqtgraph draws four layers on the image's own pixel grid: the RGB image, the
+heatmap (absolute colour scale, see ``overlay.heat_levels``), the outline of the region
+above the pixel threshold, and the ground-truth mask outline. A thin strip under the
+image holds the overlay controls; a header names the image and its verdict.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PIL import Image
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QKeySequence, QLinearGradient, QPainter, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSlider,
+    QStackedLayout,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from patchcore_gui.core.model import PatchCoreModel
+from patchcore_gui.io.images import ImageLoadError, load_image
+
+from . import overlay, style
+from .results_store import ERROR, NG, OK, VERDICT_WORDS
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+EMPTY_HINT = (
+    "Open a model (Ctrl+O) and a folder of images (Ctrl+Shift+O),\n"
+    "or drop them on this window, then press Run (Ctrl+R).\n\n"
+    "Review: ↑ / ↓ previous / next image  ·  Space heatmap on / off  ·  Ctrl+F search"
+)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the pane shows about one image besides its pixels."""
+
+    key: int  # run key: invalidates cached maps when a new run starts
+    index: int
+    path: str
+    name: str
+    score: float
+    grid: np.ndarray | None
+    mask_path: str | None
+    truth: str
+    error: str = ""
+
+
+class ColorBar(QWidget):
+    """Legend of the absolute heatmap scale with the pixel threshold marked."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFixedHeight(26)
+        self.setMinimumWidth(180)
+        self._lut = overlay.lookup_table("inferno")
+        self._levels = (0.0, 2.0)
+        self._threshold = 1.0
+
+    def set_scale(self, lut: np.ndarray, levels: tuple[float, float], threshold: float) -> None:
+        self._lut, self._levels, self._threshold = lut, levels, threshold
+        self.update()
+
+    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+        p = QPainter(self)
+        bar = QRectF(4, 2, self.width() - 8, 9)
+        grad = QLinearGradient(bar.topLeft(), bar.topRight())
+        for k in range(0, 256, 16):
+            r, g, b = (int(v) for v in self._lut[k])
+            grad.setColorAt(k / 255.0, QColor(r, g, b))
+        p.fillRect(bar, grad)
+        lo, hi = self._levels
+        p.setPen(style.MUTED_TEXT)
+        f = p.font()
+        f.setPointSizeF(max(6.5, f.pointSizeF() - 1.5))
+        p.setFont(f)
+        p.drawText(QRectF(4, 12, 60, 14), Qt.AlignmentFlag.AlignLeft, f"{lo:.4g}")
+        p.drawText(QRectF(self.width() - 64, 12, 60, 14), Qt.AlignmentFlag.AlignRight, f"{hi:.4g}")
+        if hi > lo and math.isfinite(self._threshold):
+            x = bar.left() + bar.width() * (self._threshold - lo) / (hi - lo)
+            p.setPen(style.CONTOUR_COLOR)
+            p.drawLine(int(x), 0, int(x), 13)
+            # The bar's middle is the pixel threshold (levels are 0 .. 2 x threshold).
+            p.drawText(QRectF(x - 30, 12, 60, 14), Qt.AlignmentFlag.AlignHCenter, f"{self._threshold:.4g}")
+        p.end()
+
+
+class ImagePane(QWidget):
+    """Shows one image; emits ``step_requested`` for up/down and toggles the overlay on space."""
+
+    #: +1 next row, -1 previous row.
+    step_requested = Signal(int)
+    opacity_changed = Signal(int)
+    colormap_changed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self._model: PatchCoreModel | None = None
+        self._info: ImageInfo | None = None
+        self._image_threshold = math.nan
+        self._pixel_threshold = math.nan
+        self._fallback_anchor = math.nan
+        self._lut = overlay.lookup_table("inferno")
+        self._maps = overlay.MapCache(8)
+        self._images = overlay.MapCache(4)
+        #: Full-resolution map of the image on screen (NaN outside the crop), for probes.
+        self.current_map: np.ndarray | None = None
+        #: Last rendered heatmap RGBA (H, W, 4) uint8, for probes.
+        self.heat_rgba: np.ndarray | None = None
+        self.region_mask: np.ndarray | None = None
+        self.gt_mask: np.ndarray | None = None
+        self._build()
+        self.clear()
+
+    # ------------------------------------------------------------------ layout
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(0)
+        head = QHBoxLayout()
+        head.setContentsMargins(8, 6, 8, 6)
+        head.setSpacing(10)
+        self.name_label = QLabel("")
+        self.name_label.setObjectName("cardTitle")
+        self.name_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.badge = QLabel("")
+        self.badge.setObjectName("verdictBadge")
+        self.detail_label = QLabel("")
+        self.detail_label.setObjectName("muted")
+        head.addWidget(self.badge)
+        head.addWidget(self.name_label, 1)
+        head.addWidget(self.detail_label)
+        outer.addLayout(head)
+
+        self.stack = QStackedLayout()
+        self.placeholder = QLabel(EMPTY_HINT)
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setObjectName("muted")
+        self.placeholder.setWordWrap(True)
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setBackground(style.BASE_BG)
+        self.viewbox = self.view.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        self.base_item = pg.ImageItem()
+        self.heat_item = pg.ImageItem()
+        self.region_item = pg.ImageItem()
+        self.gt_item = pg.ImageItem()
+        for z, item in enumerate((self.base_item, self.heat_item, self.region_item, self.gt_item)):
+            item.setZValue(z)
+            self.viewbox.addItem(item)
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.view)
+        holder = QWidget()
+        holder.setLayout(self.stack)
+        outer.addWidget(holder, 1)
+        outer.addWidget(self._build_strip())
+
+        for key, step in ((Qt.Key.Key_Up, -1), (Qt.Key.Key_Down, 1)):
+            sc = QShortcut(QKeySequence(key), self, context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
+            sc.activated.connect(lambda s=step: self.step_requested.emit(s))
+
+    def _build_strip(self) -> QWidget:
+        strip = QWidget()
+        row = QHBoxLayout(strip)
+        row.setContentsMargins(8, 4, 8, 4)
+        row.setSpacing(10)
+        self.heat_check = QCheckBox("Heatmap")
+        self.heat_check.setChecked(True)
+        self.heat_check.setToolTip("Show the anomaly heatmap (Space)")
+        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(55)
+        self.opacity_slider.setFixedWidth(110)
+        self.opacity_slider.setToolTip("Heatmap opacity")
+        self.cmap_combo = QComboBox()
+        self.cmap_combo.addItems(overlay.COLORMAPS)
+        self.cmap_combo.setToolTip("Heatmap colours")
+        self.region_check = QCheckBox("Region")
+        self.region_check.setChecked(True)
+        self.region_check.setToolTip("Outline where the map exceeds the pixel threshold")
+        self.gt_check = QCheckBox("Truth")
+        self.gt_check.setChecked(True)
+        self.gt_check.setToolTip("Outline of the ground-truth defect mask (cyan)")
+        self.fit_button = QToolButton()
+        self.fit_button.setIcon(style.make_icon("fit"))
+        self.fit_button.setToolTip("Fit the image to the view")
+        self.colorbar = ColorBar()
+        self.colorbar.setToolTip("Absolute heatmap scale: 0 to 2 × pixel threshold (white mark)")
+        row.addWidget(self.heat_check)
+        row.addWidget(self.opacity_slider)
+        row.addWidget(self.cmap_combo)
+        row.addWidget(self.region_check)
+        row.addWidget(self.gt_check)
+        row.addWidget(self.fit_button)
+        row.addStretch(1)
+        self.scale_label = QLabel("scale")
+        self.scale_label.setObjectName("muted")
+        row.addWidget(self.scale_label)
+        row.addWidget(self.colorbar, 1)
+
+        self.heat_check.toggled.connect(self.heat_item.setVisible)
+        self.region_check.toggled.connect(self.region_item.setVisible)
+        self.gt_check.toggled.connect(self.gt_item.setVisible)
+        self.opacity_slider.valueChanged.connect(self._on_opacity)
+        self.cmap_combo.currentTextChanged.connect(self.set_colormap)
+        self.fit_button.clicked.connect(self.fit)
+        self._on_opacity(self.opacity_slider.value())
+        return strip
+
+    # ------------------------------------------------------------------ settings
+    def set_opacity(self, percent: int) -> None:
+        self.opacity_slider.setValue(int(percent))
+
+    def _on_opacity(self, percent: int) -> None:
+        self.heat_item.setOpacity(percent / 100.0)
+        self.opacity_changed.emit(int(percent))
+
+    def set_colormap(self, name: str) -> None:
+        """Colour the heatmap with ``name`` (one of ``overlay.COLORMAPS``)."""
+        if name not in overlay.COLORMAPS:
+            return
+        if self.cmap_combo.currentText() != name:
+            self.cmap_combo.setCurrentText(name)  # re-enters through the signal
+            return
+        self._lut = overlay.lookup_table(name)
+        self._render_heat()
+        self.colormap_changed.emit(name)
+
+    def toggle_overlay(self) -> None:
+        """Space: show or hide the heatmap."""
+        self.heat_check.toggle()
+
+    @property
+    def levels(self) -> tuple[float, float]:
+        """The heatmap's absolute colour scale."""
+        return overlay.heat_levels(self._pixel_threshold, self._fallback_anchor)
+
+    # ------------------------------------------------------------------ content
+    def set_model(self, model: PatchCoreModel | None) -> None:
+        """A new model: new maps for every image."""
+        self._model = model
+        self._maps.clear()
+        self.clear()
+
+    def set_thresholds(self, image_threshold: float, pixel_threshold: float, fallback: float = math.nan) -> None:
+        """Image threshold (verdict, contour colour) and pixel threshold (region, colour scale)."""
+        pixel_changed = pixel_threshold != self._pixel_threshold or fallback != self._fallback_anchor
+        self._image_threshold = image_threshold
+        self._pixel_threshold = pixel_threshold
+        self._fallback_anchor = fallback
+        if pixel_changed:
+            self._render_heat()
+        self._render_region()
+        self._update_header()
+
+    def clear(self, message: str = "") -> None:
+        """Show the placeholder (with ``message`` if given)."""
+        self._info = None
+        self.current_map = self.heat_rgba = self.region_mask = self.gt_mask = None
+        for item in (self.base_item, self.heat_item, self.region_item, self.gt_item):
+            item.clear()
+        self.placeholder.setText(message or EMPTY_HINT)
+        self.colorbar.setVisible(False)
+        self.scale_label.setVisible(False)
+        self.stack.setCurrentIndex(0)
+        self.name_label.setText("")
+        self.detail_label.setText("")
+        self.badge.setText("")
+        self.badge.setStyleSheet("")
+
+    def show_image(self, info: ImageInfo) -> None:
+        """Display one image with its overlays."""
+        same_image = self._info is not None and (self._info.key, self._info.index) == (info.key, info.index)
+        self._info = info
+        try:
+            rgb = self._images.get((info.key, info.index), lambda: np.asarray(load_image(info.path)))
+        except ImageLoadError as exc:
+            self.clear(f"{info.name}\n\ncannot be shown: {exc}")
+            self._info = info
+            self._update_header()
+            return
+        h, w = rgb.shape[:2]
+        self.base_item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self.current_map = None
+        if info.grid is not None and self._model is not None:
+            model = self._model
+            grid = info.grid
+            self.current_map = self._maps.get(
+                (info.key, info.index),
+                lambda: model.map_to_original(model.anomaly_maps(grid[None])[0], w, h),
+            )
+        self.gt_mask = self._load_mask(info.mask_path, w, h)
+        self.stack.setCurrentIndex(1)
+        self.colorbar.setVisible(self.current_map is not None)
+        self.scale_label.setVisible(self.current_map is not None)
+        self._render_heat()
+        self._render_region()
+        if self.gt_mask is not None:
+            self.gt_item.setImage(overlay.outline_rgba(self.gt_mask, _rgb(style.GT_COLOR), overlay.line_thickness(w, h)))
+        else:
+            self.gt_item.clear()
+        if not same_image:
+            self.fit()
+        self._update_header()
+
+    def fit(self) -> None:
+        """Zoom so the whole image is visible."""
+        if self.base_item.image is not None:
+            self.viewbox.autoRange(padding=0.02)
+
+    # ------------------------------------------------------------------ drawing
+    @staticmethod
+    def _load_mask(path: str | None, w: int, h: int) -> np.ndarray | None:
+        if not path:
+            return None
+        try:
+            m = load_image(path).convert("L")
+        except ImageLoadError:
+            return None
+        if m.size != (w, h):
+            m = m.resize((w, h), Image.Resampling.NEAREST)
+        return np.asarray(m) > 127
+
+    def _render_heat(self) -> None:
+        if self.current_map is None:
+            self.heat_rgba = None
+            self.heat_item.clear()
+        else:
+            self.heat_rgba = overlay.colorize(self.current_map, self.levels, self._lut)
+            self.heat_item.setImage(self.heat_rgba, autoLevels=False)
+        lo, hi = self.levels
+        self.colorbar.set_scale(self._lut, (lo, hi), (lo + hi) / 2)
+
+    def _render_region(self) -> None:
+        amap = self.current_map
+        t = self._pixel_threshold if math.isfinite(self._pixel_threshold) else sum(self.levels) / 2
+        if amap is None:
+            self.region_mask = None
+            self.region_item.clear()
+            return
+        with np.errstate(invalid="ignore"):
+            self.region_mask = amap > t
+        h, w = amap.shape
+        color = style.NG_COLOR if self._verdict() == NG else style.CONTOUR_COLOR
+        self.region_item.setImage(overlay.outline_rgba(self.region_mask, _rgb(color), overlay.line_thickness(w, h)))
+
+    def _verdict(self) -> int:
+        info = self._info
+        if info is None or info.error or math.isnan(info.score):
+            return ERROR
+        return NG if info.score > self._image_threshold else OK
+
+    def _update_header(self) -> None:
+        info = self._info
+        if info is None:
+            return
+        code = self._verdict()
+        color = style.verdict_color(code)
+        self.badge.setText(VERDICT_WORDS[code])
+        self.badge.setStyleSheet(f"background: {color.name()}; color: #101214;")
+        self.name_label.setText(info.name)
+        self.name_label.setToolTip(info.path)
+        parts = []
+        if info.error:
+            parts.append(info.error)
+        elif not math.isnan(info.score):
+            parts.append(f"score {info.score:.4g}")
+            if math.isfinite(self._image_threshold) and self._image_threshold > 0:
+                parts.append(f"{info.score / self._image_threshold:.2f} × threshold")
+        if info.truth:
+            parts.append(f"truth: {info.truth}")
+        self.detail_label.setText("   ·   ".join(parts))
+
+
+def _rgb(c: QColor) -> tuple[int, int, int]:
+    return c.red(), c.green(), c.blue()

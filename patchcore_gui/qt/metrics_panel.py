@@ -1,0 +1,177 @@
+"""Ground-truth metrics: ROC with the operating point, confusion matrix, precision/recall/F1.
+
+Shown only when the folder's layout gives labels. The ROC curve is recomputed when
+results arrive; moving the threshold only moves the operating point and recounts the
+confusion matrix (vectorised, a few ms at 100k images). The two buttons propose a
+threshold (best F1, or a false-reject-rate limit on good images) and hand it to the
+window, which applies it like any other threshold move.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from patchcore_gui.core import metrics
+
+from . import style
+
+
+class MetricsPanel(QWidget):
+    """Tabs "ROC" and "Confusion"; emits ``threshold_proposed`` from its buttons."""
+
+    #: threshold value, one-line reason ("best F1 0.93").
+    threshold_proposed = Signal(float, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._scores = np.empty(0)
+        self._labels = np.empty(0, dtype=np.int8)
+        self.auroc = math.nan
+        self.confusion: dict[str, int] = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+        self.prf = (0.0, 0.0, 0.0)
+        self._build()
+
+    def _build(self) -> None:
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(6)
+        head = QHBoxLayout()
+        title = QLabel("Ground truth")
+        title.setObjectName("sectionTitle")
+        self.summary_label = QLabel("")
+        self.summary_label.setObjectName("muted")
+        head.addWidget(title)
+        head.addStretch(1)
+        lay.addLayout(head)
+        lay.addWidget(self.summary_label)
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.roc_plot = pg.PlotWidget()
+        self.roc_plot.setBackground(style.BASE_BG)
+        self.roc_plot.setMenuEnabled(False)
+        self.roc_plot.setMouseEnabled(x=False, y=False)
+        self.roc_plot.setLabel("bottom", "false positive rate (good rejected)")
+        self.roc_plot.setLabel("left", "true positive rate")
+        self.roc_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.04)
+        self.roc_plot.setAspectLocked(False)
+        self.roc_plot.showGrid(x=True, y=True, alpha=0.15)
+        self.roc_plot.plot([0, 1], [0, 1], pen=pg.mkPen(style.MUTED_TEXT, width=1, style=Qt.PenStyle.DashLine))
+        self.roc_curve = self.roc_plot.plot([], [], pen=pg.mkPen(style.BATCH_COLOR, width=2))
+        self.op_point = pg.ScatterPlotItem(size=11, brush=pg.mkBrush(style.THRESHOLD_COLOR), pen=pg.mkPen("w"))
+        self.roc_plot.addItem(self.op_point)
+        self.tabs.addTab(self.roc_plot, "ROC")
+
+        conf = QWidget()
+        grid = QGridLayout(conf)
+        grid.setSpacing(4)
+        grid.addWidget(QLabel(""), 0, 0)
+        for c, text in enumerate(("verdict OK", "verdict NG"), start=1):
+            h = QLabel(text)
+            h.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            h.setObjectName("muted")
+            grid.addWidget(h, 0, c)
+        self.cells: dict[str, QLabel] = {}
+        layout_cells = (("truth good", "tn", "fp"), ("truth defect", "fn", "tp"))
+        for r, (text, left, right) in enumerate(layout_cells, start=1):
+            h = QLabel(text)
+            h.setObjectName("muted")
+            grid.addWidget(h, r, 0)
+            for c, key in enumerate((left, right), start=1):
+                cell = QLabel("0")
+                cell.setAlignment(Qt.AlignmentFlag.AlignCenter)
+                cell.setMinimumHeight(46)
+                good = key in ("tn", "tp")
+                tint = style.OK_TINT if good else style.NG_TINT
+                cell.setStyleSheet(
+                    f"background: rgba({tint.red()},{tint.green()},{tint.blue()},{tint.alpha() + 30});"
+                    "border-radius: 4px; font-size: 15px; font-weight: 600;"
+                )
+                cell.setToolTip({"tn": "good accepted", "fp": "good rejected (false positive)",
+                                 "fn": "defect missed (false negative)", "tp": "defect caught"}[key])
+                grid.addWidget(cell, r, c)
+                self.cells[key] = cell
+        self.prf_label = QLabel("")
+        grid.addWidget(self.prf_label, 3, 0, 1, 3)
+        grid.setRowStretch(4, 1)
+        self.tabs.addTab(conf, "Confusion")
+        lay.addWidget(self.tabs, 1)
+
+        brow = QHBoxLayout()
+        self.best_f1_button = QPushButton("Best F1")
+        self.best_f1_button.setToolTip("Threshold that maximises F1 on this labelled batch")
+        self.best_f1_button.clicked.connect(self.propose_best_f1)
+        self.frr_button = QPushButton("False reject ≤")
+        self.frr_button.setToolTip("Lowest threshold rejecting at most this share of good images")
+        self.frr_button.clicked.connect(self.propose_frr)
+        self.frr_spin = QDoubleSpinBox()
+        self.frr_spin.setRange(0.0, 100.0)
+        self.frr_spin.setDecimals(1)
+        self.frr_spin.setValue(1.0)
+        self.frr_spin.setSuffix(" %")
+        brow.addWidget(self.best_f1_button)
+        brow.addStretch(1)
+        brow.addWidget(self.frr_button)
+        brow.addWidget(self.frr_spin)
+        lay.addLayout(brow)
+
+    # ------------------------------------------------------------------ data
+    def set_data(self, scores: np.ndarray, labels: np.ndarray, threshold: float) -> None:
+        """New results: recompute the ROC curve and AUROC, then the operating point."""
+        self._scores = np.asarray(scores, dtype=np.float64)
+        self._labels = np.asarray(labels)
+        fpr, tpr, _ = metrics.roc_curve(self._scores, self._labels)
+        if np.all(np.isfinite(fpr)) and np.all(np.isfinite(tpr)):
+            self.roc_curve.setData(fpr, tpr)
+        else:
+            self.roc_curve.setData([], [])
+        self.auroc = metrics.auroc(self._scores, self._labels)
+        self.set_threshold(threshold)
+
+    def set_threshold(self, threshold: float) -> None:
+        """Operating point, confusion matrix and P/R/F1 at ``threshold`` (NG when score > t)."""
+        c = metrics.confusion(self._scores, self._labels, threshold)
+        self.confusion = c
+        for key, cell in self.cells.items():
+            cell.setText(f"{c[key]:,}")
+        self.prf = metrics.precision_recall_f1(self._scores, self._labels, threshold)
+        p, r, f1 = self.prf
+        self.prf_label.setText(f"precision {p:.3f}    recall {r:.3f}    F1 {f1:.3f}")
+        n_good, n_bad = c["tn"] + c["fp"], c["tp"] + c["fn"]
+        if n_good and n_bad:
+            self.op_point.setData([c["fp"] / n_good], [c["tp"] / n_bad])
+        else:
+            self.op_point.setData([], [])
+        au = "—" if math.isnan(self.auroc) else f"{self.auroc:.4f}"
+        self.summary_label.setText(f"AUROC {au}   ·   F1 {f1:.3f}   ·   {n_good:,} good, {n_bad:,} defect images")
+
+    # ------------------------------------------------------------------ proposals
+    def propose_best_f1(self) -> None:
+        """Emit the F1-optimal threshold, converted to the app's strict NG rule."""
+        t, f1, _, _ = metrics.f1_optimal_threshold(self._scores, self._labels)
+        if math.isnan(t):
+            return
+        # f1_optimal_threshold counts score >= t as NG; the app uses score > t.
+        self.threshold_proposed.emit(float(np.nextafter(t, -np.inf)), f"best F1 ({f1:.3f})")
+
+    def propose_frr(self) -> None:
+        """Emit the lowest threshold whose false-reject rate on good images is within the box."""
+        pct = float(self.frr_spin.value())
+        t = metrics.threshold_for_false_reject_rate(self._scores, self._labels, pct / 100.0)
+        if not math.isfinite(t):
+            return
+        self.threshold_proposed.emit(t, f"false-reject rate ≤ {pct:g} %")

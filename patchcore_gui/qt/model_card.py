@@ -1,0 +1,97 @@
+"""The model card: what the open model is and how its threshold was set."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QVBoxLayout, QWidget
+
+_FIELDS = (
+    ("backbone", "Backbone"),
+    ("input", "Input"),
+    ("bank", "Memory bank"),
+    ("training", "Trained on"),
+    ("threshold", "Threshold"),
+    ("rule", "Set by"),
+    ("created", "Created"),
+)
+
+
+def describe(summary: dict[str, Any]) -> dict[str, str]:
+    """The card's lines from ``PatchCoreModel.summary()`` (plain strings, testable)."""
+    thr = summary.get("image_threshold", math.nan)
+    pix = summary.get("pixel_threshold", math.nan)
+    resize, crop = summary.get("resize"), summary.get("crop")
+    n_train = summary.get("training_images")
+    frac = summary.get("coreset_fraction")
+    bank = f"{summary.get('bank_rows', 0):,} × {summary.get('feature_dim', 0)}"
+    if frac:
+        bank += f"  (coreset {frac:.0%})"
+    return {
+        "backbone": f"{summary.get('backbone', '?')}  ·  {', '.join(summary.get('layers', []))}",
+        "input": f"resize {resize} → crop {crop} px" if resize else f"crop {crop} px",
+        "bank": bank,
+        "training": f"{n_train:,} good images" if isinstance(n_train, int) else "unknown",
+        "threshold": (
+            f"image {thr:.4g}  ·  pixel {pix:.4g}" if math.isfinite(thr) else "none set (set one by hand)"
+        ),
+        "rule": str(summary.get("threshold_rule") or "—"),
+        "created": _date(str(summary.get("created") or "")),
+    }
+
+
+def _date(iso: str) -> str:
+    try:
+        return datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso or "—"
+
+
+class ModelCard(QFrame):
+    """Compact facts about the model; empty state invites opening one."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("card")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(10, 8, 10, 8)
+        lay.setSpacing(4)
+        self.title = QLabel("No model")
+        self.title.setObjectName("cardTitle")
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        lay.addWidget(self.title)
+        self.form = QFormLayout()
+        self.form.setHorizontalSpacing(10)
+        self.form.setVerticalSpacing(2)
+        self.form.setLabelAlignment(Qt.AlignmentFlag.AlignLeft)
+        self.values: dict[str, QLabel] = {}
+        for key, text in _FIELDS:
+            name = QLabel(text)
+            name.setObjectName("muted")
+            value = QLabel("—")
+            value.setWordWrap(True)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.form.addRow(name, value)
+            self.values[key] = value
+        lay.addLayout(self.form)
+        self.set_summary(None)
+
+    def set_summary(self, summary: dict[str, Any] | None, name: str = "") -> None:
+        """Fill the card from ``PatchCoreModel.summary()``; None shows the empty state."""
+        if summary is None:
+            self.title.setText("No model open")
+            for v in self.values.values():
+                v.setText("—")
+            self.setToolTip("Open a .patchcore file (Ctrl+O) or drop one on the window")
+            return
+        self.title.setText(name or "model")
+        self.setToolTip(str(summary.get("file", "")))
+        for key, text in describe(summary).items():
+            self.values[key].setText(text)
+        rule = self.values["rule"]
+        rule.setToolTip(rule.text())
+        if len(rule.text()) > 70:
+            rule.setText(rule.text()[:67] + "…")

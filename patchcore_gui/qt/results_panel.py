@@ -1,0 +1,162 @@
+"""The results list: filter buttons, file-name search and the table view."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QButtonGroup,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .results_model import COL_FILE, ResultsTableModel
+
+_FILTER_BUTTONS = (
+    ("all", "All", "Every scored image"),
+    ("ng", "NG", "Images with score > threshold"),
+    ("ok", "OK", "Images with score ≤ threshold"),
+    ("errors", "Errors", "Images that could not be read"),
+    ("fp", "False pos.", "Good images judged NG (needs ground truth)"),
+    ("fn", "False neg.", "Defective images judged OK (needs ground truth)"),
+)
+
+
+class ResultsPanel(QWidget):
+    """Owns the table view; emits ``image_selected(image_index)`` for the current row."""
+
+    image_selected = Signal(int)
+
+    def __init__(self, model: ResultsTableModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = model
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(6)
+
+        head = QHBoxLayout()
+        title = QLabel("Results")
+        title.setObjectName("sectionTitle")
+        self.count_label = QLabel("")
+        self.count_label.setObjectName("muted")
+        head.addWidget(title)
+        head.addStretch(1)
+        head.addWidget(self.count_label)
+        lay.addLayout(head)
+
+        buttons = QHBoxLayout()
+        buttons.setSpacing(4)
+        self.filter_group = QButtonGroup(self)
+        self.filter_buttons: dict[str, QPushButton] = {}
+        for kind, text, tip in _FILTER_BUTTONS:
+            b = QPushButton(text)
+            b.setObjectName("filter")
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+            self.filter_group.addButton(b)
+            self.filter_buttons[kind] = b
+            buttons.addWidget(b)
+            b.clicked.connect(lambda _=False, k=kind: self.set_filter(k))
+        buttons.addStretch(1)
+        self.filter_buttons["all"].setChecked(True)
+        lay.addLayout(buttons)
+
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("Search file names…  (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        # Typing 100k-row searches on every key is fine (a few ms) but a short pause
+        # keeps the selection from jumping around while the name is typed.
+        self._search_timer = QTimer(self, singleShot=True, interval=150)
+        self._search_timer.timeout.connect(lambda: self.model.set_search(self.search.text()))
+        self.search.textChanged.connect(lambda _t: self._search_timer.start())
+        lay.addWidget(self.search)
+
+        self.view = QTableView()
+        self.view.setModel(model)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # Arrival order until the user clicks a header (indicator first: enabling
+        # sorting sorts by the indicator's column at once).
+        self.view.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.view.setSortingEnabled(True)
+        self.view.setAlternatingRowColors(True)
+        self.view.setShowGrid(False)
+        self.view.setWordWrap(False)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        vh = self.view.verticalHeader()
+        vh.setVisible(False)
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(22)
+        hh = self.view.horizontalHeader()
+        hh.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Stretch)
+        hh.setHighlightSections(False)
+        for col, width in ((1, 70), (2, 52), (3, 64), (4, 66)):
+            hh.resizeSection(col, width)
+        lay.addWidget(self.view, 1)
+
+        self.view.selectionModel().currentRowChanged.connect(self._on_current)
+        for sig in (model.modelReset, model.rowsInserted, model.layoutChanged):
+            sig.connect(self._update_count)
+
+    # ------------------------------------------------------------------ API
+    def set_filter(self, kind: str) -> None:
+        """Show one filter (see ``results_store.FILTERS``), keeping the current image if it stays."""
+        current = self.current_image()
+        self.filter_buttons[kind].setChecked(True)
+        self.model.set_filter(kind)
+        if current >= 0:
+            self.select_image(current)
+
+    def set_ground_truth_filters(self, enabled: bool) -> None:
+        """False positive / negative filters only make sense with labels."""
+        for kind in ("fp", "fn"):
+            self.filter_buttons[kind].setVisible(enabled)
+        if not enabled and self.model.filter_kind in ("fp", "fn"):
+            self.set_filter("all")
+
+    def current_image(self) -> int:
+        """Image index of the current row, or -1."""
+        idx = self.view.currentIndex()
+        return self.model.image_at(idx.row()) if idx.isValid() else -1
+
+    def select_row(self, row: int) -> None:
+        """Make ``row`` current and visible (clamped to the table)."""
+        n = self.model.rowCount()
+        if n == 0:
+            return
+        row = min(max(row, 0), n - 1)
+        index = self.model.index(row, COL_FILE)
+        self.view.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        )
+        self.view.scrollTo(index)
+
+    def select_image(self, image_index: int) -> bool:
+        """Select the row showing ``image_index``; False when it is filtered out."""
+        row = self.model.row_of(image_index)
+        if row >= 0:
+            self.select_row(row)
+        return row >= 0
+
+    def step(self, delta: int) -> None:
+        """Move the current row by ``delta`` (up/down from the image pane)."""
+        idx = self.view.currentIndex()
+        self.select_row((idx.row() if idx.isValid() else -1) + delta)
+
+    # ------------------------------------------------------------------ internals
+    def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.image_selected.emit(self.model.image_at(current.row()))
+
+    def _update_count(self, *_args: object) -> None:
+        st = self.model.store
+        shown = self.model.rowCount()
+        total = st.count if st is not None else 0
+        self.count_label.setText(f"{shown:,} of {total:,}" if shown != total else f"{total:,} images")

@@ -1,0 +1,155 @@
+"""The results of one run as numpy columns (no Qt here).
+
+One slot per image of the folder, filled as batches arrive. Everything the table,
+the histogram and the metrics need is a vectorised expression over these columns, so
+moving the threshold over 100k results costs a few milliseconds. Per image we keep
+only the patch-score grid (float16, ~1.5 kB at 28 x 28); full-resolution maps are
+rebuilt for the image on screen.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from patchcore_gui.core.datasets import ImageSet
+
+#: Verdict codes.
+OK, NG, ERROR, PENDING = 0, 1, 2, 3
+VERDICT_WORDS = {OK: "OK", NG: "NG", ERROR: "error", PENDING: "…"}
+
+#: Table filters.
+FILTERS = ("all", "ng", "ok", "errors", "fp", "fn")
+
+
+class ResultStore:
+    """Scores, grids, errors and ground truth of the images of one folder."""
+
+    def __init__(self, image_set: ImageSet) -> None:
+        self.image_set = image_set
+        n = len(image_set.paths)
+        self.size = n
+        self.paths: list[str] = [os.fspath(p) for p in image_set.paths]
+        self.names: list[str] = _display_names(self.paths, Path(image_set.root))
+        self.names_lower: list[str] = [s.lower() for s in self.names]
+        #: Rank of each name in sorted order: sorting by name is then an int argsort.
+        self.name_rank = np.empty(n, dtype=np.int64)
+        self.name_rank[np.argsort(np.array(self.names_lower, dtype=object), kind="stable")] = np.arange(n)
+        self.labels = np.asarray(image_set.labels, dtype=np.int8)
+        self.types: list[str] = list(image_set.defect_types)
+        self.mask_paths = list(image_set.mask_paths)
+        self.scores = np.full(n, np.nan, dtype=np.float32)
+        self.done = np.zeros(n, dtype=bool)
+        self.errors: dict[int, str] = {}
+        self.grids: np.ndarray | None = None
+        #: Image indices in arrival order; ``order[:count]`` are the scored ones.
+        self.order = np.empty(n, dtype=np.int64)
+        self.count = 0
+        #: Truth sort key: good < each defect type (alphabetical) < unknown.
+        kinds = sorted({t for t, lab in zip(self.types, self.labels, strict=True) if lab > 0})
+        rank = {t: i + 1 for i, t in enumerate(kinds)}
+        self.truth_rank = np.array(
+            [0 if lab == 0 else (rank.get(t, len(kinds) + 1) if lab > 0 else len(kinds) + 2)
+             for t, lab in zip(self.types, self.labels, strict=True)],
+            dtype=np.int64,
+        )
+
+    # ------------------------------------------------------------------ filling
+    @property
+    def has_labels(self) -> bool:
+        """True when at least one image has a known good/defect label."""
+        return bool(np.any(self.labels >= 0))
+
+    def add(self, indices: np.ndarray, scores: np.ndarray, grids: np.ndarray, errors: list[str]) -> None:
+        """Store one batch (indices into the folder's image list)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        fresh = ~self.done[idx]
+        if not fresh.any():
+            return
+        idx_new = idx[fresh]
+        self.scores[idx_new] = np.asarray(scores, dtype=np.float32)[fresh]
+        g = np.asarray(grids)
+        if self.grids is None:
+            # np.empty does not touch the pages; only rows that arrive take memory.
+            self.grids = np.empty((self.size, *g.shape[1:]), dtype=np.float16)
+        if g.shape[1:] == self.grids.shape[1:]:
+            self.grids[idx_new] = g[fresh].astype(np.float16, copy=False)
+        for i, e in zip(idx.tolist(), errors, strict=True):
+            if e and not self.done[i]:
+                self.errors[i] = e
+        self.done[idx_new] = True
+        k = len(idx_new)
+        self.order[self.count : self.count + k] = idx_new
+        self.count += k
+
+    def grid(self, index: int) -> np.ndarray | None:
+        """The patch-score grid of image ``index`` (float32), or None if not scored."""
+        if self.grids is None or not self.done[index] or index in self.errors:
+            return None
+        return self.grids[index].astype(np.float32)
+
+    # ------------------------------------------------------------------ verdicts
+    def verdicts(self, threshold: float, rows: np.ndarray | None = None) -> np.ndarray:
+        """Verdict code per image (or per ``rows``): NG when score > threshold."""
+        s = self.scores if rows is None else self.scores[rows]
+        code = np.where(s > threshold, NG, OK).astype(np.int8)
+        code[np.isnan(s)] = ERROR
+        done = self.done if rows is None else self.done[rows]
+        code[~done] = PENDING
+        return code
+
+    def counts(self, threshold: float) -> dict[str, int]:
+        """OK / NG / error counts over the scored images."""
+        s = self.scores[self.order[: self.count]]
+        err = int(np.count_nonzero(np.isnan(s)))
+        ng = int(np.count_nonzero(s > threshold))
+        return {"ok": len(s) - err - ng, "ng": ng, "error": err, "total": len(s)}
+
+    def filter_mask(self, rows: np.ndarray, kind: str, threshold: float) -> np.ndarray:
+        """Boolean mask over ``rows`` (image indices) for one of ``FILTERS``."""
+        if kind == "all":
+            return np.ones(len(rows), dtype=bool)
+        code = self.verdicts(threshold, rows)
+        lab = self.labels[rows]
+        if kind == "ng":
+            return code == NG
+        if kind == "ok":
+            return code == OK
+        if kind == "errors":
+            return code == ERROR
+        if kind == "fp":
+            return (code == NG) & (lab == 0)
+        if kind == "fn":
+            return (code == OK) & (lab > 0)
+        raise ValueError(f"unknown filter {kind!r}; use one of {FILTERS}")
+
+    def search_mask(self, text: str) -> np.ndarray | None:
+        """Mask over all images whose relative name contains ``text`` (None: no search)."""
+        t = text.strip().lower()
+        if not t:
+            return None
+        return np.fromiter((t in n for n in self.names_lower), dtype=bool, count=self.size)
+
+    def scored(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and labels of the images scored so far (error rows included as NaN)."""
+        rows = self.order[: self.count]
+        return self.scores[rows], self.labels[rows]
+
+
+def _display_names(paths: list[str], root: Path) -> list[str]:
+    """Names relative to the images' common folder ("crack/000.png"), for the table."""
+    if not paths:
+        return []
+    try:
+        base = Path(os.path.commonpath([os.path.dirname(p) for p in paths]))
+    except ValueError:  # different drives
+        base = root
+    out = []
+    for p in paths:
+        try:
+            out.append(Path(p).relative_to(base).as_posix())
+        except ValueError:
+            out.append(Path(p).name)
+    return out

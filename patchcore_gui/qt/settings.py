@@ -1,0 +1,121 @@
+"""UI state kept between sessions (QSettings): geometry, recent files, run options.
+
+Only UI state lives here; domain values (thresholds, preprocessing) belong to the model
+file. Tests pass an explicit ini file so they never touch the user's settings.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "PatchCore"
+APPLICATION = "PatchCore Inspector"
+MAX_RECENT = 8
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class AppSettings:
+    """Typed access to the application's QSettings.
+
+    Args:
+        path: an ini file to use instead of the platform's default location.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        if path is not None:
+            self._qs = QSettings(os.fspath(path), QSettings.Format.IniFormat)
+        else:
+            self._qs = QSettings(
+                QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION
+            )
+
+    @property
+    def file_name(self) -> str:
+        """Where the settings are stored."""
+        return self._qs.fileName()
+
+    def sync(self) -> None:
+        """Write pending changes to disk."""
+        self._qs.sync()
+
+    # ------------------------------------------------------------------ helpers
+    def _get(self, key: str, default: Any, kind: type) -> Any:
+        value = self._qs.value(key, default)
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            return default
+
+    def _get_int(self, key: str, default: int, lo: int, hi: int) -> int:
+        return min(hi, max(lo, self._get(key, default, int)))
+
+    # ------------------------------------------------------------------ recent lists
+    def recent(self, kind: str) -> list[str]:
+        """Recent "models" or "folders", newest first, existing paths only."""
+        value = self._qs.value(f"recent/{kind}", [])
+        if isinstance(value, str):
+            value = [value] if value else []
+        return [str(v) for v in (value or []) if v and Path(str(v)).exists()]
+
+    def add_recent(self, kind: str, path: str | os.PathLike[str]) -> None:
+        """Put ``path`` first in the recent list ``kind``."""
+        p = str(Path(path).resolve())
+        items = [p] + [x for x in self.recent(kind) if x != p]
+        self._qs.setValue(f"recent/{kind}", items[:MAX_RECENT])
+
+    # ------------------------------------------------------------------ run options
+    @property
+    def device(self) -> str:
+        value = str(self._qs.value("run/device", "auto"))
+        return value if value in DEVICES else "auto"
+
+    @device.setter
+    def device(self, value: str) -> None:
+        self._qs.setValue("run/device", value)
+
+    @property
+    def batch_size(self) -> int:
+        return self._get_int("run/batch_size", 8, 1, 1024)
+
+    @batch_size.setter
+    def batch_size(self, value: int) -> None:
+        self._qs.setValue("run/batch_size", int(value))
+
+    @property
+    def workers(self) -> int:
+        return self._get_int("run/workers", 0, 0, 64)
+
+    @workers.setter
+    def workers(self, value: int) -> None:
+        self._qs.setValue("run/workers", int(value))
+
+    # ------------------------------------------------------------------ view options
+    @property
+    def overlay_opacity(self) -> int:
+        """Heatmap opacity in percent."""
+        return self._get_int("view/overlay_opacity", 55, 0, 100)
+
+    @overlay_opacity.setter
+    def overlay_opacity(self, value: int) -> None:
+        self._qs.setValue("view/overlay_opacity", int(value))
+
+    @property
+    def colormap(self) -> str:
+        return str(self._qs.value("view/colormap", "inferno"))
+
+    @colormap.setter
+    def colormap(self, value: str) -> None:
+        self._qs.setValue("view/colormap", value)
+
+    # ------------------------------------------------------------------ window
+    def geometry(self, key: str) -> QByteArray | None:
+        """A saved geometry / state blob, or None."""
+        value = self._qs.value(f"window/{key}")
+        return value if isinstance(value, QByteArray) and not value.isEmpty() else None
+
+    def set_geometry(self, key: str, value: QByteArray) -> None:
+        self._qs.setValue(f"window/{key}", value)

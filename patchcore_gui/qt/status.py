@@ -1,0 +1,60 @@
+"""Run progress in the status bar: done / total, images per second, ETA, device."""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QWidget
+
+
+def format_eta(seconds: float) -> str:
+    """"0:07", "3:05", "1:02:03"; "—" when unknown."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "—"
+    s = int(round(seconds))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class RunStatus(QWidget):
+    """Permanent status-bar widget for the run."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.bar = QProgressBar()
+        self.bar.setFixedWidth(220)
+        self.bar.setFormat("%v / %m")
+        self.bar.setRange(0, 1)
+        self.bar.setValue(0)
+        self.rate_label = QLabel("")
+        self.eta_label = QLabel("")
+        self.device_label = QLabel("")
+        for w in (self.bar, self.rate_label, self.eta_label, self.device_label):
+            lay.addWidget(w)
+        self.bar.setVisible(False)
+
+    def start(self, total: int, device: str) -> None:
+        self.bar.setRange(0, max(1, total))
+        self.bar.setValue(0)
+        self.bar.setVisible(True)
+        self.rate_label.setText("starting…")
+        self.eta_label.setText("")
+        self.device_label.setText(f"device: {device}")
+
+    def progress(self, done: int, total: int, elapsed: float) -> None:
+        self.bar.setRange(0, max(1, total))
+        self.bar.setValue(done)
+        rate = done / elapsed if elapsed > 0 else math.nan
+        self.rate_label.setText(f"{rate:.1f} img/s" if math.isfinite(rate) else "")
+        eta = (total - done) / rate if rate and math.isfinite(rate) and rate > 0 else math.nan
+        self.eta_label.setText(f"ETA {format_eta(eta)}")
+
+    def finish(self, done: int, elapsed: float, device: str) -> None:
+        self.bar.setVisible(False)
+        rate = done / elapsed if elapsed > 0 else math.nan
+        self.rate_label.setText(f"{rate:.1f} img/s" if math.isfinite(rate) and done else "")
+        self.eta_label.setText("")
+        self.device_label.setText(f"device: {device}")

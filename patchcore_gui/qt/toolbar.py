@@ -1,0 +1,92 @@
+"""The main toolbar: open model / folder (with recent lists), run / cancel, run options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QToolBar, QToolButton, QWidget
+
+from . import style
+from .settings import DEVICES
+
+
+class MainToolBar(QToolBar):
+    """Actions and run options; the window connects the actions and reads the options."""
+
+    #: a path picked from a recent list: ("models" | "folders", path).
+    recent_chosen = Signal(str, str)
+
+    def __init__(self, recent: Callable[[str], list[str]], parent: QWidget | None = None) -> None:
+        super().__init__("Main", parent)
+        self.setObjectName("mainToolbar")
+        self.setMovable(False)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self._recent = recent
+
+        self.open_model_action = QAction(style.make_icon("model"), "Open model…", self)
+        self.open_model_action.setShortcut(QKeySequence.StandardKey.Open)
+        self.open_model_action.setToolTip("Open a .patchcore model file (Ctrl+O)")
+        self.open_folder_action = QAction(style.make_icon("folder"), "Open folder…", self)
+        self.open_folder_action.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        self.open_folder_action.setToolTip("Open a folder of images, searched recursively (Ctrl+Shift+O)")
+        for action, kind in ((self.open_model_action, "models"), (self.open_folder_action, "folders")):
+            menu = QMenu(self)
+            menu.aboutToShow.connect(lambda m=menu, k=kind: self._fill_recent(m, k))
+            action.setMenu(menu)
+            self.addAction(action)
+            button = self.widgetForAction(action)
+            if isinstance(button, QToolButton):
+                button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        self.folder_label = QLabel("")
+        self.addWidget(self.folder_label)
+        self.addSeparator()
+
+        self.run_action = QAction(style.make_icon("run"), "Run", self)
+        self.run_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.run_action.setToolTip("Score every image of the folder (Ctrl+R)")
+        self.cancel_action = QAction(style.make_icon("cancel"), "Cancel", self)
+        self.cancel_action.setShortcut(QKeySequence("Esc"))
+        self.cancel_action.setToolTip("Stop after the batch in flight; scored images are kept (Esc)")
+        self.addAction(self.run_action)
+        self.addAction(self.cancel_action)
+        self.cancel_action.setVisible(False)
+
+        self.addWidget(QLabel("Device"))
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        if not torch.cuda.is_available():
+            item = self.device_combo.model().item(DEVICES.index("cuda"))  # type: ignore[attr-defined]
+            item.setEnabled(False)
+            item.setToolTip("no CUDA device found")
+        self.device_combo.setToolTip("auto: CUDA when available, else CPU")
+        self.addWidget(self.device_combo)
+        self.addWidget(QLabel("Batch"))
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setRange(1, 1024)
+        self.batch_spin.setToolTip("Images per batch; lower it if the GPU runs out of memory")
+        self.addWidget(self.batch_spin)
+        self.addWidget(QLabel("Loaders"))
+        self.workers_spin = QSpinBox()
+        self.workers_spin.setRange(0, 64)
+        self.workers_spin.setToolTip("Image-decoding processes (0: decode in the run's thread)")
+        self.addWidget(self.workers_spin)
+
+    def set_running(self, running: bool) -> None:
+        """Swap Run for Cancel and lock the run options while a run goes on."""
+        self.run_action.setVisible(not running)
+        self.cancel_action.setVisible(running)
+        self.cancel_action.setEnabled(running)
+        for w in (self.device_combo, self.batch_spin, self.workers_spin):
+            w.setEnabled(not running)
+
+    def _fill_recent(self, menu: QMenu, kind: str) -> None:
+        menu.clear()
+        items = self._recent(kind)
+        if not items:
+            menu.addAction("(no recent items)").setEnabled(False)
+        for path in items:
+            action = menu.addAction(path)
+            action.triggered.connect(lambda _=False, p=path, k=kind: self.recent_chosen.emit(k, p))
