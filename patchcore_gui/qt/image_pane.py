@@ -34,7 +34,9 @@ from patchcore_gui.io.images import ImageLoadError, load_image
 from . import overlay, style
 from .results_store import ERROR, NG, OK, VERDICT_WORDS
 
-pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+# No antialiasing: software-rasterised antialiased plots cost several times more to
+# paint, and painting competes with a run for the GIL.
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 EMPTY_HINT = (
     "Open a model (Ctrl+O) and a folder of images (Ctrl+Shift+O),\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -36,6 +37,11 @@ from .toolbar import MainToolBar
 
 #: How often rows that arrived during a run are shown (ms): big inserts, not per image.
 FLUSH_MS = 200
+#: During a run the histogram and ROC are redrawn at most this often (s). pyqtgraph's
+#: Python-side painting is ~10x slower while the worker competes for the GIL, and one
+#: event-loop pass repaints every dirty widget, so plots redrawn on every flush made
+#: the loop stall for 150 ms on 2 cores (measured); rows still appear every flush.
+PLOT_REFRESH_S = 1.0
 MODEL_FILTER = "PatchCore model (*.patchcore);;All files (*)"
 
 
@@ -58,7 +64,8 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self._run_key = 0
         self._running = False
-        self._done = 0
+        self._progress = (0, 0, 0.0)
+        self._plots_at = 0.0
         self._shown_count = -1
         self._box: QMessageBox | None = None
         #: set by ``app.start_demo`` while the demo is prepared.
@@ -214,7 +221,7 @@ class MainWindow(QMainWindow):
         self._reset_results()
         self._run_key += 1
         self._running = True
-        self._done = 0
+        self._progress = (0, len(self.image_set), 0.0)
         self.controller.start(
             self.model, self.image_set, device=self.toolbar.device_combo.currentText(),
             batch_size=self.toolbar.batch_spin.value(), workers=self.toolbar.workers_spin.value(),
@@ -292,8 +299,7 @@ class MainWindow(QMainWindow):
             self.store.add(indices, scores, grids, errors)  # cheap; rows appear on the next flush
 
     def _on_progress(self, done: int, total: int, elapsed: float) -> None:
-        self._done = done
-        self.run_status.progress(done, total, elapsed)
+        self._progress = (done, total, elapsed)  # shown on the next flush, not per batch
 
     def _on_run_finished(self, cancelled: bool, elapsed: float, device: str) -> None:
         self.flush_timer.stop()
@@ -315,7 +321,12 @@ class MainWindow(QMainWindow):
         if st is None:
             return
         self.table_model.publish()
-        if st.count != self._shown_count:
+        if self._running:
+            self.run_status.progress(*self._progress)
+        now = time.monotonic()
+        plots_due = not self._running or now - self._plots_at >= PLOT_REFRESH_S
+        if st.count != self._shown_count and plots_due:
+            self._plots_at = now
             self._shown_count = st.count
             scores, labels = st.scored()
             self.threshold_panel.set_scores(scores, self._calibration_scores())

@@ -1,6 +1,9 @@
 import time, functools, numpy as np
 from PySide6.QtCore import QTimer
-def test_prof(window, qt_model_path, qt_data, run_to_end):
+import pytest, torch
+@pytest.mark.parametrize('si', [0.005, 0.001, 0.0005])
+@pytest.mark.parametrize('nt', [2, 1])
+def test_prof(si, nt, window, qt_model_path, qt_data, run_to_end):
     w = window; w.show()
     w.open_model(qt_model_path); w.open_folder(qt_data["many"]); w.toolbar.batch_spin.setValue(2)
     rec = {}
@@ -20,8 +23,12 @@ def test_prof(window, qt_model_path, qt_data, run_to_end):
     def tick():
         now=time.perf_counter(); gaps.append((now-last[0])*1000, ); last[0]=now
     timer = QTimer(interval=10); timer.timeout.connect(tick); timer.start()
+    torch.set_num_threads(nt); import sys; sys.setswitchinterval(si)
+    t0=time.perf_counter()
     for _ in range(3):
         run_to_end(w)
+    print('\nthreads', nt, 'si', si, 'wall', time.perf_counter()-t0)
+    torch.set_num_threads(2)
     timer.stop()
     print("\nticks", len(gaps), "max", max(gaps), "p90", np.percentile(gaps, 90), "p50", np.percentile(gaps,50))
     print(sorted(gaps)[-10:])
