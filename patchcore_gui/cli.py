@@ -103,7 +103,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="build the embedded demo data set and model, then predict its test folder")
     demo.add_argument("--rebuild", action="store_true", help="rebuild the cached demo model")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
+    for module in _command_modules():
+        module.register(sub)
     return p
+
+
+#: Further commands, one module each under ``patchcore_gui/commands``; every module has
+#: ``register(subparsers)`` that adds its parser with ``set_defaults(func=handler)``.
+EXTRA_COMMANDS: tuple[str, ...] = ()
+
+
+def _command_modules() -> list[Any]:
+    import importlib
+
+    return [importlib.import_module(f"patchcore_gui.commands.{name}") for name in EXTRA_COMMANDS]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -398,8 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .core.modelfile import ModelFileError
     from .io.images import ImageLoadError
 
+    handler = getattr(args, "func", None) or COMMANDS[args.command]
     try:
-        return COMMANDS[args.command](args)
+        return handler(args)
     except KeyboardInterrupt:
         print("patchcore: interrupted", file=sys.stderr)
         return 130

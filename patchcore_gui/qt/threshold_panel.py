@@ -132,8 +132,9 @@ class ThresholdPanel(QWidget):
             brush=pg.mkBrush(*_rgba(style.CALIBRATION_COLOR, 60)), pen=pg.mkPen(style.CALIBRATION_COLOR, width=1.6),
             name="held-out good (model)",
         )
+        self.plot.addItem(self.batch_curve)  # legend order: batch, then calibration
         self.plot.addItem(self.cal_curve)
-        self.plot.addItem(self.batch_curve)
+        self.cal_curve.setZValue(2)  # the small calibration outline stays visible
         self.line = pg.InfiniteLine(
             angle=90, movable=True, pen=pg.mkPen(style.THRESHOLD_COLOR, width=2.5),
             hoverPen=pg.mkPen(style.THRESHOLD_COLOR, width=4),
@@ -243,12 +244,12 @@ class ThresholdPanel(QWidget):
                 curve.setData(edges_view, _share_histogram(values, edges))
             else:
                 curve.setData([], [])
-        self.legend.clear()
-        if self._batch.size:
-            self.legend.addItem(self.batch_curve, f"this batch ({self._batch.size})")
-        if self._calibration.size:
-            self.legend.addItem(self.cal_curve, f"held-out good ({self._calibration.size})")
+        # The legend is built once: re-creating its labels costs ~30 ms of layout.
         self.legend.setVisible(bool(self._batch.size or self._calibration.size))
+        self.plot.setToolTip(
+            f"{self._batch.size:,} scored images in this batch; "
+            f"{self._calibration.size:,} held-out good images from the model's calibration"
+        )
         self.plot.setXRange(a, b, padding=0)
         self._place_widgets()
 

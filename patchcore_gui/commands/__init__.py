@@ -1,0 +1,1 @@
+"""Sub-commands of ``patchcore`` beyond the core four, one module each (see cli.EXTRA_COMMANDS)."""
