@@ -110,13 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Further commands, one module each under ``patchcore_gui/commands``; every module has
 #: ``register(subparsers)`` that adds its parser with ``set_defaults(func=handler)``.
-EXTRA_COMMANDS: tuple[str, ...] = ()
+EXTRA_COMMANDS: tuple[str, ...] = ("report", "doctor", "import_official")
 
 
 def _command_modules() -> list[Any]:
     import importlib
 
-    return [importlib.import_module(f"patchcore_gui.commands.{name}") for name in EXTRA_COMMANDS]
+    modules = []
+    for name in EXTRA_COMMANDS:
+        full = f"patchcore_gui.commands.{name}"
+        try:
+            modules.append(importlib.import_module(full))
+        except ModuleNotFoundError as exc:
+            if exc.name != full:  # a missing dependency inside the module is a real error
+                raise
+    return modules
 
 
 # ----------------------------------------------------------------------------- helpers
