@@ -149,8 +149,10 @@ class PatchCoreModel:
         """Raw image scores (B,) and patch-score grids (B, h, w), both float32."""
         feats, (h, w) = self.embed(images)
         b = feats.shape[0]
-        patch = self.search.patch_scores(feats.reshape(b * h * w, -1), self.config.k)
-        grids = patch.reshape(b, h, w)
+        # One search per image: BLAS sums a query row differently depending on how many
+        # rows share the call, so per-image calls make an image's scores independent of
+        # the batch it came in (a resumed run then matches an uninterrupted one exactly).
+        grids = np.stack([self.search.patch_scores(feats[i], self.config.k) for i in range(b)]).reshape(b, h, w)
         self._grid = (h, w)
         return grids.reshape(b, -1).max(axis=1).astype(np.float32), grids
 

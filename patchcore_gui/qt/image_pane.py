@@ -370,9 +370,12 @@ class ImagePane(QWidget):
             return
         code = self._verdict()
         color = style.verdict_color(code)
-        self.badge.setText(VERDICT_WORDS[code])
-        self.badge.setStyleSheet(f"background: {color.name()}; color: #101214;")
-        self.name_label.setText(info.name)
+        sheet = f"background: {color.name()}; color: #101214;"
+        # Only on change: setStyleSheet re-polishes the widget (costly under a run).
+        if self.badge.styleSheet() != sheet:
+            self.badge.setStyleSheet(sheet)
+        _set_text(self.badge, VERDICT_WORDS[code])
+        _set_text(self.name_label, info.name)
         self.name_label.setToolTip(info.path)
         parts = []
         if info.error:
@@ -383,7 +386,13 @@ class ImagePane(QWidget):
                 parts.append(f"{info.score / self._image_threshold:.2f} × threshold")
         if info.truth:
             parts.append(f"truth: {info.truth}")
-        self.detail_label.setText("   ·   ".join(parts))
+        _set_text(self.detail_label, "   ·   ".join(parts))
+
+
+def _set_text(label: QLabel, text: str) -> None:
+    """setText only when the text changes (a change relays out the header)."""
+    if label.text() != text:
+        label.setText(text)
 
 
 def _rgb(c: QColor) -> tuple[int, int, int]:

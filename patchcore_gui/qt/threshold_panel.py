@@ -266,9 +266,10 @@ class ThresholdPanel(QWidget):
         self.pixel_spin.blockSignals(False)
 
     def set_counts(self, ok: int, ng: int, errors: int) -> None:
-        self.ok_label.setText(f"OK {ok:,}")
-        self.ng_label.setText(f"NG {ng:,}")
-        self.err_label.setText(f"error {errors:,}")
+        for label, text in ((self.ok_label, f"OK {ok:,}"), (self.ng_label, f"NG {ng:,}"),
+                            (self.err_label, f"error {errors:,}")):
+            if label.text() != text:
+                label.setText(text)
 
     def set_origin(self, text: str) -> None:
         """One line on where the current threshold comes from."""

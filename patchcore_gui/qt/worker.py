@@ -7,7 +7,6 @@ checks between batches, so the batch in flight is finished, emitted and kept.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import traceback
@@ -15,20 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from patchcore_gui.core.datasets import ImageSet
 from patchcore_gui.core.model import PatchCoreModel, resolve_device
-
-
-#: Leave one CPU core to the GUI thread during CPU runs (see ``cpu_threads_for_run``).
-RESERVE_GUI_CORE = True
-
-
-def cpu_threads_for_run() -> int:
-    """Torch threads for a CPU run: all cores but one, so painting never waits for a core."""
-    return max(1, (os.cpu_count() or 1) - 1)
 
 
 @dataclass(frozen=True)
@@ -73,10 +62,6 @@ class PredictWorker(QObject):
         try:
             model = self._model_for_device(req)
             device = str(model.device)
-            if model.device.type == "cpu" and RESERVE_GUI_CORE:
-                # Per thread (OpenMP's setting is per calling thread): only this run's
-                # ops use one core fewer, which leaves a core to the GUI thread.
-                torch.set_num_threads(cpu_threads_for_run())
             for res in iter_predict(
                 model, req.images, batch_size=req.batch_size, num_workers=req.workers, cancel=self.cancel
             ):

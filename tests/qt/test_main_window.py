@@ -15,7 +15,7 @@ from PySide6.QtTest import QTest
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.qt.main_window import MainWindow
 from patchcore_gui.qt.results_model import COL_VERDICT
-from patchcore_gui.qt.results_store import ERROR, NG, OK
+from patchcore_gui.qt.results_store import ERROR, NG
 from patchcore_gui.qt.settings import AppSettings
 
 DEFECT_CENTRE = (67, 67)  # (y, x) inside the planted square of the test images
