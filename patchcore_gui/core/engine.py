@@ -29,7 +29,7 @@ from .coreset import CancelledError, coreset_size, greedy_coreset
 from .datasets import ImageDataset, ImageSet, collate
 from .features import EmbeddingConfig
 from .maps import anomaly_maps
-from .model import ModelConfig, PatchCoreModel, resolve_device
+from .model import ModelConfig, PatchCoreModel, eq7_weight, resolve_device
 from .results import BatchResult
 from .search import NearestNeighbourSearch
 
@@ -169,6 +169,7 @@ class TrainConfig:
     k: int = 1
     seed: int = 0
     holdout: float = 0.1
+    reweight: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -279,6 +280,8 @@ def train_model(
         raise ValueError(f"--coreset must be in (0, 1], got {cfg.coreset}")
     if not 0.0 <= cfg.holdout < 1.0:
         raise ValueError(f"--holdout must be in [0, 1), got {cfg.holdout}")
+    if cfg.reweight < 0:
+        raise ValueError(f"--reweight must be 0 (off) or a neighbour count, got {cfg.reweight}")
     if cfg.k < 1:
         raise ValueError(f"--k must be at least 1, got {cfg.k}")
     if cfg.crop < 32 or cfg.resize < 0 or (cfg.resize and cfg.resize < cfg.crop):
@@ -295,6 +298,7 @@ def train_model(
         mean=spec.mean,
         std=spec.std,
         k=cfg.k,
+        reweight=cfg.reweight,
     )
     extractor = build_extractor(cfg.backbone, model_cfg.layers, weights).to(dev).eval()
     feats, ok_paths, skipped, grid = extract_features(
@@ -313,13 +317,18 @@ def train_model(
         keep = np.setdiff1d(np.arange(n_img), hold)
         rest = feats[torch.from_numpy(keep)].reshape(-1, dim)
         sel = greedy_coreset(rest, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
-        search = NearestNeighbourSearch(rest[torch.from_numpy(sel)], dev)
+        rest_bank = rest[torch.from_numpy(sel)].contiguous()
+        search = NearestNeighbourSearch(rest_bank, dev)
         h_scores, h_max = [], []
         for j, i in enumerate(hold):
             if cancel is not None and cancel.is_set():
                 raise CancelledError("training cancelled")
-            patch = search.patch_scores(feats[int(i)], cfg.k).reshape(1, *grid)
-            h_scores.append(float(patch.max()))
+            dist, nn = search.search(feats[int(i)], cfg.k)
+            patch = np.mean(dist, axis=-1).astype(np.float32).reshape(1, *grid)
+            score = float(patch.max())
+            if cfg.reweight > 0:
+                score *= eq7_weight(search, rest_bank, feats[int(i)], patch.reshape(-1), nn, cfg.reweight)
+            h_scores.append(score)
             h_max.append(float(anomaly_maps(patch, cfg.crop).max()))
             if progress:
                 progress("calibration", j + 1, len(hold))
@@ -336,6 +345,7 @@ def train_model(
         "feature_dim": int(dim),
         "patch_size": model_cfg.embedding.patch_size,
         "k": cfg.k,
+        "reweight": cfg.reweight,
         "resize": cfg.resize,
         "crop": cfg.crop,
         "normalization": {"mean": list(spec.mean), "std": list(spec.std)},

@@ -55,6 +55,9 @@ class ModelConfig:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     k: int = 1
+    #: Paper Eq. 7 re-weighting of the image score with this many bank neighbours of
+    #: the nearest bank row (anomalib uses 9); 0 = off, as in the reference code.
+    reweight: int = 0
 
     @property
     def preprocess(self) -> Preprocess:
@@ -77,6 +80,7 @@ class ModelConfig:
             mean=tuple(float(x) for x in d["mean"]),  # type: ignore[arg-type]
             std=tuple(float(x) for x in d["std"]),  # type: ignore[arg-type]
             k=int(d["k"]),
+            reweight=int(d.get("reweight", 0)),
         )
 
 
@@ -152,9 +156,17 @@ class PatchCoreModel:
         # One search per image: BLAS sums a query row differently depending on how many
         # rows share the call, so per-image calls make an image's scores independent of
         # the batch it came in (a resumed run then matches an uninterrupted one exactly).
-        grids = np.stack([self.search.patch_scores(feats[i], self.config.k) for i in range(b)]).reshape(b, h, w)
+        grids = np.empty((b, h * w), dtype=np.float32)
+        scores = np.empty(b, dtype=np.float32)
+        for i in range(b):
+            dist, idx = self.search.search(feats[i], self.config.k)
+            patch = np.mean(dist, axis=-1).astype(np.float32)
+            grids[i] = patch
+            scores[i] = patch.max()
+            if self.config.reweight > 0:
+                scores[i] *= eq7_weight(self.search, self.bank, feats[i], patch, idx, self.config.reweight)
         self._grid = (h, w)
-        return grids.reshape(b, -1).max(axis=1).astype(np.float32), grids
+        return scores, grids.reshape(b, h, w)
 
     def anomaly_maps(self, grids: np.ndarray) -> np.ndarray:
         """(B, h, w) grids -> (B, crop, crop) maps (bilinear + Gaussian sigma 4)."""
@@ -317,3 +329,21 @@ def _as_pil(item: Any) -> Image.Image:
         return Image.fromarray(arr[..., :3], mode="RGB")
     raise ValueError(f"cannot use an array of shape {arr.shape} as an image")
 
+
+def eq7_weight(search: NearestNeighbourSearch, bank: torch.Tensor, feats: torch.Tensor, patch: np.ndarray,
+               idx: np.ndarray, neighbours: int) -> float:
+    """Paper Eq. 7 weight: 1 - softmax, over Euclidean distances from the most anomalous
+    test patch to its nearest bank row m* and m*'s ``neighbours`` nearest bank rows, taken at m*.
+
+    A test patch whose nearest normal row sits in a sparse part of the bank (rare but
+    normal) keeps more of its score than one next to a dense cluster.
+    """
+    j = int(np.argmax(patch))
+    m_star = int(idx[j, 0])
+    b = min(int(neighbours), int(bank.shape[0]))
+    _, support = search.search(bank[m_star : m_star + 1], b)
+    rows = bank[torch.as_tensor(support[0], dtype=torch.int64)]
+    q = feats[j].detach().to("cpu", torch.float32)
+    d = torch.linalg.vector_norm(rows - q[None, :], dim=1).double()
+    # The neighbour list starts with m* itself (its own nearest row in the bank).
+    return float(1.0 - torch.softmax(d, dim=0)[0].item())

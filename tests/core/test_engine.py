@@ -102,3 +102,28 @@ def test_normalized_score_is_one_at_threshold(model) -> None:  # type: ignore[no
     t = model.image_threshold
     assert model.normalized(t) == pytest.approx(1.0)
     assert model.normalized(2 * t) == pytest.approx(2.0)
+
+
+def test_eq7_reweighting_matches_naive(image_dirs) -> None:  # type: ignore[no-untyped-def]
+    """Image score = (1 - softmax_0(||x* - m||, m in N_9(m*))) * max patch score."""
+    from patchcore_gui.core.engine import TrainConfig, train_model
+
+    train = sorted(image_dirs["train"].glob("*.png"))
+    cfg = TrainConfig(backbone="efficientnet_lite0", resize=72, crop=64, coreset=1.0, holdout=0.0, reweight=9)
+    model = train_model(train, cfg, device="cpu")
+    paths = _test_paths(image_dirs)[:2]
+    scores, _ = model.predict(paths)
+    batch = torch.stack([model.preprocess(Image.open(p).convert("RGB")) for p in paths])
+    feats, _ = model.embed(batch)
+    bank = model.bank.double()
+    for i in range(2):
+        d = torch.cdist(feats[i].double(), bank)
+        nn_d, nn_i = d.min(dim=1)
+        j = int(torch.argmax(nn_d))
+        s_star = float(nn_d[j] ** 2)
+        m_star = bank[nn_i[j]]
+        support = torch.cdist(m_star[None], bank)[0].topk(9, largest=False).indices
+        dist = torch.linalg.vector_norm(bank[support] - feats[i][j].double()[None], dim=1)
+        w = 1 - torch.softmax(dist, 0)[0].item()
+        assert 0 < w < 1
+        assert scores[i] == pytest.approx(w * s_star, rel=1e-4)
