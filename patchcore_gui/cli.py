@@ -82,14 +82,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--holdout", type=_fraction, default=0.1, help="share of good images held out for calibration (0: off)")
     t.add_argument("--embedding", choices=["reference", "native"], default=None,
                    help="patch-feature layout (default: reference; native for efficientnet_lite0)")
+    t.add_argument("--reweight", type=_non_negative_int, default=0,
+                   help="paper Eq. 7 image-score re-weighting with N bank neighbours (anomalib: 9; default 0 = off, as the reference)")
     device_opts(t)
 
     pr = sub.add_parser("predict", help="score every image in a folder")
-    pr.add_argument("--model", required=True)
-    pr.add_argument("--images", required=True, help="folder of images (recursive)")
+    pr.add_argument("--model", default=None, help="model file (required unless --resume)")
+    pr.add_argument("--images", default=None, help="folder of images (recursive; required unless --resume)")
     pr.add_argument("--output", default=None, help="CSV file to write (default: standard output)")
     pr.add_argument("--maps-out", default=None, help=".npz with paths and (N, crop, crop) float32 maps")
+    pr.add_argument("--run", default=None, metavar="FILE",
+                    help="record the run in this run file (SQLite: scores, grids, settings, status)")
+    pr.add_argument("--resume", action="store_true",
+                    help="continue the run file given with --run; model, folder and batch size come from it")
     device_opts(pr)
+    # None = not given: a resumed run then keeps its own device and batch size.
+    pr.set_defaults(device=None, batch_size=None)
 
     ev = sub.add_parser("evaluate", help="image AUROC, pixel AUROC, PRO and F1 threshold on an MVTec-layout folder")
     ev.add_argument("--model", required=True)
@@ -140,6 +148,17 @@ def _write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     from .core.modelfile import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
+
+
+def _write_stdout(text: str) -> None:
+    """Print CSV text; file names that are not valid UTF-8 go out as their original bytes."""
+    buf = getattr(sys.stdout, "buffer", None)
+    if buf is None:
+        sys.stdout.write(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+        return
+    sys.stdout.flush()
+    buf.write(text.encode("utf-8", "surrogateescape"))
+    buf.flush()
 
 
 def _verdict(score: float, threshold: float) -> str:
@@ -243,6 +262,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         k=args.k,
         seed=args.seed,
         holdout=args.holdout,
+        reweight=args.reweight,
     )
     bars: dict[str, Any] = {}
 
@@ -274,45 +294,127 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .core.datasets import list_images
+    """Score a folder; with --run record the run in a run file, with --resume continue one."""
+    from .core.runstore import RunStoreError
 
-    model = _load_model(args.model, args.device)
-    paths = list_images(args.images)
-    from .core.datasets import ImageSet
+    def _predict() -> int:
+        from .core.datasets import list_images
 
-    image_set = ImageSet(
-        root=Path(args.images), paths=paths, labels=np.full(len(paths), -1, dtype=np.int8),
-        mask_paths=[None] * len(paths), defect_types=[""] * len(paths), layout="folder",
-    )
-    t0 = time.perf_counter()
-    out_paths, scores, errors, grids = _run_prediction(model, image_set, args, args.quiet)
-    elapsed = time.perf_counter() - t0
-    thr = model.image_threshold
-    text = results_csv(out_paths, scores, errors, thr)
-    if args.output:
-        _write_text_atomic(args.output, text)
-    else:
-        sys.stdout.write(text)
-    if args.maps_out:
-        crop = model.config.crop
+        # cmd_demo builds its own Namespace without the run options.
+        run_file: str | None = getattr(args, "run", None)
+        resume = bool(getattr(args, "resume", False))
 
-        def maps() -> Any:
-            for g in grids:
-                if np.isfinite(g).all():
-                    yield model.anomaly_maps(g[None])[0]
-                else:
-                    yield np.full((crop, crop), np.nan, dtype=np.float32)
+        if resume and not run_file:
+            raise CliError("--resume needs --run FILE (the run file to continue)")
+        if resume and args.images:
+            raise CliError("--images cannot be used with --resume: the image list comes from the run file")
+        if not resume and (not args.model or not args.images):
+            raise CliError("predict needs --model and --images (or --run FILE --resume)")
+        if run_file:
+            from .core import runstore
 
-        write_maps_npz(args.maps_out, out_paths, maps(), len(out_paths), crop)
-    n_err = sum(1 for e in errors if e)
-    ng = int(np.sum(scores[np.isfinite(scores)] > thr)) if math.isfinite(thr) else 0
-    rate = len(out_paths) / elapsed if elapsed > 0 else float("nan")
-    print(
-        f"{len(out_paths)} images, {ng} NG, {len(out_paths) - n_err - ng} OK, {n_err} errors "
-        f"({rate:.1f} images/s, threshold {_fmt(thr) or 'none'})",
-        file=sys.stderr,
-    )
-    return EXIT_OK
+            if resume:
+                with runstore.RunStore.open(run_file, readonly=True) as rs:
+                    run_meta = rs.meta
+                model_path = args.model or run_meta["model_path"]
+                if not Path(model_path).is_file():
+                    raise CliError(f"the run's model file is missing: {model_path} (give its new place with --model)")
+                model = _load_model(model_path, args.device or run_meta["settings"].get("device") or "auto")
+            else:
+                if Path(run_file).exists():
+                    raise CliError(f"run file {run_file} already exists; add --resume to continue it, or choose another name")
+                model = _load_model(args.model, args.device or "auto")
+        else:
+            model = _load_model(args.model, args.device or "auto")
+        image_set = None
+        if not resume:
+            paths = list_images(args.images)
+            from .core.datasets import ImageSet
+
+            image_set = ImageSet(
+                root=Path(args.images), paths=paths, labels=np.full(len(paths), -1, dtype=np.int8),
+                mask_paths=[None] * len(paths), defect_types=[""] * len(paths), layout="folder",
+            )
+            if run_file:  # record the ground truth the folder layout gives, in the listing's order
+                from .core.datasets import scan_folder
+
+                truth = scan_folder(args.images)
+                found = {str(p): k for k, p in enumerate(truth.paths)}
+                at = [found.get(str(p), -1) for p in paths]
+                image_set = ImageSet(
+                    root=Path(args.images), paths=paths,
+                    labels=np.array([truth.labels[k] if k >= 0 else -1 for k in at], dtype=np.int8),
+                    mask_paths=[truth.mask_paths[k] if k >= 0 else None for k in at],
+                    defect_types=[truth.defect_types[k] if k >= 0 else "" for k in at],
+                    layout=truth.layout,
+                )
+        t0 = time.perf_counter()
+        if run_file:
+            grids_now: dict[int, np.ndarray] = {}
+
+            def keep_grids(r: Any) -> None:
+                if args.maps_out:
+                    grids_now.update(zip(r.indices.tolist(), r.grids, strict=True))
+
+            with runstore.RunStore.open(run_file, readonly=True) if resume else contextlib.nullcontext() as rs:
+                total = len(rs) if rs is not None else len(image_set)
+                start = len(rs.done_indices()) if rs is not None else 0
+            bar = _progress_bar("predict", total, args.quiet)
+            bar.update(start)
+            try:
+                runstore.predict_into_run(
+                    model, image_set, run_file, batch_size=args.batch_size, num_workers=args.num_workers,
+                    resume=resume, progress=lambda d, t: bar.update(d - bar.n), on_batch=keep_grids,
+                    grid_dtype=np.float32,
+                )
+            finally:
+                bar.close()
+            with runstore.RunStore.open(run_file, readonly=True) as rs:
+                out_paths, cols, err_map, thr = rs.paths(), rs.columns(), rs.errors(), rs.image_threshold
+                if image_set is not None:  # the CSV names images as listed (the run stores absolute paths)
+                    out_paths = [str(p) for p in image_set.paths]
+                scores = cols["score"]
+                errors = [err_map.get(i, "") for i in range(len(out_paths))]
+                if args.maps_out:
+                    missing = [i for i in range(len(out_paths)) if i not in grids_now]
+                    for i, g in rs.iter_grids(missing):  # images scored before a resume: float16 grids
+                        grids_now[i] = g.astype(np.float32) if g is not None else np.full((1, 1), np.nan, np.float32)
+            grids = [grids_now[i] for i in range(len(out_paths))] if args.maps_out else []
+        else:
+            args.batch_size = args.batch_size or 8
+            out_paths, scores, errors, grids = _run_prediction(model, image_set, args, args.quiet)
+            thr = model.image_threshold
+        elapsed = time.perf_counter() - t0
+        text = results_csv(out_paths, scores, errors, thr)
+        if args.output:
+            _write_text_atomic(args.output, text)
+        else:
+            _write_stdout(text)
+        if args.maps_out:
+            crop = model.config.crop
+
+            def maps() -> Any:
+                for g in grids:
+                    if np.isfinite(g).all():
+                        yield model.anomaly_maps(g[None])[0]
+                    else:
+                        yield np.full((crop, crop), np.nan, dtype=np.float32)
+
+            write_maps_npz(args.maps_out, out_paths, maps(), len(out_paths), crop)
+        n_err = sum(1 for e in errors if e)
+        ng = int(np.sum(scores[np.isfinite(scores)] > thr)) if math.isfinite(thr) else 0
+        rate = len(out_paths) / elapsed if elapsed > 0 else float("nan")
+        print(
+            f"{len(out_paths)} images, {ng} NG, {len(out_paths) - n_err - ng} OK, {n_err} errors "
+            f"({rate:.1f} images/s, threshold {_fmt(thr) or 'none'})",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+
+    try:
+        return _predict()
+    except RunStoreError as exc:  # locked, not a run file, model changed: one line, exit 2
+        raise CliError(str(exc)) from None
 
 
 def evaluate_model(model: Any, dataset: str, args: argparse.Namespace) -> dict[str, Any]:

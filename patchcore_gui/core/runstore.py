@@ -1,0 +1,768 @@
+"""The run file: every prediction run persisted in one SQLite file (standard ``sqlite3``).
+
+A run file holds what a quality record needs to be reproduced and reviewed: the model
+file's path, SHA-256, summary and metadata; the image folder; the settings (device,
+batch size, workers); the thresholds and every change made to them; the software
+versions; the run status; and per image its path, file size and mtime, score,
+float16 patch-score grid, error, ground truth and the operator's verdict.
+
+API (Qt-free; the CLI and the GUI's worker share it)::
+
+    store = RunStore.create(path, model, image_set, {"device": "cpu", "batch_size": 8,
+                                                     "num_workers": 0})
+    store.add_batch(batch_result)          # one transaction per engine BatchResult
+    store.done_indices()                   # int64 indices already scored
+    cols = store.columns()                 # numpy columns: index, done, score, error, label, operator
+    store.paths(); store.grid(i)           # str paths (non-UTF-8 safe), float16 (h, w) grid or None
+    store.set_threshold(12.5, note="line 3 tuning")    # logged: old, new, time, note
+    store.threshold_log()                  # list of ThresholdChange
+    store.set_operator_verdict(i, "NG", operator="ana")
+    store.set_status("finished")
+    store.image_set()                      # the ImageSet to resume with (same indices)
+    store.close()                          # or use it as a context manager
+
+    RunStore.open(path)                    # for writing: takes the writer lock
+    RunStore.open(path, readonly=True)     # any number of readers, beside a writer
+
+    predict_into_run(model, image_set, path, batch_size=8)       # new run
+    predict_into_run(model, None, path, resume=True)             # continue it
+
+Concurrency: SQLite in WAL mode with a busy timeout; every write is one transaction,
+so a crash loses at most the batch in flight. One writer at a time: a writer records
+itself in the ``lock`` table (pid, host, process start time, token) and a second writer
+gets :class:`RunLockedError` ("run file is open for writing in another window/process").
+A lock left by a dead process on this host is taken over. Readers never lock. The
+methods of one ``RunStore`` are serialised by an internal lock, so a worker thread may
+add batches while the GUI thread sets verdicts.
+
+Resume: the engine batches the remaining images in order, and completed batches are
+whole, so resuming with the run's own batch size (stored in its settings) reproduces the
+batches, and the scores, of an uninterrupted run.
+
+Test hook: when the environment variable ``PATCHCORE_GUI_TEST_BATCH_DELAY`` holds a
+number of seconds, :func:`predict_into_run` sleeps that long after each committed batch
+(used by the kill-and-resume test to make a run slow enough to interrupt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import numpy as np
+
+from .datasets import ImageSet
+from .results import BatchResult
+
+if TYPE_CHECKING:
+    from .model import PatchCoreModel
+
+FORMAT_NAME = "patchcore_gui.run"
+FORMAT_VERSION = 1
+#: SQLite application_id of run files ("PCRN").
+APPLICATION_ID = 0x5043524E
+STATUSES = ("running", "finished", "cancelled", "failed")
+VERDICTS = ("", "OK", "NG")
+#: Operator verdict codes in :meth:`RunStore.columns`.
+OPERATOR_NONE, OPERATOR_OK, OPERATOR_NG = 0, 1, 2
+TEST_DELAY_ENV = "PATCHCORE_GUI_TEST_BATCH_DELAY"
+
+_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE images (
+    idx INTEGER PRIMARY KEY,
+    path BLOB NOT NULL,
+    display TEXT NOT NULL,
+    label INTEGER NOT NULL DEFAULT -1,
+    defect_type TEXT NOT NULL DEFAULT '',
+    mask_path BLOB,
+    done INTEGER NOT NULL DEFAULT 0,
+    size INTEGER,
+    mtime_ns INTEGER,
+    score REAL,
+    grid BLOB,
+    grid_h INTEGER,
+    grid_w INTEGER,
+    error TEXT NOT NULL DEFAULT '',
+    batch INTEGER,
+    verdict TEXT NOT NULL DEFAULT '',
+    verdict_time TEXT,
+    verdict_by TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE batches (seq INTEGER PRIMARY KEY, time TEXT NOT NULL, count INTEGER NOT NULL);
+CREATE TABLE threshold_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL,
+    old REAL, new REAL, note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE lock (
+    id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
+    started TEXT NOT NULL, time TEXT NOT NULL, token TEXT NOT NULL
+);
+"""
+
+#: Tokens of the write locks held by RunStore objects of this process.
+_HELD: set[str] = set()
+
+
+class RunStoreError(Exception):
+    """A run file cannot be used as asked; ``str()`` is one line for the user."""
+
+
+class RunLockedError(RunStoreError):
+    """Another window or process has the run file open for writing."""
+
+
+class ModelChangedError(RunStoreError):
+    """The model file of a run is missing or no longer the file the run was started with."""
+
+
+@dataclass(frozen=True)
+class ThresholdChange:
+    """One logged threshold change. ``kind`` is "image" or "pixel"."""
+
+    time: str
+    kind: str
+    old: float
+    new: float
+    note: str
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _display(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _nan_none(v: float | None) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def _none_nan(v: float | None) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _process_start(pid: int) -> str:
+    """Start time of a process (Linux: clock ticks since boot), '' where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+def _pid_alive(pid: int) -> bool:
+    """True when a process with this id runs on this host (zombies count as dead)."""
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # type: ignore[attr-defined]
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))  # type: ignore[attr-defined]
+        ctypes.windll.kernel32.CloseHandle(handle)  # type: ignore[attr-defined]
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+class RunStore:
+    """One open run file. Create with :meth:`create`, open with :meth:`open`."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool) -> None:
+        self.path = path
+        self.readonly = readonly
+        self._conn = conn
+        self._mutex = threading.RLock()
+        self._token = ""
+        self._meta: dict[str, Any] = {}
+        self._reload_meta()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        model: PatchCoreModel,
+        image_set: ImageSet,
+        settings: dict[str, Any],
+        *,
+        model_sha256: str | None = None,
+    ) -> RunStore:
+        """Write a new run file for ``image_set`` and open it for writing (status "running").
+
+        ``settings`` holds at least ``batch_size`` (resume needs it), ``device`` and
+        ``num_workers``. The model file's hash is computed unless given. Refuses to
+        overwrite an existing file.
+        """
+        from .engine import software_versions
+
+        target = Path(path)
+        if target.exists():
+            raise RunStoreError(f"run file {target} already exists; resume it or choose another name")
+        if "batch_size" not in settings:
+            raise ValueError("settings need 'batch_size' (resume must batch images the same way)")
+        if model_sha256 is None:
+            model_sha256 = file_sha256(model.path) if model.path is not None and Path(model.path).is_file() else ""
+        th = model.threshold_info
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "created": now_iso(),
+            "status": "running",
+            "status_message": "",
+            "model_path": os.fspath(Path(model.path).resolve()) if model.path is not None else "",
+            "model_sha256": model_sha256,
+            "model_summary": model.summary(),
+            "model_metadata": model.metadata,
+            "folder": os.fspath(Path(image_set.root).resolve()),
+            "layout": image_set.layout,
+            "settings": dict(settings),
+            "image_threshold": model.image_threshold,
+            "pixel_threshold": model.pixel_threshold,
+            "threshold_source": th.get("source", ""),
+            "threshold_rule": th.get("rule", ""),
+            "software": software_versions(),
+            "sessions": [{"time": now_iso(), "pid": os.getpid(), "host": socket.gethostname(),
+                          "device": str(settings.get("device", "")), "resume": False}],
+        }
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            conn = sqlite3.connect(os.fspath(tmp), isolation_level=None)
+            try:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
+                conn.executescript(_SCHEMA)
+                conn.execute("BEGIN")
+                conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
+                conn.executemany(
+                    "INSERT INTO images (idx, path, display, label, defect_type, mask_path) VALUES (?, ?, ?, ?, ?, ?)",
+                    cls._image_rows(image_set),
+                )
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            os.replace(tmp, target)
+        except BaseException:
+            for p in (tmp, tmp.with_name(tmp.name + "-journal")):
+                p.unlink(missing_ok=True)
+            raise
+        return cls.open(target)
+
+    @staticmethod
+    def _image_rows(image_set: ImageSet) -> Iterator[tuple[Any, ...]]:
+        for i, (p, lab, typ, mask) in enumerate(zip(
+            image_set.paths, image_set.labels.tolist(), image_set.defect_types, image_set.mask_paths, strict=True
+        )):
+            raw = os.fsencode(os.path.abspath(p))  # a report or resume may run from another folder
+            yield (i, raw, _display(raw), int(lab), str(typ),
+                   None if mask is None else os.fsencode(os.path.abspath(mask)))
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], readonly: bool = False, *, break_lock: bool = False) -> RunStore:
+        """Open a run file; for writing unless ``readonly``.
+
+        Raises:
+            RunLockedError: another live window/process has it open for writing
+                (``break_lock=True`` takes the lock anyway, e.g. after a crash on another host).
+            RunStoreError: the file is missing or not a run file.
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise RunStoreError(f"run file not found: {p}")
+        try:
+            if readonly:
+                where = os.fsencode(p.resolve().as_posix())
+                uri = ("file:///" + quote(where, safe="/:") if os.name == "nt" else "file:" + quote(where)) + "?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                conn = sqlite3.connect(os.fspath(p), isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 5000")
+            if not readonly:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise RunStoreError(f"{p.name}: not a run file ({exc})") from None
+        if app_id != APPLICATION_ID:
+            conn.close()
+            raise RunStoreError(f"{p.name}: not a PatchCore Inspector run file")
+        store = cls(p, conn, readonly)
+        version = store._meta.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            conn.close()
+            raise RunStoreError(f"{p.name}: run file format {version} is newer than this version reads")
+        if not readonly:
+            try:
+                store._acquire_lock(break_lock)
+            except BaseException:
+                conn.close()
+                raise
+        return store
+
+    @staticmethod
+    def _holder_alive(row: tuple[Any, ...]) -> bool:
+        """Whether the writer recorded in a lock row (pid, host, started, ...) still runs."""
+        opid, ohost, ostarted, _otime, otoken = row
+        if ohost != socket.gethostname():
+            return True  # cannot check a process on another machine
+        if opid == os.getpid():
+            return otoken in _HELD
+        return _pid_alive(opid) and not (ostarted and ostarted != _process_start(opid))
+
+    @property
+    def interrupted(self) -> bool:
+        """True when the run says "running" but no live writer holds it (crash, kill): resume it."""
+        rows = self._query("SELECT pid, host, started, time, token FROM lock WHERE id = 1")
+        return self.status == "running" and not (rows and self._holder_alive(rows[0]))
+
+    def _acquire_lock(self, break_lock: bool) -> None:
+        host, pid = socket.gethostname(), os.getpid()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            raise RunLockedError(
+                f"run file {self.path.name} is open for writing in another window/process; open it read-only"
+            ) from None
+        try:
+            row = self._conn.execute("SELECT pid, host, started, time, token FROM lock WHERE id = 1").fetchone()
+            if row is not None and not break_lock:
+                opid, ohost, _ostarted, otime, _otoken = row
+                if self._holder_alive(row):
+                    raise RunLockedError(
+                        f"run file {self.path.name} is open for writing in another window/process "
+                        f"(pid {opid} on {ohost}, since {otime}); open it read-only or close the other one"
+                    )
+            self._token = uuid.uuid4().hex
+            self._conn.execute(
+                "INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?, ?)",
+                (pid, host, _process_start(pid), now_iso(), self._token),
+            )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        _HELD.add(self._token)
+        # A store dropped without close() must not keep refusing writers in this process.
+        weakref.finalize(self, _HELD.discard, self._token)
+
+    def close(self) -> None:
+        """Release the writer lock (if held) and close the file. Safe to call twice."""
+        with self._mutex:
+            if self._conn is None:
+                return
+            try:
+                if self._token:
+                    with self._write():
+                        self._conn.execute("DELETE FROM lock WHERE token = ?", (self._token,))
+                    # At rest a run file is one file (no -wal/-shm beside it), easy to copy
+                    # and readable from a read-only folder. Fails harmlessly while a reader
+                    # still has it open; the next writer switches WAL back on.
+                    with contextlib.suppress(sqlite3.DatabaseError):
+                        self._conn.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                _HELD.discard(self._token)
+                self._token = ""
+                self._conn.close()
+                self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ helpers
+    def _write(self) -> _Transaction:
+        if self.readonly:
+            raise RunStoreError(f"run file {self.path.name} is open read-only")
+        if self._conn is None:
+            raise RunStoreError("run file is closed")
+        return _Transaction(self._conn, self._mutex)
+
+    def _set_meta(self, **values: Any) -> None:
+        """Inside a transaction: update meta keys (and the cached copy)."""
+        values.setdefault("updated", now_iso())
+        self._conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                               [(k, json.dumps(v)) for k, v in values.items()])
+        self._meta.update(values)
+
+    def _reload_meta(self) -> None:
+        with self._mutex:
+            try:
+                rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise RunStoreError(f"{self.path.name}: not a run file ({exc})") from None
+            self._meta = {k: json.loads(v) for k, v in rows}
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._mutex:
+            if self._conn is None:
+                raise RunStoreError("run file is closed")
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
+    # ------------------------------------------------------------------ run facts
+    @property
+    def meta(self) -> dict[str, Any]:
+        """All run-level facts (a copy): model_path, model_sha256, model_summary,
+        model_metadata, folder, layout, settings, thresholds, software, status, sessions..."""
+        self._reload_meta()
+        return dict(self._meta)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self._meta.get("settings", {}))
+
+    @property
+    def status(self) -> str:
+        self._reload_meta()
+        return str(self._meta.get("status", ""))
+
+    @property
+    def image_threshold(self) -> float:
+        self._reload_meta()
+        return _none_nan(self._meta.get("image_threshold"))
+
+    @property
+    def pixel_threshold(self) -> float:
+        self._reload_meta()
+        return _none_nan(self._meta.get("pixel_threshold"))
+
+    def __len__(self) -> int:
+        return int(self._query("SELECT COUNT(*) FROM images")[0][0])
+
+    def set_status(self, status: str, message: str = "") -> None:
+        """Record the run's status: running, finished, cancelled or failed (+ one-line reason)."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}; use one of {STATUSES}")
+        with self._write():
+            self._set_meta(status=status, status_message=message)
+
+    def add_session(self, **info: Any) -> None:
+        """Append a (resume) session record: time, pid, host, device..."""
+        with self._write():
+            sessions = list(self._meta.get("sessions", []))
+            sessions.append({"time": now_iso(), "pid": os.getpid(), "host": socket.gethostname(), **info})
+            self._set_meta(sessions=sessions, status="running", status_message="")
+
+    # ------------------------------------------------------------------ results
+    def add_batch(self, result: BatchResult) -> None:
+        """Store one engine batch in one transaction (scores, float16 grids, errors, file stats)."""
+        rows = []
+        for j, i in enumerate(result.indices.tolist()):
+            try:
+                st = os.stat(result.paths[j])
+                size, mtime = int(st.st_size), int(st.st_mtime_ns)
+            except OSError:
+                size = mtime = None
+            err = result.errors[j]
+            score = float(result.scores[j])
+            grid = None
+            h = w = None
+            if not err and np.isfinite(score):
+                g = np.ascontiguousarray(result.grids[j], dtype="<f2")
+                grid, (h, w) = g.tobytes(), g.shape
+            rows.append((size, mtime, None if err or not np.isfinite(score) else score, grid, h, w, err, int(i)))
+        with self._write():
+            seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM batches").fetchone()[0]
+            self._conn.executemany(
+                f"UPDATE images SET done = 1, size = ?, mtime_ns = ?, score = ?, grid = ?, grid_h = ?, "
+                f"grid_w = ?, error = ?, batch = {int(seq)} WHERE idx = ?",
+                rows,
+            )
+            self._conn.execute("INSERT INTO batches VALUES (?, ?, ?)", (seq, now_iso(), len(rows)))
+            self._conn.execute("UPDATE lock SET time = ? WHERE token = ?", (now_iso(), self._token))
+
+    def done_indices(self) -> np.ndarray:
+        """Indices of the images already scored (errors included), int64, ascending."""
+        return np.array([r[0] for r in self._query("SELECT idx FROM images WHERE done = 1 ORDER BY idx")],
+                        dtype=np.int64)
+
+    def batch_count(self) -> int:
+        """Number of committed batches."""
+        return int(self._query("SELECT COUNT(*) FROM batches")[0][0])
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Per-image numpy columns in index order.
+
+        index int64, done bool, score float32 (NaN when not done or error), error bool,
+        label int8 (0 good, 1 defect, -1 unknown), operator int8 (0 none, 1 OK, 2 NG),
+        size int64 and mtime_ns int64 (-1 when unknown).
+        """
+        rows = self._query(
+            "SELECT idx, done, score, error != '', label, verdict, COALESCE(size, -1), COALESCE(mtime_ns, -1) "
+            "FROM images ORDER BY idx"
+        )
+        n = len(rows)
+        cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+        code = {"": OPERATOR_NONE, "OK": OPERATOR_OK, "NG": OPERATOR_NG}
+        return {
+            "index": np.fromiter(cols[0], dtype=np.int64, count=n),
+            "done": np.fromiter(cols[1], dtype=bool, count=n),
+            "score": np.array([np.nan if s is None else s for s in cols[2]], dtype=np.float32).reshape(n),
+            "error": np.fromiter(cols[3], dtype=bool, count=n),
+            "label": np.fromiter(cols[4], dtype=np.int8, count=n),
+            "operator": np.fromiter((code.get(v, 0) for v in cols[5]), dtype=np.int8, count=n),
+            "size": np.fromiter(cols[6], dtype=np.int64, count=n),
+            "mtime_ns": np.fromiter(cols[7], dtype=np.int64, count=n),
+        }
+
+    def paths(self) -> list[str]:
+        """Image paths as ``str`` (``os.fsdecode``: non-UTF-8 bytes survive as surrogates)."""
+        return [os.fsdecode(r[0]) for r in self._query("SELECT path FROM images ORDER BY idx")]
+
+    def display_names(self) -> list[str]:
+        """Image paths for display (undecodable bytes shown as U+FFFD)."""
+        return [r[0] for r in self._query("SELECT display FROM images ORDER BY idx")]
+
+    def errors(self) -> dict[int, str]:
+        """Error message per failed image index."""
+        return dict(self._query("SELECT idx, error FROM images WHERE error != '' ORDER BY idx"))  # type: ignore[arg-type]
+
+    def defect_types(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT defect_type FROM images ORDER BY idx")]
+
+    def operator_verdicts(self) -> dict[int, tuple[str, str, str]]:
+        """index -> (verdict, time, operator) for images with an operator verdict."""
+        rows = self._query("SELECT idx, verdict, verdict_time, verdict_by FROM images WHERE verdict != ''")
+        return {int(i): (v, t or "", b) for i, v, t, b in rows}
+
+    def grid(self, index: int) -> np.ndarray | None:
+        """The float16 (h, w) patch-score grid of one image; None when not scored or failed."""
+        rows = self._query("SELECT grid, grid_h, grid_w FROM images WHERE idx = ?", (int(index),))
+        if not rows or rows[0][0] is None:
+            return None
+        blob, h, w = rows[0]
+        return np.frombuffer(blob, dtype="<f2").reshape(h, w).astype(np.float16)
+
+    def iter_grids(self, indices: Iterable[int], chunk: int = 256) -> Iterator[tuple[int, np.ndarray | None]]:
+        """(index, float16 grid or None) for many images, fetched in chunks (bounded memory)."""
+        idx = [int(i) for i in indices]
+        for start in range(0, len(idx), chunk):
+            part = idx[start : start + chunk]
+            marks = ",".join("?" * len(part))
+            got = {r[0]: r[1:] for r in self._query(
+                f"SELECT idx, grid, grid_h, grid_w FROM images WHERE idx IN ({marks})", part)}
+            for i in part:
+                blob, h, w = got.get(i, (None, None, None))
+                yield i, None if blob is None else np.frombuffer(blob, dtype="<f2").reshape(h, w).astype(np.float16)
+
+    def image_set(self) -> ImageSet:
+        """The run's images as an ``ImageSet`` in the stored order (indices match)."""
+        rows = self._query("SELECT path, label, mask_path, defect_type FROM images ORDER BY idx")
+        return ImageSet(
+            root=Path(self._meta.get("folder", "")),
+            paths=[Path(os.fsdecode(r[0])) for r in rows],
+            labels=np.array([r[1] for r in rows], dtype=np.int8),
+            mask_paths=[None if r[2] is None else Path(os.fsdecode(r[2])) for r in rows],
+            defect_types=[r[3] for r in rows],
+            layout=str(self._meta.get("layout", "folder")),
+        )
+
+    # ------------------------------------------------------------------ review
+    def set_threshold(self, new: float, note: str = "", kind: str = "image") -> ThresholdChange:
+        """Set the run's image (or pixel) threshold, logging old, new, time and note."""
+        old = self.image_threshold if kind == "image" else self.pixel_threshold
+        return self.log_threshold(old, new, note, kind)
+
+    def log_threshold(self, old: float, new: float, note: str = "", kind: str = "image") -> ThresholdChange:
+        """Log a threshold change made elsewhere (e.g. a GUI slider) and make ``new`` current."""
+        if kind not in ("image", "pixel"):
+            raise ValueError(f"threshold kind must be 'image' or 'pixel', got {kind!r}")
+        change = ThresholdChange(now_iso(), kind, float(old), float(new), note)
+        with self._write():
+            self._conn.execute(
+                "INSERT INTO threshold_log (time, kind, old, new, note) VALUES (?, ?, ?, ?, ?)",
+                (change.time, kind, _nan_none(old), _nan_none(new), note),
+            )
+            self._set_meta(**{f"{kind}_threshold": _nan_none(new)})
+        return change
+
+    def threshold_log(self) -> list[ThresholdChange]:
+        """Every threshold change, oldest first."""
+        rows = self._query("SELECT time, kind, old, new, note FROM threshold_log ORDER BY id")
+        return [ThresholdChange(t, k, _none_nan(o), _none_nan(n), note) for t, k, o, n, note in rows]
+
+    def set_operator_verdict(self, index: int, verdict: str, operator: str = "") -> None:
+        """Record an operator's verdict on one image: "OK", "NG" or "" (cleared), with the time."""
+        if verdict not in VERDICTS:
+            raise ValueError(f"operator verdict must be one of {VERDICTS}, got {verdict!r}")
+        with self._write():
+            cur = self._conn.execute(
+                "UPDATE images SET verdict = ?, verdict_time = ?, verdict_by = ? WHERE idx = ?",
+                (verdict, now_iso() if verdict else None, operator if verdict else "", int(index)),
+            )
+            if cur.rowcount != 1:
+                raise IndexError(f"no image with index {index} in this run")
+
+
+class _Transaction:
+    """``with``: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), holding the store's mutex."""
+
+    def __init__(self, conn: sqlite3.Connection, mutex: threading.RLock) -> None:
+        self.conn, self.mutex = conn, mutex
+
+    def __enter__(self) -> None:
+        self.mutex.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.mutex.release()
+            raise
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self.mutex.release()
+
+
+# --------------------------------------------------------------------------- driving a run
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What :func:`predict_into_run` did: final status, images scored now / done / total."""
+
+    status: str
+    scored_now: int
+    done: int
+    total: int
+    seconds: float
+
+
+def check_model(store: RunStore, model: PatchCoreModel) -> None:
+    """Raise ModelChangedError unless ``model`` was loaded from the run's model file, unchanged."""
+    if model.path is None or not Path(model.path).is_file():
+        raise ModelChangedError("the model has no file to check against the run's model")
+    want = store.meta.get("model_sha256", "")
+    if want and file_sha256(model.path) != want:
+        raise ModelChangedError(
+            f"model file {Path(model.path).name} has changed since the run started (SHA-256 differs); "
+            "cannot resume with another model"
+        )
+
+
+def predict_into_run(
+    model: PatchCoreModel,
+    image_set: ImageSet | None,
+    run: str | os.PathLike[str] | RunStore,
+    *,
+    batch_size: int | None = None,
+    num_workers: int = 0,
+    device: str | None = None,
+    cancel: threading.Event | None = None,
+    resume: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    on_batch: Callable[[BatchResult], None] | None = None,
+    grid_dtype: type = np.float16,
+) -> RunOutcome:
+    """Score ``image_set`` into a run file, one committed transaction per engine batch.
+
+    New run (``resume=False``): ``run`` must not exist (or be a fresh ``RunStore``).
+    Resume: ``run`` is an existing run file; ``image_set`` may be None (the run's own list
+    is used), the model must be the run's model file unchanged (:class:`ModelChangedError`),
+    ``batch_size`` None or equal to the run's. Only images not yet done are scored.
+
+    ``progress(done, total)`` and ``on_batch(result)`` are called after each commit (from
+    the calling thread). The status ends as finished, cancelled (``cancel`` set or
+    KeyboardInterrupt) or failed (an exception, re-raised). A ``RunStore`` passed in
+    stays open; a path is opened and closed here.
+    """
+    from .engine import iter_predict
+
+    dev = str(device or model.device)
+    owned = not isinstance(run, RunStore)
+    if resume:
+        store = RunStore.open(run) if owned else run  # type: ignore[arg-type]
+        try:
+            check_model(store, model)
+            stored_bs = int(store.settings.get("batch_size", 0))
+            if batch_size is not None and stored_bs and batch_size != stored_bs:
+                raise ValueError(
+                    f"this run was scored in batches of {stored_bs}; resume with the same batch size "
+                    f"(not {batch_size}) so the scores match an uninterrupted run"
+                )
+            batch_size = stored_bs or batch_size or 8
+            image_set = store.image_set() if image_set is None else image_set
+            if len(image_set) != len(store):
+                raise RunStoreError(f"the run has {len(store)} images but {len(image_set)} were given")
+            store.add_session(device=dev, resume=True, num_workers=num_workers)
+        except BaseException:
+            if owned:
+                store.close()
+            raise
+    else:
+        if image_set is None:
+            raise ValueError("a new run needs an image set")
+        batch_size = batch_size or 8
+        settings = {"device": dev, "batch_size": int(batch_size), "num_workers": int(num_workers)}
+        store = RunStore.create(run, model, image_set, settings) if owned else run  # type: ignore[arg-type]
+    delay = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
+    total = len(image_set)
+    done_idx = store.done_indices()
+    done, scored = len(done_idx), 0
+    t0 = time.perf_counter()
+    status = "failed"
+    try:
+        try:
+            for result in iter_predict(model, image_set, batch_size=batch_size, num_workers=num_workers,
+                                       cancel=cancel, grid_dtype=grid_dtype, skip=done_idx):
+                store.add_batch(result)
+                done += len(result)
+                scored += len(result)
+                if on_batch is not None:
+                    on_batch(result)
+                if progress is not None:
+                    progress(done, total)
+                if delay > 0:
+                    time.sleep(delay)
+            status = "cancelled" if done < total else "finished"
+            store.set_status(status)
+        except KeyboardInterrupt:
+            status = "cancelled"
+            store.set_status(status, "interrupted")
+            raise
+        except BaseException as exc:
+            text = str(exc).strip().splitlines()
+            store.set_status("failed", f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
+            raise
+    finally:
+        if owned:
+            store.close()
+    return RunOutcome(status, scored, done, total, time.perf_counter() - t0)

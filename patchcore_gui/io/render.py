@@ -1,0 +1,299 @@
+"""Qt-free pictures for reports: thumbnails, heatmap overlays with contours, histograms.
+
+Everything is numpy + PIL, so the CLI can render without a display; the GUI may use the
+same functions for exports.
+
+* :func:`load_thumbnail` - a small RGB thumbnail and the original (EXIF-oriented) size;
+  JPEGs are decoded at reduced scale (``draft``), so thousands of camera images stay fast.
+* :func:`map_for_size` - an anomaly map (crop x crop) resampled onto any pixel grid that
+  covers the original image (e.g. a thumbnail), undoing crop and resize; equal to
+  ``model.map_to_original`` when the grid is the original's.
+* :func:`overlay_heatmap` - heatmap with an ABSOLUTE colour scale anchored to the pixel
+  threshold (0 .. ``SCALE_FACTOR`` x threshold, never per-image min-max; transparent for
+  low values) and a contour where the map exceeds the threshold.
+* :func:`histogram_image` - the score histogram with the threshold line.
+* :func:`colorbar_image` - the legend of the heatmap colours.
+* :func:`jpeg_bytes`, :func:`png_bytes` - encoders.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from ..core.preprocess import Preprocess, crop_offsets, resized_size
+from .images import MAX_PIXELS, ImageLoadError, load_image
+
+#: The heatmap's colour scale spans 0 .. SCALE_FACTOR x pixel threshold; the threshold sits mid-scale.
+SCALE_FACTOR = 2.0
+#: Overlay opacity at and above the pixel threshold; it fades to 0 at FADE_START x threshold.
+OVERLAY_ALPHA = 0.6
+FADE_START = 0.3
+CONTOUR_RGB = (255, 255, 255)
+
+# Turbo-like colour map (dark blue -> cyan -> green -> yellow -> red), 11 anchors.
+_ANCHORS = np.array([
+    (48, 18, 59), (70, 98, 216), (54, 170, 249), (26, 228, 182), (114, 254, 94),
+    (200, 239, 52), (250, 186, 57), (246, 107, 25), (203, 42, 4), (146, 12, 1), (122, 4, 3),
+], dtype=np.float64)
+#: 256-entry colour lookup table, uint8 RGB.
+LUT = np.stack(
+    [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_ANCHORS)), _ANCHORS[:, c]) for c in range(3)],
+    axis=1,
+).round().astype(np.uint8)
+
+OK_RGB = (46, 125, 50)
+NG_RGB = (198, 40, 40)
+ERROR_RGB = (117, 117, 117)
+
+
+@lru_cache(maxsize=8)
+def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """PIL's bundled scalable font at ``size`` px (bitmap fallback without FreeType)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):  # Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def load_thumbnail(path: str | os.PathLike[str], size: int) -> tuple[Image.Image, tuple[int, int]]:
+    """An RGB thumbnail fitting ``size`` x ``size`` and the original (width, height).
+
+    The original size is the one :func:`load_image` reports (EXIF orientation applied).
+    Raises ImageLoadError like ``load_image``.
+    """
+    try:
+        with Image.open(path) as im:
+            if im.format == "JPEG" and im.mode in ("RGB", "L"):
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ImageLoadError(f"image too large: {w} x {h} pixels (limit {MAX_PIXELS:,} pixels)")
+                if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                    w, h = h, w
+                im.draft("RGB", (size, size))  # decode at 1/2, 1/4 or 1/8 scale: still >= size
+                small = (ImageOps.exif_transpose(im) or im).convert("RGB")
+                small.thumbnail((size, size), Image.Resampling.BILINEAR)
+                return small, (w, h)
+    except ImageLoadError:
+        raise
+    except Exception:  # noqa: BLE001 - load_image below gives the one-line reason
+        pass
+    img = load_image(path)
+    full = img.size
+    img.thumbnail((size, size), Image.Resampling.BILINEAR)
+    return img, full
+
+
+def _axis(coords: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    valid = (coords >= -0.5) & (coords <= n - 0.5)
+    c = np.clip(coords, 0, n - 1)
+    i0 = np.floor(c).astype(np.int64)
+    return i0, np.minimum(i0 + 1, n - 1), (c - i0).astype(np.float32), valid
+
+
+def map_for_size(preprocess: Preprocess, amap: np.ndarray, orig_w: int, orig_h: int,
+                 out_w: int, out_h: int) -> np.ndarray:
+    """Resample a (crop, crop) map onto an ``out_h`` x ``out_w`` grid covering the original image.
+
+    Bilinear at pixel centres through the model's resize and centre crop; NaN where the
+    crop cut the image off. With ``out`` = original size this is ``model.map_to_original``.
+    """
+    if preprocess.resize > 0:
+        rw, rh = resized_size(orig_w, orig_h, preprocess.resize)
+    else:
+        rw, rh = orig_w, orig_h
+    left, top = crop_offsets(rw, rh, preprocess.crop)
+    ys = (np.arange(out_h) + 0.5) * (rh / out_h) - 0.5 - top
+    xs = (np.arange(out_w) + 0.5) * (rw / out_w) - 0.5 - left
+    a = np.asarray(amap, dtype=np.float32)
+    y0, y1, wy, vy = _axis(ys, a.shape[0])
+    x0, x1, wx, vx = _axis(xs, a.shape[1])
+    rows = a[y0] * (1 - wy)[:, None] + a[y1] * wy[:, None]
+    out = rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
+    out[~vy, :] = np.nan
+    out[:, ~vx] = np.nan
+    return out.astype(np.float32)
+
+
+def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Boolean outline (inner edge, ``width`` px) of a boolean mask."""
+    inner = mask.copy()
+    for _ in range(width):
+        shrunk = inner.copy()
+        shrunk[1:, :] &= inner[:-1, :]
+        shrunk[:-1, :] &= inner[1:, :]
+        shrunk[:, 1:] &= inner[:, :-1]
+        shrunk[:, :-1] &= inner[:, 1:]
+        inner = shrunk
+    return mask & ~inner
+
+
+def overlay_heatmap(base: Image.Image, amap: np.ndarray, pixel_threshold: float, *,
+                    draw_contour: bool = True, contour_width: int = 1) -> Image.Image:
+    """``base`` with the map (same pixel grid) blended in on the absolute threshold scale.
+
+    Colour = LUT[map / (SCALE_FACTOR x threshold)]; opacity rises from 0 at FADE_START x
+    threshold to OVERLAY_ALPHA at the threshold, so a clean part stays readable. The contour
+    outlines map > threshold. NaN (cropped-off) pixels are left as they are.
+    """
+    rgb = np.asarray(base.convert("RGB"), dtype=np.float32)
+    m = np.asarray(amap, dtype=np.float32)
+    valid = np.isfinite(m)
+    t = np.where(valid, m, 0.0) / (SCALE_FACTOR * pixel_threshold)
+    idx = np.clip(t * 255.0, 0, 255).astype(np.uint8)
+    colour = LUT[idx].astype(np.float32)
+    lo = FADE_START / SCALE_FACTOR
+    alpha = OVERLAY_ALPHA * np.clip((t - lo) / (1.0 / SCALE_FACTOR - lo), 0.0, 1.0)
+    alpha[~valid] = 0.0
+    out = rgb * (1.0 - alpha[..., None]) + colour * alpha[..., None]
+    if draw_contour:
+        edge = contour(valid & (m > pixel_threshold), contour_width)
+        out[edge] = CONTOUR_RGB
+    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def colorbar_image(width: int = 720, height: int = 72, labels: bool = True) -> Image.Image:
+    """Legend: the colour ramp with ticks at 0, the pixel threshold and SCALE_FACTOR x it.
+
+    With ``labels=False`` only the ramp, filling the image (for callers that label it).
+    """
+    if not labels:
+        ramp = LUT[np.linspace(0, 255, width).astype(np.uint8)]
+        return Image.fromarray(np.repeat(ramp[None], height, axis=0), "RGB")
+    img = Image.new("RGB", (width, height), "white")
+    bar_h, pad = height // 2 - 2, 8
+    ramp = LUT[np.linspace(0, 255, width - 2 * pad).astype(np.uint8)]
+    img.paste(Image.fromarray(np.repeat(ramp[None], bar_h, axis=0), "RGB"), (pad, 2))
+    d = ImageDraw.Draw(img)
+    d.rectangle([pad, 2, width - pad - 1, bar_h + 2], outline=(90, 90, 90))
+    f = font(max(10, height * 2 // 7))
+    for frac, text in ((0.0, "0"), (1.0 / SCALE_FACTOR, "pixel threshold"), (1.0, f"{SCALE_FACTOR:g} x threshold")):
+        x = pad + frac * (width - 2 * pad - 1)
+        d.line([x, bar_h + 2, x, bar_h + 7], fill=(60, 60, 60), width=1)
+        tw = d.textlength(text, font=f)
+        d.text((min(max(x - tw / 2, 0), width - tw), bar_h + 8), text, fill=(40, 40, 40), font=f)
+    return img
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
+    span = hi - lo
+    if not np.isfinite(span) or span <= 0:
+        return [lo]
+    raw = span / n
+    mag = 10 ** np.floor(np.log10(raw))
+    step = min((s * mag for s in (1, 2, 2.5, 5, 10) if s * mag >= raw), default=raw)
+    start = np.ceil(lo / step) * step
+    return [float(v) for v in np.arange(start, hi + step * 1e-9, step)]
+
+
+def histogram_image(scores: np.ndarray, threshold: float, labels: np.ndarray | None = None, *,
+                    width: int = 1200, height: int = 420, bins: int = 60) -> Image.Image:
+    """Score histogram (stacked good / defect / unknown when labels exist) with the threshold line."""
+    s = np.asarray(scores, dtype=np.float64)
+    lab = np.full(s.shape, -1) if labels is None else np.asarray(labels)
+    keep = np.isfinite(s)
+    s, lab = s[keep], lab[keep]
+    img = Image.new("RGB", (width, height), "white")
+    d = ImageDraw.Draw(img)
+    f, fs = font(max(12, height // 24)), font(max(11, height // 28))
+    left, right, top, bottom = 70, 20, 34, height - 50
+    if s.size == 0:
+        d.text((left, height // 2), "no scores", fill=(80, 80, 80), font=f)
+        return img
+    lo, hi = float(s.min()), float(s.max())
+    if np.isfinite(threshold):
+        lo, hi = min(lo, threshold), max(hi, threshold)
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    pad = 0.03 * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    edges = np.linspace(lo, hi, bins + 1)
+    groups = [
+        ("good", (lab == 0), (76, 120, 168)),
+        ("defect", (lab > 0), (230, 126, 34)),
+        ("unknown", (lab < 0), (120, 144, 156)),
+    ]
+    counts = [np.histogram(s[m], edges)[0] for _, m, _ in groups]
+    ymax = max(1, int(np.sum(counts, axis=0).max()))
+    xpix = lambda v: left + (v - lo) / (hi - lo) * (width - left - right)  # noqa: E731
+    ypix = lambda c: bottom - c / ymax * (bottom - top)  # noqa: E731
+    for yv in _nice_ticks(0, ymax, 4):
+        y = ypix(yv)
+        d.line([left, y, width - right, y], fill=(232, 232, 232))
+        txt = f"{yv:g}"
+        d.text((left - 8 - d.textlength(txt, font=fs), y - 7), txt, fill=(90, 90, 90), font=fs)
+    base = np.zeros(bins)
+    for (_name, _m, rgb), c in zip(groups, counts, strict=True):
+        for i in np.flatnonzero(c):
+            x0, x1 = xpix(edges[i]) + 1, xpix(edges[i + 1]) - 1
+            d.rectangle([x0, ypix(base[i] + c[i]), max(x0, x1), ypix(base[i])], fill=rgb)
+        base += c
+    d.line([left, bottom, width - right, bottom], fill=(60, 60, 60), width=2)
+    for xv in _nice_ticks(lo, hi):
+        x = xpix(xv)
+        d.line([x, bottom, x, bottom + 6], fill=(60, 60, 60))
+        txt = f"{xv:g}"
+        d.text((x - d.textlength(txt, font=fs) / 2, bottom + 9), txt, fill=(60, 60, 60), font=fs)
+    d.text(((width - d.textlength("raw score", font=fs)) / 2, bottom + 28), "raw score", fill=(60, 60, 60), font=fs)
+    d.text((8, top - 26), "images", fill=(60, 60, 60), font=fs)
+    if np.isfinite(threshold):
+        x = xpix(threshold)
+        for y in range(top - 6, bottom, 12):  # dashed
+            d.line([x, y, x, min(y + 7, bottom)], fill=NG_RGB, width=3)
+        txt = f"threshold {threshold:.4g}  (NG above)"
+        tx = x + 6 if x + 6 + d.textlength(txt, font=f) < width - right else x - 6 - d.textlength(txt, font=f)
+        d.text((tx, top - 26), txt, fill=NG_RGB, font=f)
+    present = [(n, rgb) for (n, m, rgb) in groups if m.any()]
+    if len(present) > 1 or (present and present[0][0] != "unknown"):
+        x = width - right - 10
+        for name, rgb in reversed(present):
+            tw = d.textlength(name, font=fs)
+            x -= tw
+            d.text((x, top + 2), name, fill=(50, 50, 50), font=fs)
+            x -= 18
+            d.rectangle([x, top + 5, x + 12, top + 17], fill=rgb)
+            x -= 16
+    return img
+
+
+def jpeg_bytes(img: Image.Image, quality: int = 82) -> bytes:
+    """JPEG encoding (RGB)."""
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, "JPEG", quality=quality, optimize=False)
+    return buf.getvalue()
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """PNG encoding."""
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def thumbnail_pair(path: str | os.PathLike[str], size: int, *, grid: np.ndarray | None = None,
+                   model: object | None = None, pixel_threshold: float = float("nan"),
+                   amap: np.ndarray | None = None) -> tuple[Image.Image, Image.Image | None]:
+    """(original thumbnail, overlay thumbnail or None) for one image.
+
+    The overlay needs ``model`` (a PatchCoreModel: its ``anomaly_maps`` and preprocessing)
+    with a ``grid``, or a precomputed (crop, crop) ``amap``, and a finite threshold.
+    """
+    thumb, (w, h) = load_thumbnail(path, size)
+    if model is None or not np.isfinite(pixel_threshold) or pixel_threshold <= 0:
+        return thumb, None
+    if amap is None:
+        if grid is None:
+            return thumb, None
+        amap = model.anomaly_maps(np.asarray(grid, dtype=np.float32)[None])[0]  # type: ignore[attr-defined]
+    m = map_for_size(model.preprocess, amap, w, h, thumb.width, thumb.height)  # type: ignore[attr-defined]
+    return thumb, overlay_heatmap(thumb, m, pixel_threshold)
+
+
+def batch_maps(model: object, grids: Sequence[np.ndarray]) -> np.ndarray:
+    """(B, crop, crop) maps for several float16/32 grids in one call."""
+    return model.anomaly_maps(np.stack([np.asarray(g, dtype=np.float32) for g in grids]))  # type: ignore[attr-defined]

@@ -1,0 +1,420 @@
+"""Inspection reports from a run file: HTML, PDF or CSV, written atomically.
+
+API (Qt-free; the CLI's ``patchcore report`` and the GUI's export action share it)::
+
+    from patchcore_gui.io.report import write_report
+    result = write_report("run.sqlite", "report.pdf", include_all=False, operator="Ana",
+                          threshold=None, progress=None, cancel=None)
+    result.images, result.note      # images shown; why heatmaps are missing ("" if shown)
+
+* The format follows the output's extension: ``.html``/``.htm``, ``.pdf``, ``.csv``;
+  anything else is a :class:`ReportError`.
+* HTML and PDF hold the NG images only, or every image with ``include_all``; CSV always
+  has every image (path, SHA-256 of the file, raw and normalised score, verdict,
+  ground truth, operator verdict).
+* ``threshold`` overrides the run's threshold for this report (and says so in it).
+* Heatmaps are rebuilt from the run's float16 grids with the run's model file
+  (``model.anomaly_maps`` then resampled through the model's crop and resize); when that
+  file is missing or changed (SHA-256), the report shows original thumbnails only and
+  says why. ``model_path`` points at a moved copy of the same file.
+* Writing goes to a temporary file in the output's folder, renamed into place at the
+  end: a failure (disk full, no permission, cancelled) leaves no partial file and raises
+  :class:`ReportError` with one line. The input run file is only read (read-only open),
+  so a report can be made while the GUI still has the run open.
+
+:func:`build_context` gathers the facts (:class:`ReportContext`) that the writers in
+``report_html``, ``report_pdf`` and ``report_csv`` lay out; :func:`iter_rendered`
+streams the per-image thumbnails in chunks so memory stays bounded for big runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from ..core import metrics
+from ..core.runstore import RunStore, RunStoreError, ThresholdChange, file_sha256
+from . import render
+
+FORMATS = {".html": "html", ".htm": "html", ".pdf": "pdf", ".csv": "csv"}
+THUMB_PX = 160
+JPEG_QUALITY = 80
+Progress = Callable[[int, int], None]
+
+
+class ReportError(Exception):
+    """A report cannot be written; ``str()`` is one line for the user."""
+
+
+class ReportCancelled(ReportError):
+    """The export was cancelled; nothing was written."""
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    """One image as a report lists it."""
+
+    index: int
+    path: str
+    display: str
+    name: str
+    score: float
+    normalized: float
+    verdict: str  # "OK", "NG", "error" or "not scored"
+    label: int
+    defect_type: str
+    operator: str
+    operator_time: str
+    operator_by: str
+    error: str
+
+    @property
+    def truth(self) -> str:
+        """Ground truth as a word: good, the defect type (or "defect"), or ""."""
+        if self.label == 0:
+            return "good"
+        if self.label > 0:
+            return self.defect_type or "defect"
+        return ""
+
+
+@dataclass
+class ReportContext:
+    """Everything a report says, gathered from the run file (and the model file)."""
+
+    run_path: Path
+    title: str
+    created: str
+    operator: str
+    meta: dict[str, Any]
+    threshold: float
+    threshold_how: str
+    pixel_threshold: float
+    threshold_log: list[ThresholdChange]
+    counts: dict[str, int]
+    quality: dict[str, Any] | None
+    scores: np.ndarray
+    labels: np.ndarray
+    items: list[ReportItem]
+    selected: list[ReportItem]
+    include_all: bool
+    model: Any = None
+    maps_note: str = ""
+    store: RunStore | None = field(default=None, repr=False)
+
+    @property
+    def model_file(self) -> str:
+        return Path(self.meta.get("model_path", "")).name
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return dict(self.meta.get("model_summary", {}))
+
+    def facts_model(self) -> list[tuple[str, str]]:
+        """(label, value) rows describing the model."""
+        s, md = self.summary, self.meta.get("model_metadata", {})
+        cal = md.get("calibration", {})
+        return [
+            ("Model file", self.model_file),
+            ("SHA-256", self.meta.get("model_sha256", "") or "unknown"),
+            ("Backbone", f"{s.get('backbone', '?')} ({', '.join(s.get('layers', []))})"),
+            ("Input", f"resize {s.get('resize', '?')} px, centre crop {s.get('crop', '?')} px"),
+            ("Memory bank", f"{s.get('bank_rows', '?')} x {s.get('feature_dim', '?')} "
+                            f"(coreset {s.get('coreset_fraction', '?')}, k = {s.get('k', '?')})"),
+            ("Training images", f"{s.get('training_images', '?')} good images"
+                                + (f", {cal.get('holdout_images')} held out for calibration"
+                                   if cal.get("holdout_images") else "")),
+            ("Trained", when(str(s.get("created", ""))) or "?"),
+        ]
+
+    def facts_run(self) -> list[tuple[str, str]]:
+        """(label, value) rows describing the run."""
+        st, sw = self.meta.get("settings", {}), self.meta.get("software", {})
+        status = self.meta.get("status", "?")
+        if self.meta.get("status_message"):
+            status += f" ({self.meta['status_message']})"
+        resumed = sum(1 for x in self.meta.get("sessions", []) if x.get("resume"))
+        return [
+            ("Run file", self.run_path.name),
+            ("Images from", str(self.meta.get("folder", ""))),
+            ("Started", when(str(self.meta.get("created", "")))),
+            ("Status", status + (f", resumed {resumed} time(s)" if resumed else "")),
+            ("Device", f"{st.get('device', '?')}, batch size {st.get('batch_size', '?')}, "
+                       f"{st.get('num_workers', 0)} loader workers"),
+            ("Software", ", ".join(f"{k} {v}" for k, v in sw.items())),
+        ]
+
+
+def verdict_of(score: float, threshold: float, done: bool, error: bool) -> str:
+    """The app's rule as a word: NG when score > threshold."""
+    if not done:
+        return "not scored"
+    if error or not np.isfinite(score):
+        return "error"
+    if not np.isfinite(threshold):
+        return "no threshold"
+    return "NG" if score > threshold else "OK"
+
+
+def when(iso: str) -> str:
+    """An ISO 8601 time as "2026-11-27 08:08:16 UTC" (as given when it does not parse)."""
+    try:
+        t = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)
+    return t.strftime("%Y-%m-%d %H:%M:%S ") + (t.tzname() or "").replace("UTC+00:00", "UTC")
+
+
+def _how(meta: dict[str, Any], log: list[ThresholdChange], override: float | None, run_t: float) -> str:
+    """How the report's threshold was set, in one or two sentences."""
+    s = meta.get("model_summary", {})
+    model_t = s.get("image_threshold")
+    model_t = float("nan") if model_t is None else float(model_t)
+    source = meta.get("threshold_source", "")
+    rule = meta.get("threshold_rule", "") or s.get("threshold_rule", "")
+    base = {"calibration": "came from calibration on held-out good images: " + rule,
+            "manual": "was set by hand in the model file: " + rule}.get(
+        source, "is not set in the model file" + (f" ({rule})" if rule else ""))
+    image_log = [c for c in log if c.kind == "image"]
+    if override is not None:
+        return f"Given for this report (--threshold); the run's threshold is {run_t:.6g}."
+    if image_log:
+        last = image_log[-1]
+        return (f"Changed during review on {when(last.time)} from {last.old:.6g}"
+                + (f" ({last.note})" if last.note else "") + f". The model's threshold {model_t:.6g} {base}.")
+    return f"The model's threshold {base}."
+
+
+def _load_model(meta: dict[str, Any], model_path: str | os.PathLike[str] | None) -> tuple[Any, str]:
+    """The run's model (CPU), or None and the reason the heatmaps are left out."""
+    path = Path(model_path or meta.get("model_path", ""))
+    if not path.name or not path.is_file():
+        return None, f"Heatmaps omitted: the model file {path.name or '(none)'} was not found at {path}."
+    want = meta.get("model_sha256", "")
+    if want and file_sha256(path) != want:
+        return None, f"Heatmaps omitted: the model file {path.name} has changed since the run (SHA-256 differs)."
+    from ..core.model import PatchCoreModel
+    from ..core.modelfile import ModelFileError
+
+    try:
+        return PatchCoreModel.load(path, device="cpu"), ""
+    except (ModelFileError, OSError, ValueError) as exc:
+        return None, f"Heatmaps omitted: the model file cannot be loaded ({exc})."
+
+
+def build_context(
+    run: str | os.PathLike[str] | RunStore,
+    *,
+    include_all: bool = False,
+    operator: str = "",
+    threshold: float | None = None,
+    model_path: str | os.PathLike[str] | None = None,
+    need_maps: bool = True,
+) -> ReportContext:
+    """Read a run file (read-only) into a :class:`ReportContext`; the caller closes ``ctx.store``."""
+    store = run if isinstance(run, RunStore) else RunStore.open(run, readonly=True)
+    meta = store.meta
+    cols = store.columns()
+    run_t = store.image_threshold
+    thr = float(threshold) if threshold is not None else run_t
+    paths, shown, errs, types = store.paths(), store.display_names(), store.errors(), store.defect_types()
+    ops = store.operator_verdicts()
+    root = str(meta.get("folder", ""))
+    items: list[ReportItem] = []
+    for i in range(len(paths)):
+        s = float(cols["score"][i])
+        try:
+            name = os.path.relpath(shown[i], root) if root else Path(shown[i]).name
+        except ValueError:
+            name = Path(shown[i]).name
+        if name.startswith(".."):
+            name = Path(shown[i]).name
+        op = ops.get(i, ("", "", ""))
+        items.append(ReportItem(
+            index=i, path=paths[i], display=shown[i], name=name, score=s,
+            normalized=s / thr if np.isfinite(thr) and thr > 0 and np.isfinite(s) else float("nan"),
+            verdict=verdict_of(s, thr, bool(cols["done"][i]), bool(cols["error"][i])),
+            label=int(cols["label"][i]), defect_type=types[i], operator=op[0], operator_time=op[1],
+            operator_by=op[2], error=errs.get(i, ""),
+        ))
+    words = [it.verdict for it in items]
+    counts = {"total": len(items), "OK": words.count("OK"), "NG": words.count("NG"),
+              "error": words.count("error"), "not scored": words.count("not scored")}
+    scored = cols["done"] & ~cols["error"] & np.isfinite(cols["score"])
+    quality = None
+    lab = cols["label"][scored]
+    if np.any(lab >= 0) and np.isfinite(thr):
+        sc = cols["score"][scored]
+        c = metrics.confusion(sc, lab, thr)
+        p, r, f1 = metrics.precision_recall_f1(sc, lab, thr)
+        quality = {"confusion": c, "auroc": metrics.auroc(sc, lab), "precision": p, "recall": r, "f1": f1,
+                   "labelled": int(np.count_nonzero(lab >= 0))}
+    selected = items if include_all else [it for it in items if it.verdict == "NG"]
+    model, note = (None, "")
+    if need_maps and any(it.verdict in ("OK", "NG", "no threshold") for it in selected):
+        model, note = _load_model(meta, model_path)
+    pixel_t = store.pixel_threshold
+    if model is not None and not (np.isfinite(pixel_t) and pixel_t > 0):
+        if np.isfinite(thr) and thr > 0:
+            pixel_t = thr  # maps peak near the image score; the image threshold is the closest anchor
+        else:
+            model, note = None, "Heatmaps omitted: the run has no threshold to anchor the colour scale to."
+    return ReportContext(
+        run_path=Path(store.path), title="PatchCore inspection report",
+        created=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
+        operator=operator, meta=meta, threshold=thr, threshold_how=_how(meta, store.threshold_log(), threshold, run_t),
+        pixel_threshold=pixel_t, threshold_log=store.threshold_log(), counts=counts, quality=quality,
+        scores=cols["score"], labels=cols["label"], items=items, selected=selected,
+        include_all=include_all, model=model, maps_note=note, store=store,
+    )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Thumbnails of one report item: JPEG bytes (None when unavailable) and a note."""
+
+    item: ReportItem
+    original: bytes | None
+    overlay: bytes | None
+    note: str
+
+
+def iter_rendered(ctx: ReportContext, size: int = THUMB_PX, chunk: int = 64,
+                  cancel: threading.Event | None = None) -> Iterator[Rendered]:
+    """Thumbnails (original and heatmap overlay) of ``ctx.selected``, streamed in chunks."""
+    from .images import ImageLoadError
+
+    sel = ctx.selected
+    for start in range(0, len(sel), chunk):
+        part = sel[start : start + chunk]
+        maps: dict[int, np.ndarray] = {}
+        if ctx.model is not None and ctx.store is not None:
+            grids = [(i, g) for i, g in ctx.store.iter_grids([it.index for it in part]) if g is not None]
+            if grids:
+                stacked = ctx.model.anomaly_maps(np.stack([g.astype(np.float32) for _, g in grids]))
+                maps = {i: m for (i, _), m in zip(grids, stacked, strict=True)}
+        for it in part:
+            if cancel is not None and cancel.is_set():
+                raise ReportCancelled("report export cancelled")
+            amap = maps.get(it.index)
+            try:
+                thumb, over = render.thumbnail_pair(
+                    it.path, size, model=ctx.model if amap is not None else None,
+                    pixel_threshold=ctx.pixel_threshold, amap=amap)
+            except ImageLoadError as exc:
+                yield Rendered(it, None, None, f"image unavailable: {exc}")
+                continue
+            yield Rendered(it, render.jpeg_bytes(thumb, JPEG_QUALITY),
+                           None if over is None else render.jpeg_bytes(over, JPEG_QUALITY), "")
+
+
+def histogram_png(ctx: ReportContext) -> bytes:
+    """The score histogram with the threshold line, as PNG bytes."""
+    return render.png_bytes(render.histogram_image(ctx.scores, ctx.threshold, ctx.labels))
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux), else the usual 022."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary file that becomes ``path`` only if the block succeeds (temp file + os.replace)."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent if str(target.parent) else ".")
+    try:
+        with contextlib.suppress(OSError):  # mkstemp makes 0600; a report is an ordinary file
+            os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What :func:`write_report` wrote."""
+
+    path: Path
+    format: str
+    images: int
+    note: str
+
+
+def report_format(output: str | os.PathLike[str]) -> str:
+    """'html', 'pdf' or 'csv' from the output's extension; ReportError otherwise."""
+    ext = Path(output).suffix.lower()
+    if ext not in FORMATS:
+        raise ReportError(f"unknown report format {ext or '(no extension)'!r} for {Path(output).name}; "
+                          "use .html, .pdf or .csv")
+    return FORMATS[ext]
+
+
+def write_report(
+    run: str | os.PathLike[str] | RunStore,
+    output: str | os.PathLike[str],
+    *,
+    include_all: bool = False,
+    operator: str = "",
+    threshold: float | None = None,
+    model_path: str | os.PathLike[str] | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> ReportResult:
+    """Write a report of ``run`` to ``output`` (format from its extension), atomically."""
+    fmt = report_format(output)
+    out = Path(output)
+    if not out.parent.is_dir():
+        raise ReportError(f"cannot write {out.name}: folder {out.parent} does not exist")
+    try:
+        ctx = build_context(run, include_all=include_all, operator=operator, threshold=threshold,
+                            model_path=model_path, need_maps=fmt != "csv")
+    except RunStoreError as exc:
+        raise ReportError(str(exc)) from None
+    try:
+        with atomic_output(out) as fh:
+            if fmt == "csv":
+                from .report_csv import write_csv
+
+                n = write_csv(ctx, fh, progress=progress, cancel=cancel)
+            elif fmt == "html":
+                from .report_html import write_html
+
+                n = write_html(ctx, fh, progress=progress, cancel=cancel)
+            else:
+                from .report_pdf import write_pdf
+
+                n = write_pdf(ctx, fh, progress=progress, cancel=cancel)
+    except ReportError:
+        raise
+    except OSError as exc:
+        raise ReportError(f"cannot write {out.name}: {exc.strerror or exc}") from None
+    finally:
+        if ctx.store is not None and not isinstance(run, RunStore):
+            ctx.store.close()
+    return ReportResult(out, fmt, n, ctx.maps_note)
