@@ -311,7 +311,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not resume and (not args.model or not args.images):
             raise CliError("predict needs --model and --images (or --run FILE --resume)")
         if run_file:
-            from .core import runstore
+            from .core import run_driver, runstore
 
             if resume:
                 with runstore.RunStore.open(run_file, readonly=True) as rs:
@@ -362,7 +362,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             bar = _progress_bar("predict", total, args.quiet)
             bar.update(start)
             try:
-                runstore.predict_into_run(
+                run_driver.predict_into_run(
                     model, image_set, run_file, batch_size=args.batch_size, num_workers=args.num_workers,
                     resume=resume, progress=lambda d, t: bar.update(d - bar.n), on_batch=keep_grids,
                     grid_dtype=np.float32,

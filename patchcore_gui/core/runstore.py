@@ -53,10 +53,9 @@ import os
 import socket
 import sqlite3
 import threading
-import time
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -650,119 +649,3 @@ class _Transaction:
             self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
         finally:
             self.mutex.release()
-
-
-# --------------------------------------------------------------------------- driving a run
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    """What :func:`predict_into_run` did: final status, images scored now / done / total."""
-
-    status: str
-    scored_now: int
-    done: int
-    total: int
-    seconds: float
-
-
-def check_model(store: RunStore, model: PatchCoreModel) -> None:
-    """Raise ModelChangedError unless ``model`` was loaded from the run's model file, unchanged."""
-    if model.path is None or not Path(model.path).is_file():
-        raise ModelChangedError("the model has no file to check against the run's model")
-    want = store.meta.get("model_sha256", "")
-    if want and file_sha256(model.path) != want:
-        raise ModelChangedError(
-            f"model file {Path(model.path).name} has changed since the run started (SHA-256 differs); "
-            "cannot resume with another model"
-        )
-
-
-def predict_into_run(
-    model: PatchCoreModel,
-    image_set: ImageSet | None,
-    run: str | os.PathLike[str] | RunStore,
-    *,
-    batch_size: int | None = None,
-    num_workers: int = 0,
-    device: str | None = None,
-    cancel: threading.Event | None = None,
-    resume: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-    on_batch: Callable[[BatchResult], None] | None = None,
-    grid_dtype: type = np.float16,
-) -> RunOutcome:
-    """Score ``image_set`` into a run file, one committed transaction per engine batch.
-
-    New run (``resume=False``): ``run`` must not exist (or be a fresh ``RunStore``).
-    Resume: ``run`` is an existing run file; ``image_set`` may be None (the run's own list
-    is used), the model must be the run's model file unchanged (:class:`ModelChangedError`),
-    ``batch_size`` None or equal to the run's. Only images not yet done are scored.
-
-    ``progress(done, total)`` and ``on_batch(result)`` are called after each commit (from
-    the calling thread). The status ends as finished, cancelled (``cancel`` set or
-    KeyboardInterrupt) or failed (an exception, re-raised). A ``RunStore`` passed in
-    stays open; a path is opened and closed here.
-    """
-    from .engine import iter_predict
-
-    dev = str(device or model.device)
-    owned = not isinstance(run, RunStore)
-    if resume:
-        store = RunStore.open(run) if owned else run  # type: ignore[arg-type]
-        try:
-            check_model(store, model)
-            stored_bs = int(store.settings.get("batch_size", 0))
-            if batch_size is not None and stored_bs and batch_size != stored_bs:
-                raise ValueError(
-                    f"this run was scored in batches of {stored_bs}; resume with the same batch size "
-                    f"(not {batch_size}) so the scores match an uninterrupted run"
-                )
-            batch_size = stored_bs or batch_size or 8
-            image_set = store.image_set() if image_set is None else image_set
-            if len(image_set) != len(store):
-                raise RunStoreError(f"the run has {len(store)} images but {len(image_set)} were given")
-            store.add_session(device=dev, resume=True, num_workers=num_workers)
-        except BaseException:
-            if owned:
-                store.close()
-            raise
-    else:
-        if image_set is None:
-            raise ValueError("a new run needs an image set")
-        batch_size = batch_size or 8
-        settings = {"device": dev, "batch_size": int(batch_size), "num_workers": int(num_workers)}
-        store = RunStore.create(run, model, image_set, settings) if owned else run  # type: ignore[arg-type]
-    delay = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
-    total = len(image_set)
-    done_idx = store.done_indices()
-    done, scored = len(done_idx), 0
-    t0 = time.perf_counter()
-    status = "failed"
-    try:
-        try:
-            for result in iter_predict(model, image_set, batch_size=batch_size, num_workers=num_workers,
-                                       cancel=cancel, grid_dtype=grid_dtype, skip=done_idx):
-                store.add_batch(result)
-                done += len(result)
-                scored += len(result)
-                if on_batch is not None:
-                    on_batch(result)
-                if progress is not None:
-                    progress(done, total)
-                if delay > 0:
-                    time.sleep(delay)
-            status = "cancelled" if done < total else "finished"
-            store.set_status(status)
-        except KeyboardInterrupt:
-            status = "cancelled"
-            store.set_status(status, "interrupted")
-            raise
-        except BaseException as exc:
-            text = str(exc).strip().splitlines()
-            store.set_status("failed", f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
-            raise
-    finally:
-        if owned:
-            store.close()
-    return RunOutcome(status, scored, done, total, time.perf_counter() - t0)

@@ -17,12 +17,12 @@ from tests_helpers import textured, with_defect
 from patchcore_gui.cli import main
 from patchcore_gui.core.datasets import scan_folder
 from patchcore_gui.core.model import PatchCoreModel
+from patchcore_gui.core.run_driver import predict_into_run
 from patchcore_gui.core.runstore import (
     TEST_DELAY_ENV,
     RunLockedError,
     RunStore,
     RunStoreError,
-    predict_into_run,
 )
 
 N_IMAGES = 20

@@ -13,13 +13,13 @@ import pytest
 from patchcore_gui.core.datasets import ImageSet, scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.results import BatchResult
+from patchcore_gui.core.run_driver import predict_into_run
 from patchcore_gui.core.runstore import (
     ModelChangedError,
     RunLockedError,
     RunStore,
     RunStoreError,
     file_sha256,
-    predict_into_run,
 )
 
 SETTINGS = {"device": "cpu", "batch_size": 2, "num_workers": 0}

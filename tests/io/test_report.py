@@ -19,7 +19,8 @@ from tests_helpers import textured, with_defect
 from patchcore_gui.cli import main
 from patchcore_gui.core.datasets import scan_folder
 from patchcore_gui.core.model import PatchCoreModel
-from patchcore_gui.core.runstore import RunStore, predict_into_run
+from patchcore_gui.core.run_driver import predict_into_run
+from patchcore_gui.core.runstore import RunStore
 from patchcore_gui.io import render
 from patchcore_gui.io.report import ReportError, write_report
 
