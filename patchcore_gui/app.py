@@ -24,8 +24,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def create_window(args: argparse.Namespace):  # noqa: ANN201 - MainWindow imported lazily
-    """Build the main window for ``args`` (a QApplication must exist)."""
+def create_window(  # noqa: ANN201 - MainWindow is imported lazily
+    args: argparse.Namespace, *, demo_target: str | None = None, demo_path: Sequence[str] = ()
+):
+    """Build the main window for ``args`` (a QApplication must exist).
+
+    ``demo_target`` ("module:function") and ``demo_path`` replace the demo builder
+    (tests use a stand-in; the default is ``patchcore_gui.core.demo:ensure_demo``).
+    """
     from .qt.main_window import MainWindow
     from .qt.settings import AppSettings
 
@@ -35,26 +41,32 @@ def create_window(args: argparse.Namespace):  # noqa: ANN201 - MainWindow import
     if args.images:
         window.open_folder(args.images)
     if not args.model and not args.images:
-        start_demo(window)
+        start_demo(window, demo_target, demo_path)
     return window
 
 
-def start_demo(window) -> None:  # noqa: ANN001
+def start_demo(window, target: str | None = None, extra_path: Sequence[str] = ()) -> None:  # noqa: ANN001
     """Open the demo model and folder once they are ready; show any failure in the window."""
+    from .qt.demo_child import DEFAULT_TARGET
     from .qt.demo_loader import DemoLoader
 
-    loader = DemoLoader(window)
+    loader = DemoLoader(window, target=target or DEFAULT_TARGET, extra_path=extra_path)
     window.demo_loader = loader
     window.image_pane.clear("Preparing the demo model and images…\n(the first start trains a small model)")
-    window.statusBar().showMessage("Preparing the demo…")
+    window.run_status.busy("Preparing the demo…")
 
     def ready(model_path: str, images_dir: str) -> None:
+        window.run_status.finish(0, 0.0, "")
         if window.open_model(model_path) and window.open_folder(images_dir):
             window.statusBar().showMessage("Demo ready: press Run (Ctrl+R)", 10000)
 
+    def failed(message: str) -> None:
+        window.run_status.finish(0, 0.0, "")
+        window._show_error(f"The demo could not be prepared: {message}")
+        window.image_pane.clear(f"The demo could not be prepared:\n{message}")
+
     loader.ready.connect(ready)
-    loader.failed.connect(lambda msg: window._show_error(f"The demo could not be prepared: {msg}"))
-    loader.failed.connect(lambda msg: window.image_pane.clear(f"The demo could not be prepared:\n{msg}"))
+    loader.failed.connect(failed)
     loader.message.connect(lambda text: window.statusBar().showMessage(text))
     loader.start()
 

@@ -1,60 +1,93 @@
-"""Preparing the embedded demo (model + images) in the background at first launch.
+"""Preparing the embedded demo (model + images) in a child process at first launch.
 
 ``patchcore_gui.core.demo.ensure_demo`` may train the demo model on first use, which
-takes a while on a CPU; it runs in a plain thread so the window is up at once, and
-any failure (including the module missing) is shown in the window, never a crash.
+takes minutes on a CPU. It runs in ``demo_child`` through a QProcess: the window is
+up at once, messages arrive as signals, any failure (the module missing included) is
+reported, and closing the window kills the child instead of hanging or aborting.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import traceback
-from pathlib import Path
+import json
+import os
+import sys
+from collections.abc import Sequence
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+
+from .demo_child import DEFAULT_TARGET
 
 
 class DemoLoader(QObject):
-    """Runs ``ensure_demo()`` in a daemon thread; reports ``ready`` or ``failed``."""
+    """Runs the demo child; reports ``ready(model, images)``, ``failed(text)``, ``message(text)``."""
 
-    #: model file, images folder.
     ready = Signal(str, str)
     failed = Signal(str)
     message = Signal(str)
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(
+        self, parent: QObject | None = None, *, target: str = DEFAULT_TARGET, extra_path: Sequence[str] = ()
+    ) -> None:
         super().__init__(parent)
-        self._thread: threading.Thread | None = None
+        self._target = target
+        self._extra_path = list(extra_path)
+        self._buffer = b""
+        self._answered = False
+        self.process = QProcess(self)
+        # The child's traceback (if any) goes to our stderr, for the log.
+        self.process.setProcessChannelMode(QProcess.ProcessChannelMode.ForwardedErrorChannel)
+        self.process.readyReadStandardOutput.connect(self._read)
+        self.process.finished.connect(self._on_finished)
+        self.process.errorOccurred.connect(self._on_error)
 
     def start(self) -> None:
-        """Begin preparing the demo (returns at once)."""
-        self._thread = threading.Thread(target=self._work, name="demo-loader", daemon=True)
-        self._thread.start()
+        """Start the child (returns at once)."""
+        env = QProcessEnvironment.systemEnvironment()
+        if self._extra_path:
+            # Only what was asked for: copying this process's sys.path would put
+            # site-packages before the standard library in the child.
+            old = env.value("PYTHONPATH", "")
+            env.insert("PYTHONPATH", os.pathsep.join([*self._extra_path, *([old] if old else [])]))
+        self.process.setProcessEnvironment(env)
+        self.process.start(sys.executable, ["-m", "patchcore_gui.qt.demo_child", "--target", self._target])
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """For tests: wait until the thread ends; True when it has."""
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+    def is_running(self) -> bool:
+        return self.process.state() != QProcess.ProcessState.NotRunning
 
-    def _work(self) -> None:
-        try:
-            from patchcore_gui.core.demo import ensure_demo
+    def stop(self, wait_ms: int = 5000) -> None:
+        """Kill the child if it still runs (window closing); nothing is reported after this."""
+        self._answered = True
+        if self.is_running():
+            self.process.kill()
+            self.process.waitForFinished(wait_ms)
 
-            model_path, images_dir = ensure_demo(log=self._log)
-            self._emit(self.ready, str(Path(model_path)), str(Path(images_dir)))
-        except Exception as exc:
-            traceback.print_exc()
-            text = str(exc).strip().splitlines()
-            self._emit(self.failed, f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
+    # ------------------------------------------------------------------ internals
+    def _read(self) -> None:
+        self._buffer += bytes(self.process.readAllStandardOutput().data())
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for raw in lines:
+            try:
+                msg = json.loads(raw.decode("utf-8", "replace"))
+            except ValueError:
+                continue  # stray output of a library: not ours
+            if not isinstance(msg, dict) or (self._answered and "log" not in msg):
+                continue
+            if "log" in msg:
+                self.message.emit(str(msg["log"]))
+            elif "ready" in msg:
+                self._answered = True
+                self.ready.emit(str(msg["ready"][0]), str(msg["ready"][1]))
+            elif "error" in msg:
+                self._answered = True
+                self.failed.emit(str(msg["error"]))
 
-    def _log(self, text: str) -> None:
-        self._emit(self.message, text)
+    def _on_finished(self, code: int, _status: QProcess.ExitStatus) -> None:
+        self._read()
+        if not self._answered:
+            self._answered = True
+            self.failed.emit(f"the demo process stopped unexpectedly (exit code {code})")
 
-    @staticmethod
-    def _emit(signal: object, *args: object) -> None:
-        # RuntimeError: the window (and this object) went away while the demo was prepared.
-        with contextlib.suppress(RuntimeError):
-            signal.emit(*args)  # type: ignore[attr-defined]
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart and not self._answered:
+            self._answered = True
+            self.failed.emit(f"could not start {sys.executable}")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PIL import Image
-from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QKeySequence, QLinearGradient, QPainter, QShortcut
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,6 +32,7 @@ from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.io.images import ImageLoadError, load_image
 
 from . import overlay, style
+from .colorbar import ColorBar
 from .results_store import ERROR, NG, OK, VERDICT_WORDS
 
 # No antialiasing: software-rasterised antialiased plots cost several times more to
@@ -58,45 +59,6 @@ class ImageInfo:
     mask_path: str | None
     truth: str
     error: str = ""
-
-
-class ColorBar(QWidget):
-    """Legend of the absolute heatmap scale with the pixel threshold marked."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setFixedHeight(26)
-        self.setMinimumWidth(180)
-        self._lut = overlay.lookup_table("inferno")
-        self._levels = (0.0, 2.0)
-        self._threshold = 1.0
-
-    def set_scale(self, lut: np.ndarray, levels: tuple[float, float], threshold: float) -> None:
-        self._lut, self._levels, self._threshold = lut, levels, threshold
-        self.update()
-
-    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt override
-        p = QPainter(self)
-        bar = QRectF(4, 2, self.width() - 8, 9)
-        grad = QLinearGradient(bar.topLeft(), bar.topRight())
-        for k in range(0, 256, 16):
-            r, g, b = (int(v) for v in self._lut[k])
-            grad.setColorAt(k / 255.0, QColor(r, g, b))
-        p.fillRect(bar, grad)
-        lo, hi = self._levels
-        p.setPen(style.MUTED_TEXT)
-        f = p.font()
-        f.setPointSizeF(max(6.5, f.pointSizeF() - 1.5))
-        p.setFont(f)
-        p.drawText(QRectF(4, 12, 60, 14), Qt.AlignmentFlag.AlignLeft, f"{lo:.4g}")
-        p.drawText(QRectF(self.width() - 64, 12, 60, 14), Qt.AlignmentFlag.AlignRight, f"{hi:.4g}")
-        if hi > lo and math.isfinite(self._threshold):
-            x = bar.left() + bar.width() * (self._threshold - lo) / (hi - lo)
-            p.setPen(style.CONTOUR_COLOR)
-            p.drawLine(int(x), 0, int(x), 13)
-            # The bar's middle is the pixel threshold (levels are 0 .. 2 x threshold).
-            p.drawText(QRectF(x - 30, 12, 60, 14), Qt.AlignmentFlag.AlignHCenter, f"{self._threshold:.4g}")
-        p.end()
 
 
 class ImagePane(QWidget):
@@ -256,12 +218,17 @@ class ImagePane(QWidget):
         self._maps.clear()
         self.clear()
 
-    def set_thresholds(self, image_threshold: float, pixel_threshold: float, fallback: float = math.nan) -> None:
-        """Image threshold (verdict, contour colour) and pixel threshold (region, colour scale)."""
-        pixel_changed = pixel_threshold != self._pixel_threshold or fallback != self._fallback_anchor
+    def set_thresholds(self, image_threshold: float, pixel_threshold: float) -> None:
+        """Image threshold (verdict, contour colour) and pixel threshold (region, colour scale).
+
+        Without a pixel threshold (uncalibrated model) the image threshold anchors the scale.
+        """
+        pixel_changed = pixel_threshold != self._pixel_threshold or (
+            not math.isfinite(pixel_threshold) and image_threshold != self._fallback_anchor
+        )
         self._image_threshold = image_threshold
         self._pixel_threshold = pixel_threshold
-        self._fallback_anchor = fallback
+        self._fallback_anchor = image_threshold
         if pixel_changed:
             self._render_heat()
         self._render_region()
@@ -284,7 +251,9 @@ class ImagePane(QWidget):
 
     def show_image(self, info: ImageInfo) -> None:
         """Display one image with its overlays."""
-        same_image = self._info is not None and (self._info.key, self._info.index) == (info.key, info.index)
+        # Stepping through images of one size keeps the zoom (inspect the same spot on
+        # each part); a different size, or nothing shown before, fits the view.
+        old_shape = None if self.base_item.image is None else self.base_item.image.shape[:2]
         self._info = info
         try:
             rgb = self._images.get((info.key, info.index), lambda: np.asarray(load_image(info.path)))
@@ -313,7 +282,7 @@ class ImagePane(QWidget):
             self.gt_item.setImage(overlay.outline_rgba(self.gt_mask, _rgb(style.GT_COLOR), overlay.line_thickness(w, h)))
         else:
             self.gt_item.clear()
-        if not same_image:
+        if old_shape != (h, w):
             self.fit()
         self._update_header()
 

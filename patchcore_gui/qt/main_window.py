@@ -1,9 +1,8 @@
 """The main window: wires the panels, the run controller and the settings together.
 
-Panels own their widgets; this module only moves data between them. Scripting
-surface (tests, automation): ``open_model``, ``open_folder``, ``start_run``,
-``cancel_run``, ``set_threshold`` and the ``run_finished`` / ``threshold_changed``
-signals. Every message to the user goes through ``_show_error`` / ``_show_info``.
+Scripting surface (tests, automation): ``open_model``, ``open_folder``, ``start_run``,
+``cancel_run``, ``set_threshold``; signals ``run_finished`` and ``threshold_changed``.
+Every error for the user goes through ``_show_error`` (``last_error``, non-modal box).
 """
 
 from __future__ import annotations
@@ -12,18 +11,19 @@ import math
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter
 
 from patchcore_gui.core.datasets import ImageSet, scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.modelfile import ModelFileError
 
+from . import dialogs
 from .image_pane import ImageInfo, ImagePane
 from .metrics_panel import MetricsPanel
 from .model_card import ModelCard
@@ -32,9 +32,18 @@ from .results_panel import ResultsPanel
 from .results_store import ResultStore
 from .run_controller import RunController
 from .settings import AppSettings
-from .status import RunStatus
+from .status import RunStatus, finish_message
+from .threshold_file import (
+    calibration_scores,
+    default_target,
+    is_same_file,
+    threshold_note,
+    write_with_threshold,
+)
 from .threshold_panel import ThresholdPanel
 from .toolbar import MainToolBar
+from .window_layout import build_layout
+from .window_state import restore_window_state, save_window_state
 
 #: How often rows that arrived during a run are shown (ms): big inserts, not per image.
 FLUSH_MS = 200
@@ -43,7 +52,6 @@ FLUSH_MS = 200
 #: event-loop pass repaints every dirty widget, so plots redrawn on every flush made
 #: the loop stall for 150 ms on 2 cores (measured); rows still appear every flush.
 PLOT_REFRESH_S = 1.0
-MODEL_FILTER = "PatchCore model (*.patchcore);;All files (*)"
 
 
 class MainWindow(QMainWindow):
@@ -52,6 +60,18 @@ class MainWindow(QMainWindow):
     #: cancelled (True when stopped early); emitted after the last rows are shown.
     run_finished = Signal(bool)
     threshold_changed = Signal(float)
+
+    # Built by ``window_layout.build_layout``.
+    toolbar: MainToolBar
+    table_model: ResultsTableModel
+    results: ResultsPanel
+    image_pane: ImagePane
+    card: ModelCard
+    threshold_panel: ThresholdPanel
+    metrics_panel: MetricsPanel
+    splitter: QSplitter
+    right_splitter: QSplitter
+    run_status: RunStatus
 
     def __init__(self, settings: AppSettings | None = None) -> None:
         super().__init__()
@@ -69,58 +89,19 @@ class MainWindow(QMainWindow):
         self._plots_at = 0.0
         self._shown_count = -1
         self._box: QMessageBox | None = None
-        #: set by ``app.start_demo`` while the demo is prepared.
-        self.demo_loader: object | None = None
+        #: set by ``app.start_demo`` while the demo is prepared (a ``DemoLoader``).
+        self.demo_loader: Any = None
         self.setWindowTitle("PatchCore Inspector")
         self.setAcceptDrops(True)
         self.controller = RunController(self)
-        self._build()
-        self._connect()
-        self._restore_settings()
-
-    # ------------------------------------------------------------------ building
-    def _build(self) -> None:
-        self.toolbar = MainToolBar(self.settings.recent, self)
-        self.addToolBar(self.toolbar)
-        self.table_model = ResultsTableModel(self)
-        self.results = ResultsPanel(self.table_model)
-        self.image_pane = ImagePane()
-        self.card = ModelCard()
-        self.threshold_panel = ThresholdPanel()
-        self.metrics_panel = MetricsPanel()
-        self.metrics_panel.setVisible(False)
-
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.setObjectName("rightSplitter")
-        right.setChildrenCollapsible(False)
-        top = QWidget()
-        top_lay = QVBoxLayout(top)
-        top_lay.setContentsMargins(0, 0, 0, 0)
-        top_lay.setSpacing(10)
-        top_lay.addWidget(self.card)
-        top_lay.addWidget(self.threshold_panel, 1)
-        right.addWidget(top)
-        right.addWidget(self.metrics_panel)
-        right.setSizes([560, 340])
-        self.right_splitter = right
-
-        self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.splitter.setObjectName("mainSplitter")
-        for w, margin in ((self.results, 8), (self.image_pane, 0), (right, 8)):
-            w.setContentsMargins(margin, margin, margin, margin)
-            self.splitter.addWidget(w)
-        self.splitter.setStretchFactor(1, 1)
-        self.splitter.setSizes([430, 720, 380])
-        self.setCentralWidget(self.splitter)
-
-        self.run_status = RunStatus()
-        self.statusBar().addPermanentWidget(self.run_status)
+        build_layout(self)
         self.flush_timer = QTimer(self, interval=FLUSH_MS)
         self.flush_timer.timeout.connect(self._flush)
-        QShortcut(QKeySequence(Qt.Key.Key_Space), self, activated=self.image_pane.toggle_overlay)
-        QShortcut(QKeySequence.StandardKey.Find, self, activated=self.results.search.setFocus)
+        self._connect()
         self._update_actions()
+        restore_window_state(self)
 
+    # ------------------------------------------------------------------ wiring
     def _connect(self) -> None:
         tb = self.toolbar
         tb.open_model_action.triggered.connect(self._ask_open_model)
@@ -139,34 +120,6 @@ class MainWindow(QMainWindow):
         self.threshold_panel.reset_requested.connect(self._reset_thresholds)
         self.threshold_panel.save_requested.connect(self.save_threshold)
         self.metrics_panel.threshold_proposed.connect(self.set_threshold)
-
-    def _restore_settings(self) -> None:
-        s = self.settings
-        geometry = s.geometry("geometry")
-        if geometry is None or not self.restoreGeometry(geometry):
-            self.resize(1500, 900)
-        for key, splitter in (("splitter", self.splitter), ("right_splitter", self.right_splitter)):
-            state = s.geometry(key)
-            if state is not None:
-                splitter.restoreState(state)
-        self.toolbar.device_combo.setCurrentText(s.device)
-        self.toolbar.batch_spin.setValue(s.batch_size)
-        self.toolbar.workers_spin.setValue(s.workers)
-        self.image_pane.set_opacity(s.overlay_opacity)
-        self.image_pane.set_colormap(s.colormap)
-
-    def save_settings(self) -> None:
-        """Store window layout and run / view options."""
-        s = self.settings
-        s.set_geometry("geometry", self.saveGeometry())
-        s.set_geometry("splitter", self.splitter.saveState())
-        s.set_geometry("right_splitter", self.right_splitter.saveState())
-        s.device = self.toolbar.device_combo.currentText()
-        s.batch_size = self.toolbar.batch_spin.value()
-        s.workers = self.toolbar.workers_spin.value()
-        s.overlay_opacity = self.image_pane.opacity_slider.value()
-        s.colormap = self.image_pane.cmap_combo.currentText()
-        s.sync()
 
     # ------------------------------------------------------------------ scripting surface
     def open_model(self, path: str | os.PathLike[str]) -> bool:
@@ -204,10 +157,7 @@ class MainWindow(QMainWindow):
         self._stop_for_change()
         self.image_set = image_set
         self.settings.add_recent("folders", path)
-        n_masks = sum(m is not None for m in image_set.mask_paths)
-        gt = f" · ground truth ({n_masks} masks)" if image_set.has_labels else ""
-        self.toolbar.folder_label.setText(f"{Path(path).name}: {len(image_set):,} images{gt}")
-        self.toolbar.folder_label.setToolTip(str(path))
+        self.toolbar.set_folder(Path(path), image_set)
         self._reset_results()
         self._update_actions()
         return True
@@ -249,39 +199,36 @@ class MainWindow(QMainWindow):
         current = self.results.current_image()
         self.table_model.set_threshold(value)
         if current >= 0 and self.results.current_image() != current:
-            self.results.select_image(current)
+            self.results.restore_current(current)
         self.threshold_panel.set_threshold(value)
         self.threshold_panel.set_origin(f"Threshold {value:.6g}: {origin}")
         self._update_counts()
         if self.store is not None and self.store.has_labels:
             self.metrics_panel.set_threshold(value)
-        self.image_pane.set_thresholds(value, self.pixel_threshold, self._fallback_anchor())
+        self.image_pane.set_thresholds(value, self.pixel_threshold)
         self.threshold_changed.emit(value)
 
     def set_pixel_threshold(self, value: float) -> None:
         """Anomaly-map level outlined as the defect region (and the heatmap's mid colour)."""
         self.pixel_threshold = float(value)
         self.threshold_panel.set_pixel_threshold(self.pixel_threshold)
-        self.image_pane.set_thresholds(self.threshold, self.pixel_threshold, self._fallback_anchor())
+        self.image_pane.set_thresholds(self.threshold, self.pixel_threshold)
 
     def save_threshold(self) -> bool:
         """Write a NEW model file carrying the current thresholds (never the open file)."""
         if self.model is None or not math.isfinite(self.threshold):
             self._show_error("Open a model and set a threshold first.")
             return False
-        src = self.model.path or Path("model.patchcore")
-        target = self._ask_save_path(str(src.with_name(f"{src.stem}-thr.patchcore")))
+        target = self._ask_save_path(str(default_target(self.model.path)))
         if not target:
             return False
-        if self.model.path is not None and Path(target).resolve() == self.model.path.resolve():
+        if is_same_file(target, self.model.path):
             self._show_error("Choose a new file name: the open model file is never overwritten.")
             return False
-        folder = f" on {self.image_set.root.name} ({self.store.count} images)" if self.store and self.store.count else ""
-        note = f"{self.threshold_origin}{folder}, {datetime.now().astimezone():%Y-%m-%d %H:%M %z}, PatchCore Inspector"
-        pixel = self.pixel_threshold if math.isfinite(self.pixel_threshold) else None
+        st = self.store
+        note = threshold_note(self.threshold_origin, st.image_set.root.name if st else "", st.count if st else 0)
         try:
-            new = self.model.with_threshold(self.threshold, note, pixel_threshold=pixel)
-            new.save(target)
+            new = write_with_threshold(self.model, target, self.threshold, self.pixel_threshold, note)
         except (OSError, ValueError, ModelFileError) as exc:
             self._show_error(f"Could not save {Path(target).name}: {exc}")
             return False
@@ -306,13 +253,9 @@ class MainWindow(QMainWindow):
         self.flush_timer.stop()
         self._running = False
         self._flush()
-        n = self.store.count if self.store else 0
+        n, total, errors = (st.count, st.size, len(st.errors)) if (st := self.store) else (0, 0, 0)
         self.run_status.finish(n, elapsed, device)
-        total = len(self.image_set) if self.image_set else 0
-        word = "Cancelled" if cancelled else "Done"
-        errs = len(self.store.errors) if self.store else 0
-        self.statusBar().showMessage(f"{word}: {n:,} of {total:,} images scored in {elapsed:.1f} s"
-                                     + (f", {errs} unreadable" if errs else ""))
+        self.statusBar().showMessage(finish_message(cancelled, n, total, elapsed, errors))
         self._update_actions()
         self.run_finished.emit(cancelled)
 
@@ -325,6 +268,7 @@ class MainWindow(QMainWindow):
         """
         st = self.store
         if st is None:
+            self._refresh_plots()
             return
         deferred = self._running
         self.table_model.publish()
@@ -346,15 +290,13 @@ class MainWindow(QMainWindow):
             fn()
 
     def _refresh_plots(self) -> None:
-        st = self.store
-        if st is None:
-            return
-        scores, labels = st.scored()
-        self.threshold_panel.set_scores(scores, self._calibration_scores())
-        if st.has_labels:
+        st = self.store  # without a folder, the model's calibration scores alone
+        scores, labels = st.scored() if st is not None else (np.empty(0), np.empty(0))
+        self.threshold_panel.set_scores(scores, calibration_scores(self.model))
+        if st is not None and st.has_labels:
             self.metrics_panel.set_data(scores, labels, self.threshold)
         self._update_counts()
-        self.image_pane.set_thresholds(self.threshold, self.pixel_threshold, self._fallback_anchor())
+        self.image_pane.set_thresholds(self.threshold, self.pixel_threshold)
 
     def _select_first_row(self) -> None:
         if self.results.current_image() < 0 and self.table_model.rowCount():
@@ -363,7 +305,6 @@ class MainWindow(QMainWindow):
     def _stop_for_change(self) -> None:
         """A new model or folder makes the current run meaningless: cancel it."""
         if self._running:
-            self.controller.cancel()
             self.controller.shutdown()
             self._running = False
             self.flush_timer.stop()
@@ -391,15 +332,6 @@ class MainWindow(QMainWindow):
         else:
             self.threshold_panel.set_origin("The model has no threshold: set one with the slider.")
 
-    def _calibration_scores(self) -> np.ndarray:
-        if self.model is None:
-            return np.empty(0)
-        return np.asarray(self.model.metadata.get("calibration", {}).get("scores", []), dtype=np.float64)
-
-    def _fallback_anchor(self) -> float:
-        """Colour-scale anchor when the model has no pixel threshold: the image threshold."""
-        return self.threshold
-
     def _update_counts(self) -> None:
         c = self.store.counts(self.threshold) if self.store else {"ok": 0, "ng": 0, "error": 0}
         self.threshold_panel.set_counts(c["ok"], c["ng"], c["error"])
@@ -413,45 +345,33 @@ class MainWindow(QMainWindow):
         st = self.store
         if st is None or index < 0:
             return
-        lab = int(st.labels[index])
-        truth = "" if lab < 0 else ("good" if lab == 0 else (st.types[index] or "defect"))
         mask = st.mask_paths[index]
         self.image_pane.show_image(ImageInfo(
             key=self._run_key, index=index, path=st.paths[index], name=st.names[index],
-            score=float(st.scores[index]), grid=st.grid(index),
-            mask_path=os.fspath(mask) if mask is not None else None, truth=truth,
-            error=st.errors.get(index, ""),
+            score=float(st.scores[index]), grid=st.grid(index), truth=st.truth(index),
+            mask_path=os.fspath(mask) if mask is not None else None, error=st.errors.get(index, ""),
         ))
 
     # ------------------------------------------------------------------ dialogs
     def _ask_open_model(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open model", self._start_dir("models"), MODEL_FILTER)
+        path = dialogs.ask_model_path(self, self.settings.recent("models"))
         if path:
             self.open_model(path)
 
     def _ask_open_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open image folder", self._start_dir("folders"))
+        path = dialogs.ask_folder(self, self.settings.recent("folders"))
         if path:
             self.open_folder(path)
 
     def _ask_save_path(self, default: str) -> str:
-        """Save dialog (asks before replacing a file); tests replace this method."""
-        path, _ = QFileDialog.getSaveFileName(self, "Save model with this threshold", default, MODEL_FILTER)
-        return path
-
-    def _start_dir(self, kind: str) -> str:
-        recent = self.settings.recent(kind)
-        return str(Path(recent[0]).parent) if recent else str(Path.home())
+        """Where to save a model (tests replace this method)."""
+        return dialogs.ask_save_path(self, default)
 
     def _show_error(self, text: str) -> None:
         """Every error reaches the user here: status bar + a non-modal message box."""
         self.last_error = text
         self.statusBar().showMessage(text, 15000)
-        if self._box is not None:
-            self._box.close()
-        self._box = QMessageBox(QMessageBox.Icon.Warning, "PatchCore Inspector", text, parent=self)
-        self._box.setWindowModality(Qt.WindowModality.NonModal)
-        self._box.open()
+        self._box = dialogs.show_warning(self, text, self._box)
 
     # ------------------------------------------------------------------ Qt events
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
@@ -470,8 +390,10 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
         """Cancel a run and wait for its thread before the window goes."""
         self.flush_timer.stop()
-        self.save_settings()
+        save_window_state(self)
         self.controller.shutdown()
+        if self.demo_loader is not None:
+            self.demo_loader.stop()
         self._running = False
         if self._box is not None:
             self._box.close()

@@ -269,10 +269,7 @@ class ResultsTableModel(QAbstractTableModel):
         if col == COL_VERDICT:
             return VERDICT_WORDS[self._code(st, i)]
         if col == COL_TRUTH:
-            lab = int(st.labels[i])
-            if lab < 0:
-                return ""
-            return "good" if lab == 0 else (st.types[i] or "defect")
+            return st.truth(i)
         return ""
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:

@@ -74,7 +74,7 @@ class ResultsPanel(QWidget):
         # Typing 100k-row searches on every key is fine (a few ms) but a short pause
         # keeps the selection from jumping around while the name is typed.
         self._search_timer = QTimer(self, singleShot=True, interval=150)
-        self._search_timer.timeout.connect(lambda: self.model.set_search(self.search.text()))
+        self._search_timer.timeout.connect(self._apply_search)
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
         lay.addWidget(self.search)
 
@@ -111,8 +111,16 @@ class ResultsPanel(QWidget):
         current = self.current_image()
         self.filter_buttons[kind].setChecked(True)
         self.model.set_filter(kind)
-        if current >= 0:
-            self.select_image(current)
+        self.restore_current(current)
+
+    def restore_current(self, image_index: int) -> None:
+        """After the rows changed: keep ``image_index`` current, else the first row.
+
+        The image pane must never show an image the table has filtered out.
+        """
+        if image_index >= 0 and self.select_image(image_index):
+            return
+        self.select_row(0)
 
     def set_ground_truth_filters(self, enabled: bool) -> None:
         """False positive / negative filters only make sense with labels."""
@@ -151,6 +159,11 @@ class ResultsPanel(QWidget):
         self.select_row((idx.row() if idx.isValid() else -1) + delta)
 
     # ------------------------------------------------------------------ internals
+    def _apply_search(self) -> None:
+        current = self.current_image()
+        self.model.set_search(self.search.text())
+        self.restore_current(current)
+
     def _on_current(self, current: QModelIndex, _previous: QModelIndex) -> None:
         if current.isValid():
             self.image_selected.emit(self.model.image_at(current.row()))

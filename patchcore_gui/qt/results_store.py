@@ -10,7 +10,6 @@ rebuilt for the image on screen.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +31,7 @@ class ResultStore:
         n = len(image_set.paths)
         self.size = n
         self.paths: list[str] = [os.fspath(p) for p in image_set.paths]
-        self.names: list[str] = _display_names(self.paths, Path(image_set.root))
+        self.names: list[str] = _display_names(self.paths)
         self.names_lower: list[str] = [s.lower() for s in self.names]
         #: Rank of each name in sorted order: sorting by name is then an int argsort.
         self.name_rank = np.empty(n, dtype=np.int64)
@@ -83,6 +82,13 @@ class ResultStore:
         k = len(idx_new)
         self.order[self.count : self.count + k] = idx_new
         self.count += k
+
+    def truth(self, index: int) -> str:
+        """Ground truth as shown: "good", the defect type, or "" when unknown."""
+        lab = int(self.labels[index])
+        if lab < 0:
+            return ""
+        return "good" if lab == 0 else (self.types[index] or "defect")
 
     def grid(self, index: int) -> np.ndarray | None:
         """The patch-score grid of image ``index`` (float32), or None if not scored."""
@@ -138,18 +144,18 @@ class ResultStore:
         return self.scores[rows], self.labels[rows]
 
 
-def _display_names(paths: list[str], root: Path) -> list[str]:
-    """Names relative to the images' common folder ("crack/000.png"), for the table."""
+def _display_names(paths: list[str]) -> list[str]:
+    """Names relative to the images' common folder ("crack/000.png"), for the table.
+
+    Plain string slicing: ``Path.relative_to`` took ~1 s for 100k paths.
+    """
     if not paths:
         return []
-    try:
-        base = Path(os.path.commonpath([os.path.dirname(p) for p in paths]))
-    except ValueError:  # different drives
-        base = root
-    out = []
-    for p in paths:
-        try:
-            out.append(Path(p).relative_to(base).as_posix())
-        except ValueError:
-            out.append(Path(p).name)
-    return out
+    # The common prefix of the smallest and largest string is that of all of them;
+    # cut back to a folder boundary.
+    prefix = os.path.commonprefix([min(paths), max(paths)])
+    cut = prefix.rfind(os.sep) + 1
+    names = [p[cut:] for p in paths]
+    if os.sep != "/":
+        names = [n.replace(os.sep, "/") for n in names]
+    return names

@@ -17,6 +17,13 @@ def format_eta(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def finish_message(cancelled: bool, done: int, total: int, elapsed: float, errors: int) -> str:
+    """The status-bar line at the end of a run."""
+    word = "Cancelled" if cancelled else "Done"
+    tail = f", {errors} unreadable" if errors else ""
+    return f"{word}: {done:,} of {total:,} images scored in {elapsed:.1f} s{tail}"
+
+
 class RunStatus(QWidget):
     """Permanent status-bar widget for the run."""
 
@@ -43,6 +50,13 @@ class RunStatus(QWidget):
         self.rate_label.setText("starting…")
         self.eta_label.setText("")
         self.device_label.setText(f"device: {device}")
+
+    def busy(self, text: str) -> None:
+        """An indeterminate bar (work of unknown length, e.g. preparing the demo)."""
+        self.bar.setRange(0, 0)
+        self.bar.setVisible(True)
+        self.rate_label.setText(text)
+        self.eta_label.setText("")
 
     def progress(self, done: int, total: int, elapsed: float) -> None:
         self.bar.setRange(0, max(1, total))

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QToolBar, QToolButton, QWidget
+
+from patchcore_gui.core.datasets import ImageSet
 
 from . import style
 from .settings import DEVICES
@@ -81,6 +84,13 @@ class MainToolBar(QToolBar):
         self.cancel_action.setEnabled(running)
         for w in (self.device_combo, self.batch_spin, self.workers_spin):
             w.setEnabled(not running)
+
+    def set_folder(self, path: Path, image_set: ImageSet) -> None:
+        """Name the open folder and its image count (known before any run)."""
+        n_masks = sum(m is not None for m in image_set.mask_paths)
+        gt = f" · ground truth ({n_masks} masks)" if image_set.has_labels else ""
+        self.folder_label.setText(f"{path.name}: {len(image_set):,} images{gt}")
+        self.folder_label.setToolTip(str(path))
 
     def _fill_recent(self, menu: QMenu, kind: str) -> None:
         menu.clear()

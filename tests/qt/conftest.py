@@ -84,6 +84,14 @@ def qt_model_path(qt_data: dict[str, Path], tmp_path_factory: pytest.TempPathFac
     return out
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _app_style(qapp: object) -> None:
+    """The application's real look (as ``app.main`` sets it), so screenshots show it."""
+    from patchcore_gui.qt.style import apply_style
+
+    apply_style(qapp)  # type: ignore[arg-type]
+
+
 @pytest.fixture(autouse=True)
 def _isolated_settings(qapp: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Nothing a test does may reach the user's real QSettings."""

@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
 
 from patchcore_gui import app
+from patchcore_gui.qt.main_window import MainWindow
 
 
-def fake_demo(monkeypatch: pytest.MonkeyPatch, result: object) -> list[dict]:
-    """Install a stand-in ``patchcore_gui.core.demo`` whose ensure_demo returns / raises ``result``."""
-    calls: list[dict] = []
+def fake_demo_module(folder: Path, body: str) -> str:
+    """Write a stand-in for ``patchcore_gui.core.demo`` into ``folder``; returns its target."""
+    (folder / "fake_demo.py").write_text(
+        "def ensure_demo(log=None):\n"
+        "    log('preparing the fake demo')\n"
+        f"    {body}\n"
+    )
+    return "fake_demo:ensure_demo"
 
-    def ensure_demo(**kwargs: object) -> object:
-        calls.append(kwargs)
-        if isinstance(result, BaseException):
-            raise result
-        return result
 
-    module = types.ModuleType("patchcore_gui.core.demo")
-    module.ensure_demo = ensure_demo  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "patchcore_gui.core.demo", module)
-    return calls
+def demo_window(qtbot: object, settings_path: Path, target: str, extra: list[str]) -> MainWindow:
+    w = app.create_window(app.parse_args(["--settings", str(settings_path)]), demo_target=target, demo_path=extra)
+    qtbot.addWidget(w)  # type: ignore[attr-defined]
+    return w
 
 
 def test_arguments_open_model_and_folder(qtbot: object, qt_model_path: Path, qt_data: dict[str, Path], settings_path: Path) -> None:
@@ -36,33 +35,40 @@ def test_arguments_open_model_and_folder(qtbot: object, qt_model_path: Path, qt_
     assert w.settings.file_name == str(settings_path)
 
 
-def test_no_arguments_opens_the_demo(qtbot: object, monkeypatch: pytest.MonkeyPatch, qt_model_path: Path, qt_data: dict[str, Path], settings_path: Path) -> None:
-    calls = fake_demo(monkeypatch, (qt_model_path, qt_data["mvtec"]))
-    w = app.create_window(app.parse_args(["--settings", str(settings_path)]))
-    qtbot.addWidget(w)  # type: ignore[attr-defined]
-    qtbot.waitUntil(lambda: w.image_set is not None, timeout=20_000)  # type: ignore[attr-defined]
-    assert len(calls) == 1
+def test_no_arguments_opens_the_demo(qtbot: object, tmp_path: Path, qt_model_path: Path, qt_data: dict[str, Path], settings_path: Path) -> None:
+    target = fake_demo_module(tmp_path, f"return {str(qt_model_path)!r}, {str(qt_data['mvtec'])!r}")
+    w = demo_window(qtbot, settings_path, target, [str(tmp_path)])
+    qtbot.waitUntil(lambda: w.image_set is not None, timeout=30_000)  # type: ignore[attr-defined]
     assert w.model is not None and w.model.path == qt_model_path
     assert w.toolbar.run_action.isEnabled()
     assert w.last_error == ""
+    qtbot.waitUntil(lambda: not w.demo_loader.is_running(), timeout=10_000)  # type: ignore[attr-defined]
 
 
-def test_demo_failure_is_shown_in_the_window(qtbot: object, monkeypatch: pytest.MonkeyPatch, settings_path: Path) -> None:
-    fake_demo(monkeypatch, OSError("disk full\nmore detail"))
-    w = app.create_window(app.parse_args(["--settings", str(settings_path)]))
-    qtbot.addWidget(w)  # type: ignore[attr-defined]
-    qtbot.waitUntil(lambda: bool(w.last_error), timeout=20_000)  # type: ignore[attr-defined]
+def test_demo_failure_is_shown_in_the_window(qtbot: object, tmp_path: Path, settings_path: Path) -> None:
+    target = fake_demo_module(tmp_path, "raise OSError('disk full\\nmore detail')")
+    w = demo_window(qtbot, settings_path, target, [str(tmp_path)])
+    qtbot.waitUntil(lambda: bool(w.last_error), timeout=30_000)  # type: ignore[attr-defined]
     assert w.last_error == "The demo could not be prepared: OSError: disk full"
     assert "disk full" in w.image_pane.placeholder.text()
     assert w.model is None
 
 
-def test_missing_demo_module_is_shown_not_raised(qtbot: object, monkeypatch: pytest.MonkeyPatch, settings_path: Path) -> None:
-    monkeypatch.setitem(sys.modules, "patchcore_gui.core.demo", None)  # import raises ImportError
-    w = app.create_window(app.parse_args(["--settings", str(settings_path)]))
-    qtbot.addWidget(w)  # type: ignore[attr-defined]
-    qtbot.waitUntil(lambda: bool(w.last_error), timeout=20_000)  # type: ignore[attr-defined]
-    assert w.last_error.startswith("The demo could not be prepared: ModuleNotFoundError")
+def test_missing_demo_module_is_shown_not_raised(qtbot: object, settings_path: Path) -> None:
+    w = demo_window(qtbot, settings_path, "no_such_demo_module:ensure_demo", [])
+    qtbot.waitUntil(lambda: bool(w.last_error), timeout=30_000)  # type: ignore[attr-defined]
+    assert w.last_error == (
+        "The demo could not be prepared: ModuleNotFoundError: No module named 'no_such_demo_module'"
+    )
+
+
+def test_closing_while_the_demo_is_prepared_stops_it(qtbot: object, tmp_path: Path, settings_path: Path) -> None:
+    target = fake_demo_module(tmp_path, "import time; time.sleep(600)")
+    w = demo_window(qtbot, settings_path, target, [str(tmp_path)])
+    qtbot.waitUntil(w.demo_loader.is_running, timeout=10_000)  # type: ignore[attr-defined]
+    w.close()
+    assert not w.demo_loader.is_running()
+    assert w.last_error == ""  # a deliberate stop is not reported as a failure
 
 
 def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:

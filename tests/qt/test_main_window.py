@@ -163,6 +163,11 @@ def test_keys_step_rows_and_toggle_overlay(ready: MainWindow, qtbot: object, run
     assert w.results.current_image() == w.table_model.image_at(1) != first
     QTest.keyClick(w.image_pane, Qt.Key.Key_Up)
     assert w.results.current_image() == first
+    # Zoomed in on a spot, stepping to the next image (same size) keeps the view.
+    w.image_pane.viewbox.setRange(xRange=(40, 60), yRange=(40, 60), padding=0)
+    zoomed = w.image_pane.viewbox.viewRange()
+    QTest.keyClick(w.image_pane, Qt.Key.Key_Down)
+    assert w.image_pane.viewbox.viewRange() == zoomed
     assert w.image_pane.heat_item.isVisible()
     QTest.keyClick(w.image_pane, Qt.Key.Key_Space)
     assert not w.image_pane.heat_item.isVisible()
@@ -233,6 +238,19 @@ def test_stale_run_results_are_dropped(window: MainWindow, qtbot: object) -> Non
     assert got == []
     c._on_batch(5, np.array([0]), np.array([1.0]), np.zeros((1, 2, 2)), [""])
     assert len(got) == 1
+
+
+def test_model_card_describes_the_model(window: MainWindow, qt_model_path: Path) -> None:
+    window.open_model(qt_model_path)
+    v = {k: label.text() for k, label in window.card.values.items()}
+    assert window.card.title.text() == "m.patchcore"
+    assert v["backbone"].startswith("efficientnet_lite0")
+    assert v["input"] == "resize 72 → crop 64 px"
+    assert v["bank"].startswith(f"{window.model.bank_size:,} × 152")
+    assert v["training"] == "12 good images"
+    assert f"image {window.model.image_threshold:.4g}" in v["threshold"]
+    assert "held-out good" in window.card.values["rule"].toolTip()
+    assert v["created"][:4].isdigit()
 
 
 def test_unusable_model_gets_one_sentence(window: MainWindow, tmp_path: Path) -> None:
