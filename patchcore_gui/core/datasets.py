@@ -8,8 +8,9 @@ becomes one error row instead of stopping a run of thousands of images.
 
 from __future__ import annotations
 
+import errno
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from patchcore_gui.io.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
 __all__ = [
     "ImageDataset",
     "ImageSet",
+    "check_aspect_ratio",
     "collate",
     "list_images",
     "mvtec_test_set",
@@ -34,6 +36,13 @@ __all__ = [
 
 #: Name of the defect-free class in MVTec-style layouts.
 GOOD = "good"
+
+#: Longest side / shortest side accepted when the model resizes. The resize scales the
+#: shorter side up to ``resize``, so a 20000 x 1 file (a few hundred bytes) would become
+#: a 1,440,000 x 72 image at resize 72 (10 s and 1.5 GB measured) and 5,120,000 x 256
+#: at 256. Real sensors, line-scan included, stay far below 100:1; the centre crop
+#: would only see a sliver of such an image anyway.
+MAX_ASPECT_RATIO = 100
 
 
 def _check_folder(root: Path) -> None:
@@ -56,7 +65,12 @@ def _is_image_entry(entry: os.DirEntry[str]) -> bool:
         # are skipped.
         return entry.is_file() or entry.is_symlink()
     except OSError:
-        return False
+        # Following the link failed (a symlink loop raises ELOOP): still a broken link,
+        # so it is listed too. is_symlink() does not follow, so it cannot loop.
+        try:
+            return entry.is_symlink()
+        except OSError:
+            return False
 
 
 def _scan_rel(root: Path) -> list[str]:
@@ -77,37 +91,100 @@ def _scan_rel(root: Path) -> list[str]:
     while stack:
         dirpath, prefix = stack.pop()
         try:
-            with os.scandir(dirpath) as it:
-                entries = sorted(it, key=lambda e: e.name)
+            entries = _read_folder(dirpath)
         except OSError:
             # An unreadable subfolder (permissions, vanished mid-scan) must not hide
             # every other image; the root itself was checked above.
             continue
         subdirs: list[tuple[str, str]] = []
-        for entry in entries:
-            name = entry.name
-            if name.startswith("."):
-                continue
-            try:
-                is_dir = entry.is_dir()  # follows symlinks
-            except OSError:
-                is_dir = False
-            if is_dir:
-                try:
-                    est = entry.stat()
-                except OSError:
-                    continue
-                key = (est.st_dev, est.st_ino)
-                if key in seen:
-                    continue
-                seen.add(key)
-                subdirs.append((entry.path, prefix + name + "/"))
-                continue
-            if _is_image_entry(entry):
+        for name, key in entries:
+            if key is None:
                 out.append(prefix + name)
+                continue
+            if key in seen:
+                continue
+            seen.add(key)
+            subdirs.append((os.path.join(dirpath, name), prefix + name + "/"))
         stack.extend(reversed(subdirs))
     out.sort()
     return out
+
+
+def _classify(it: Iterable[os.DirEntry[str]], dirpath: str) -> list[tuple[str, tuple[int, int] | None]]:
+    """(name, (device, inode)) for subfolders and (name, None) for images, sorted by name.
+
+    Evaluated while the folder is still open: entries of a folder opened by descriptor
+    need that descriptor for their (lazy) stat calls.
+    """
+    found: list[tuple[str, tuple[int, int] | None]] = []
+    for entry in sorted(it, key=lambda e: e.name):
+        name = entry.name
+        if name.startswith("."):
+            continue
+        try:
+            is_dir = entry.is_dir()  # follows symlinks
+        except OSError:
+            is_dir = False
+        if is_dir:
+            try:
+                est = _entry_stat(entry, dirpath)
+            except OSError:
+                continue
+            found.append((name, (est.st_dev, est.st_ino)))
+        elif _is_image_entry(entry):
+            found.append((name, None))
+    return found
+
+
+def _entry_stat(entry: os.DirEntry[str], dirpath: str) -> os.stat_result:
+    """``entry.stat()``, falling back to a descriptor walk when the path is too long."""
+    try:
+        return entry.stat()
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG or os.stat not in os.supports_dir_fd:
+            raise
+    fd = _open_folder_by_parts(dirpath)
+    try:
+        return os.stat(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _read_folder(dirpath: str) -> list[tuple[str, tuple[int, int] | None]]:
+    """The classified entries of one folder, even when its path exceeds PATH_MAX.
+
+    A folder nested deeper than the system's path-length limit cannot be listed by
+    path (ENAMETOOLONG); it is opened one component at a time instead, so its images
+    are still listed and become error rows with the reason rather than vanishing.
+    """
+    try:
+        with os.scandir(dirpath) as it:
+            return _classify(it, dirpath)
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG or os.open not in os.supports_dir_fd:
+            raise
+    fd = _open_folder_by_parts(dirpath)
+    try:
+        with os.scandir(fd) as it:
+            return _classify(it, dirpath)
+    finally:
+        os.close(fd)
+
+
+def _open_folder_by_parts(dirpath: str) -> int:
+    """A descriptor for ``dirpath`` opened component by component (each below NAME_MAX)."""
+    flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+    path = Path(dirpath)
+    fd = os.open(path.anchor or ".", flags)
+    try:
+        for part in path.parts[1:] if path.anchor else path.parts:
+            nfd = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nfd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def list_images(root: str | Path) -> list[Path]:
@@ -298,6 +375,18 @@ def scan_folder(root: str | Path) -> ImageSet:
     )
 
 
+def check_aspect_ratio(size: tuple[int, int], preprocess: Preprocess) -> None:
+    """Raise ImageLoadError when resizing an image of ``size`` would explode its area."""
+    w, h = size
+    if w < 1 or h < 1:
+        raise ImageLoadError(f"empty image ({w} x {h} pixels)")
+    if preprocess.resize > 0 and max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+        raise ImageLoadError(
+            f"aspect ratio too extreme: {w} x {h} pixels (limit {MAX_ASPECT_RATIO}:1, "
+            "as the resize would enlarge it without bound)"
+        )
+
+
 def _one_line(exc: BaseException) -> str:
     """A one-line description of ``exc`` for an error row."""
     if isinstance(exc, ImageLoadError):
@@ -360,6 +449,7 @@ class ImageDataset(Dataset):
         width = height = 0
         try:
             img = load_image(path)
+            check_aspect_ratio(img.size, self.preprocess)
             image = self.preprocess(img).to(torch.float32).contiguous()
             if tuple(image.shape) != (3, crop, crop):
                 raise ValueError(f"preprocessed to shape {tuple(image.shape)}")

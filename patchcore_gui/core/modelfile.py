@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import struct
 import tempfile
@@ -91,7 +92,13 @@ def save_model_file(path: str | os.PathLike[str], tensors: Mapping[str, torch.Te
     meta["format_version"] = FORMAT_VERSION
     meta["tensor_sha256"] = tensor_checksum(clean)
     data = save(clean, metadata={META_KEY: json.dumps(meta, sort_keys=True)})
-    atomic_write_bytes(path, data)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        # Disk full, read-only medium, no permission: atomic_write_bytes has already
+        # removed its temporary file, so the previous model (if any) is untouched.
+        reason = exc.strerror or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ModelFileError(path, f"cannot write the model file: {reason} (nothing was changed on disk)") from exc
     return meta
 
 
@@ -109,7 +116,9 @@ def _read_header(path: Path, fh: Any, size: int) -> tuple[dict[str, Any], int]:
     raw = fh.read(n)
     try:
         header = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # RecursionError: a hostile header of deeply nested brackets exhausts the
+        # parser's stack; it is as invalid as any other garbage.
         raise ModelFileError(path, "not a PatchCore model file (header is not valid JSON)") from None
     if not isinstance(header, dict):
         raise ModelFileError(path, "not a PatchCore model file (header is not a JSON object)")
@@ -153,6 +162,92 @@ def _validate_entries(path: Path, header: dict[str, Any], data_len: int) -> dict
     return entries
 
 
+#: Bounds on what a model's configuration may ask for. Beyond them a (tampered) file
+#: would make prediction allocate without limit (a 10^6 px crop, a 10^9-d embedding).
+MAX_CROP = 4096
+MAX_RESIZE = 8192
+MAX_EMBED_DIM = 8192
+MAX_PATCH_SIZE = 15
+MAX_LAYERS = 8
+MAX_MEAN = 10.0
+MIN_STD = 1e-3
+MAX_STD = 1e3
+
+
+def _is_int(v: Any) -> bool:
+    """A JSON integer (bool is an int subclass in Python but not a number here)."""
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_finite_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _validate_metadata(path: Path, meta: dict[str, Any], bank_shape: list[int]) -> None:
+    """Check the metadata's types and ranges before anything is built from it.
+
+    The blocks readers index into must be objects, thresholds numbers. The ``config``
+    block is only checked when present (``PatchCoreModel.load`` reports a missing one);
+    every value that later becomes an allocation size or a loop bound is bounded here,
+    so NaN, infinity, negative or absurd values are one line, not a crash or an
+    out-of-memory at prediction time.
+    """
+
+    def bad(what: str) -> ModelFileError:
+        return ModelFileError(path, f"corrupt metadata: {what}")
+
+    # Blocks that readers (summary, model card, ``patchcore info``) index into.
+    for key in ("threshold", "calibration", "training", "coreset", "software", "normalization"):
+        if key in meta and not isinstance(meta[key], dict):
+            raise bad(f"{key} is not an object")
+    threshold = meta.get("threshold", {})
+    for key in ("image", "pixel"):
+        # NaN (no threshold) is a number here; null is not: readers call float() on it.
+        if key in threshold and not (_is_int(threshold[key]) or isinstance(threshold[key], float)):
+            raise bad(f"threshold.{key} is not a number")
+    cfg = meta.get("config")
+    if cfg is None:
+        return
+    if not isinstance(cfg, dict):
+        raise bad("config is not an object")
+    if not isinstance(cfg.get("backbone"), str):
+        raise bad("config.backbone is not a name")
+    layers = cfg.get("layers")
+    if (not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS
+            or not all(isinstance(x, str) for x in layers)):
+        raise bad("config.layers is not a list of layer names")
+    emb = cfg.get("embedding")
+    if not isinstance(emb, dict):
+        raise bad("config.embedding is not an object")
+    if emb.get("mode", "reference") not in ("reference", "native"):
+        raise bad(f"unknown embedding mode {str(emb.get('mode'))[:40]!r}")
+    ps = emb.get("patch_size", 3)
+    if not _is_int(ps) or not 1 <= ps <= MAX_PATCH_SIZE or ps % 2 == 0:
+        raise bad(f"patch_size must be an odd integer from 1 to {MAX_PATCH_SIZE}")
+    for key in ("pretrain_dim", "target_dim"):
+        v = emb.get(key, 1024)
+        if not _is_int(v) or not 1 <= v <= MAX_EMBED_DIM:
+            raise bad(f"embedding {key} must be an integer from 1 to {MAX_EMBED_DIM}")
+    crop, resize, k = cfg.get("crop"), cfg.get("resize"), cfg.get("k")
+    if not _is_int(crop) or not 32 <= crop <= MAX_CROP:
+        raise bad(f"crop must be an integer from 32 to {MAX_CROP}")
+    if not _is_int(resize) or not (resize == 0 or crop <= resize <= MAX_RESIZE):
+        raise bad(f"resize must be 0 or an integer from crop ({crop}) to {MAX_RESIZE}")
+    rows = bank_shape[0] if len(bank_shape) == 2 else 0
+    if not _is_int(k) or not 1 <= k <= max(rows, 1):
+        raise bad(f"k must be an integer from 1 to the bank's {rows} rows")
+    for key in ("mean", "std"):
+        v = cfg.get(key)
+        if not isinstance(v, list) or len(v) != 3 or not all(_is_finite_number(x) for x in v):
+            raise bad(f"{key} must be three finite numbers")
+    # Images are normalised from [0, 1]: a mean far outside or a tiny std would push
+    # inputs to magnitudes where features, and so scores, overflow to inf/NaN.
+    if not all(-MAX_MEAN <= x <= MAX_MEAN for x in cfg["mean"]):
+        raise bad(f"mean values must lie in [-{MAX_MEAN:g}, {MAX_MEAN:g}]")
+    if not all(MIN_STD <= x <= MAX_STD for x in cfg["std"]):
+        raise bad(f"std values must lie in [{MIN_STD:g}, {MAX_STD:g}]")
+
+
 def read_model_file(path: str | os.PathLike[str], *, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load tensors and metadata, validating everything; raises ModelFileError.
 
@@ -171,7 +266,7 @@ def read_model_file(path: str | os.PathLike[str], *, verify: bool = True) -> tup
                 raise ModelFileError(p, "not a PatchCore Inspector model file (no patchcore_gui metadata)")
             try:
                 meta = json.loads(meta_block[META_KEY])
-            except (TypeError, json.JSONDecodeError):
+            except (TypeError, json.JSONDecodeError, RecursionError):
                 raise ModelFileError(p, "corrupt metadata (not valid JSON)") from None
             if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
                 raise ModelFileError(p, "not a PatchCore Inspector model file (wrong format name)")
@@ -187,6 +282,7 @@ def read_model_file(path: str | os.PathLike[str], *, verify: bool = True) -> tup
             entries = _validate_entries(p, header, size - data_start)
             if BANK_KEY not in entries:
                 raise ModelFileError(p, "no memory bank in the file")
+            _validate_metadata(p, meta, entries[BANK_KEY][1])
             fh.seek(0)
             data = fh.read()
     except FileNotFoundError:
@@ -207,4 +303,9 @@ def read_model_file(path: str | os.PathLike[str], *, verify: bool = True) -> tup
         stored = meta.get("tensor_sha256")
         if stored != tensor_checksum(tensors):
             raise ModelFileError(p, "checksum mismatch: the file was modified or damaged")
+    bank = tensors.get(BANK_KEY)
+    if bank is not None and bank.is_floating_point() and not bool(torch.isfinite(bank).all()):
+        # The checksum is no signature: a re-saved file can carry NaN/inf rows, which
+        # would make every distance, and so every score, NaN or inf without an error.
+        raise ModelFileError(p, "memory bank contains NaN or infinite values")
     return tensors, meta

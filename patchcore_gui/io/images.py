@@ -9,6 +9,8 @@ applied, as an operator expects the image the camera meant.
 from __future__ import annotations
 
 import os
+import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,16 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+def _bomb_message(pil_text: str, max_pixels: int) -> str:
+    """Our wording for PIL's DecompressionBombError (raised before we see the size)."""
+    m = re.search(r"\((\d+) pixels\)", pil_text)
+    limit = max_pixels
+    if Image.MAX_IMAGE_PIXELS:
+        limit = min(limit, 2 * int(Image.MAX_IMAGE_PIXELS))
+    size = f"{int(m.group(1)):,} pixels" if m else "too many pixels"
+    return f"image too large: {size} (limit {limit:,} pixels; refused as a possible decompression bomb)"
+
+
 def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open ``path`` and return an 8-bit RGB image with EXIF orientation applied.
 
@@ -71,7 +83,12 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
     try:
         if p.is_dir():
             raise ImageLoadError("is a folder, not an image file")
-        if p.stat().st_size == 0:
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            # A FIFO (or a link to one) would block the reader forever; a device could
+            # stream without end. Only regular files are decoded.
+            raise ImageLoadError("not a regular file")
+        if st.st_size == 0:
             raise ImageLoadError("empty file (0 bytes)")
         with Image.open(p) as img:
             w, h = img.size
@@ -93,9 +110,14 @@ def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
     except UnidentifiedImageError:
         raise ImageLoadError("not a recognised image format") from None
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(f"image too large: {exc}".splitlines()[0]) from None
+        raise ImageLoadError(_bomb_message(str(exc), max_pixels)) from None
     except OSError as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if exc.errno is not None and exc.strerror:
+            # A system error: its str() repeats the path, which may be thousands of
+            # characters long (deep folders) or undecodable; the reason alone is clearer.
+            msg = exc.strerror
+        else:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "truncated" in msg.lower():
             msg = "truncated or corrupt image data"
         raise ImageLoadError(f"cannot read image: {msg}") from None
