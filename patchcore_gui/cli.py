@@ -533,7 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"patchcore: error: {msg}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"patchcore: error: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{Path(exc.filename).name}: " if getattr(exc, "filename", None) else ""
+        print(f"patchcore: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
 
 

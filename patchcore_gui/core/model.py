@@ -207,7 +207,12 @@ class PatchCoreModel:
             scores, grids = self.score_tensor(data)
             return list(map(float, scores)), list(self.anomaly_maps(grids))
         items = data if isinstance(data, (list, tuple)) else [data]
-        batch = torch.stack([self.preprocess(_as_pil(item)) for item in items])
+        from .datasets import check_aspect_ratio
+
+        pils = [_as_pil(item) for item in items]
+        for img in pils:
+            check_aspect_ratio(img.size, self.preprocess)
+        batch = torch.stack([self.preprocess(img) for img in pils])
         scores, grids = self.score_tensor(batch)
         return list(map(float, scores)), list(self.anomaly_maps(grids))
 
@@ -275,7 +280,7 @@ class PatchCoreModel:
         try:
             config = ModelConfig.from_json(meta["config"])
             get_spec(config.backbone)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ModelFileError(p, f"metadata does not describe a usable model ({exc})") from None
         bank = tensors.get(BANK_KEY)
         if bank is None or bank.ndim != 2 or bank.dtype != torch.float32:
