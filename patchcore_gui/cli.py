@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--batch-size", type=_positive_int, default=8)
         sp.add_argument("--num-workers", type=_non_negative_int, default=0, help="DataLoader worker processes")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
+        sp.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="fp32: exact (reference parity); bf16: fast path with exact re-ranking")
 
     t = sub.add_parser("train", help="train a model from a folder of good images")
     t.add_argument("--images", required=True, help="folder of good images (MVTec class root: uses train/good)")
@@ -138,10 +140,10 @@ def _command_modules() -> list[Any]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _load_model(path: str, device: str) -> Any:
+def _load_model(path: str, device: str, precision: str = "fp32") -> Any:
     from .core.model import PatchCoreModel
 
-    return PatchCoreModel.load(path, device=device)
+    return PatchCoreModel.load(path, device=device, precision=precision)
 
 
 def _write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
@@ -263,6 +265,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         holdout=args.holdout,
         reweight=args.reweight,
+        precision=args.precision,
     )
     bars: dict[str, Any] = {}
 
@@ -319,13 +322,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 model_path = args.model or run_meta["model_path"]
                 if not Path(model_path).is_file():
                     raise CliError(f"the run's model file is missing: {model_path} (give its new place with --model)")
-                model = _load_model(model_path, args.device or run_meta["settings"].get("device") or "auto")
+                model = _load_model(model_path, args.device or run_meta["settings"].get("device") or "auto",
+                                    getattr(args, "precision", "fp32"))
             else:
                 if Path(run_file).exists():
                     raise CliError(f"run file {run_file} already exists; add --resume to continue it, or choose another name")
-                model = _load_model(args.model, args.device or "auto")
+                model = _load_model(args.model, args.device or "auto", getattr(args, "precision", "fp32"))
         else:
-            model = _load_model(args.model, args.device or "auto")
+            model = _load_model(args.model, args.device or "auto", getattr(args, "precision", "fp32"))
         image_set = None
         if not resume:
             paths = list_images(args.images)
@@ -476,7 +480,7 @@ def _json_safe(obj: Any) -> Any:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    model = _load_model(args.model, args.device)
+    model = _load_model(args.model, args.device, args.precision)
     result = evaluate_model(model, args.dataset, args)
     text = json.dumps(_json_safe(result), indent=2)
     if args.output:

@@ -29,7 +29,7 @@ from .coreset import CancelledError, coreset_size, greedy_coreset
 from .datasets import ImageDataset, ImageSet, collate
 from .features import EmbeddingConfig
 from .maps import anomaly_maps
-from .model import ModelConfig, PatchCoreModel, eq7_weight, resolve_device
+from .model import PRECISIONS, ModelConfig, PatchCoreModel, bf16_native, eq7_weight, resolve_device
 from .results import BatchResult
 from .search import NearestNeighbourSearch
 
@@ -170,6 +170,7 @@ class TrainConfig:
     seed: int = 0
     holdout: float = 0.1
     reweight: int = 0
+    precision: str = "fp32"  # backbone arithmetic while building the bank (see model.PRECISIONS)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -229,10 +230,15 @@ def extract_features(
     num_workers: int,
     progress: Progress | None,
     cancel: threading.Event | None,
+    precision: str = "fp32",
 ) -> tuple[torch.Tensor, list[str], list[tuple[str, str]], tuple[int, int]]:
     """Patch features of all readable images: (n_ok, h*w, D) on the CPU, ok paths, skipped."""
-    shell = PatchCoreModel.__new__(PatchCoreModel)  # embed() only needs these three
+    shell = PatchCoreModel.__new__(PatchCoreModel)  # embed() only needs these attributes
     shell.config, shell.extractor, shell.device = model_cfg, extractor, device
+    shell.precision = precision
+    shell._bf16_backbone = precision == "bf16" and bf16_native(device)
+    if precision == "bf16":
+        extractor.to(memory_format=torch.channels_last)
     loader = make_loader(ImageDataset(paths, model_cfg.preprocess), batch_size, num_workers, device)
     chunks: list[torch.Tensor] = []
     ok_paths: list[str] = []
@@ -280,6 +286,8 @@ def train_model(
         raise ValueError(f"--coreset must be in (0, 1], got {cfg.coreset}")
     if not 0.0 <= cfg.holdout < 1.0:
         raise ValueError(f"--holdout must be in [0, 1), got {cfg.holdout}")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
     if cfg.reweight < 0:
         raise ValueError(f"--reweight must be 0 (off) or a neighbour count, got {cfg.reweight}")
     if cfg.k < 1:
@@ -302,7 +310,7 @@ def train_model(
     )
     extractor = build_extractor(cfg.backbone, model_cfg.layers, weights).to(dev).eval()
     feats, ok_paths, skipped, grid = extract_features(
-        model_cfg, extractor, str_paths, dev, batch_size, num_workers, progress, cancel
+        model_cfg, extractor, str_paths, dev, batch_size, num_workers, progress, cancel, cfg.precision
     )
     n_img, per_img, dim = feats.shape
     flat = feats.reshape(n_img * per_img, dim)
@@ -346,6 +354,7 @@ def train_model(
         "patch_size": model_cfg.embedding.patch_size,
         "k": cfg.k,
         "reweight": cfg.reweight,
+        "precision": cfg.precision,
         "resize": cfg.resize,
         "crop": cfg.crop,
         "normalization": {"mean": list(spec.mean), "std": list(spec.std)},

@@ -43,6 +43,22 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
+#: Arithmetic modes: "fp32" exact (reference parity), "bf16" fast (see _setup_precision).
+PRECISIONS = ("fp32", "bf16")
+
+
+def bf16_native(device: torch.device) -> bool:
+    """True where bfloat16 convolutions and products run natively (not emulated)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = fh.read(200_000)
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild the feature pipeline of a model."""
@@ -95,15 +111,37 @@ class PatchCoreModel:
         metadata: dict[str, Any] | None = None,
         device: str | torch.device = "auto",
         path: str | os.PathLike[str] | None = None,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
         self.config = config
         self.device = resolve_device(device)
+        self.precision = precision
         self.extractor = extractor.to(self.device).eval()
         self.bank = bank.detach().to("cpu", torch.float32).contiguous()
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.path = Path(path) if path is not None else None
-        self.search = NearestNeighbourSearch(self.bank, self.device)
         self._grid: tuple[int, int] | None = None
+        self._setup_precision()
+
+    def _setup_precision(self) -> None:
+        """Choose the search and backbone arithmetic for ``self.precision`` on this device.
+
+        fp32: the exact path (faiss IndexFlatL2 on the CPU), what parity is checked on.
+        bf16: channels-last backbone in bfloat16 where the hardware computes it natively
+        (CUDA, or a CPU with AVX-512 BF16 / AMX; elsewhere bf16 is emulated and slower,
+        so the backbone stays float32), and a candidate search in a 128-d principal
+        subspace whose candidates are re-scored exactly in float32.
+        """
+        self._bf16_backbone = self.precision == "bf16" and bf16_native(self.device)
+        if self.precision == "bf16":
+            from .search import ReducedBoundSearch
+
+            self.search = ReducedBoundSearch(self.bank, self.device)
+            self.extractor = self.extractor.to(memory_format=torch.channels_last)
+        else:
+            self.search = NearestNeighbourSearch(self.bank, self.device)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -143,7 +181,7 @@ class PatchCoreModel:
         if dev != self.device:
             self.device = dev
             self.extractor = self.extractor.to(dev).eval()
-            self.search = NearestNeighbourSearch(self.bank, dev)
+            self._setup_precision()
         return self
 
     def normalized(self, scores: np.ndarray | float, threshold: float | None = None) -> np.ndarray:
@@ -159,8 +197,15 @@ class PatchCoreModel:
     def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patch features (B, h*w, D) on the model's device, and the grid shape."""
         x = images.to(self.device, torch.float32, non_blocking=True)
-        feats = self.extractor(x)
-        return embed([feats[lay] for lay in self.config.layers], self.config.embedding)
+        if self.precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self._bf16_backbone:
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
+                feats = self.extractor(x)
+            feats = {k: v.float() for k, v in feats.items()}
+        else:
+            feats = self.extractor(x)
+        return embed([feats[lay].contiguous() for lay in self.config.layers], self.config.embedding)
 
     @torch.no_grad()
     def score_tensor(self, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -273,8 +318,11 @@ class PatchCoreModel:
         self.path = Path(path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto") -> PatchCoreModel:
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto",
+             precision: str = "fp32") -> PatchCoreModel:
         """Load a model file (never unpickles); raises ModelFileError with one line."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
         tensors, meta = read_model_file(path)
         p = Path(path)
         try:
@@ -305,7 +353,7 @@ class PatchCoreModel:
         if expected != bank.shape[1]:
             raise ModelFileError(p, f"bank has {bank.shape[1]} dims but the configuration produces {expected}")
         try:
-            return cls(config, ext, bank, meta, device=device, path=p)
+            return cls(config, ext, bank, meta, device=device, path=p, precision=precision)
         except ValueError as exc:
             raise ModelFileError(p, str(exc)) from None
 

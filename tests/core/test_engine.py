@@ -127,3 +127,17 @@ def test_eq7_reweighting_matches_naive(image_dirs) -> None:  # type: ignore[no-u
         w = 1 - torch.softmax(dist, 0)[0].item()
         assert 0 < w < 1
         assert scores[i] == pytest.approx(w * s_star, rel=1e-4)
+
+
+def test_fast_precision_matches_exact_path(tiny_model_path, image_dirs) -> None:  # type: ignore[no-untyped-def]
+    exact = PatchCoreModel.load(tiny_model_path, device="cpu", precision="fp32")
+    fast = PatchCoreModel.load(tiny_model_path, device="cpu", precision="bf16")
+    assert fast.search.backend.startswith("reduced")
+    paths = _test_paths(image_dirs)
+    s_exact, m_exact = exact.predict(paths)
+    s_fast, m_fast = fast.predict(paths)
+    np.testing.assert_allclose(s_fast, s_exact, rtol=1e-2)
+    for a, b in zip(m_fast, m_exact, strict=True):
+        np.testing.assert_allclose(a, b, rtol=2e-2, atol=1e-3 * float(np.max(b)))
+    with pytest.raises(ValueError, match="precision"):
+        PatchCoreModel.load(tiny_model_path, device="cpu", precision="int4")

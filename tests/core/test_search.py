@@ -43,3 +43,22 @@ def test_patch_scores_mean_of_k() -> None:
     assert s.patch_scores(q, 1)[0] == pytest.approx(1.0)
     assert s.patch_scores(q, 2)[0] == pytest.approx((1.0 + 4.0) / 2)
     assert s.backend == "faiss-cpu"
+
+
+def test_reduced_bound_search_finds_exact_neighbours() -> None:
+    from patchcore_gui.core.search import ReducedBoundSearch
+
+    g = torch.Generator().manual_seed(5)
+    # Low-rank structure plus noise, like patch features.
+    basis = torch.randn(32, 256, generator=g)
+    bank = torch.randn(4000, 32, generator=g) @ basis + 0.3 * torch.randn(4000, 256, generator=g)
+    q = torch.randn(500, 32, generator=g) @ basis + 0.3 * torch.randn(500, 256, generator=g)
+    exact = NearestNeighbourSearch(bank, "cpu")
+    fast = ReducedBoundSearch(bank, "cpu", rank=16, candidates=4)
+    for k in (1, 3):
+        ed, ei = exact.search(q, k)
+        fd, fi = fast.search(q, k)
+        np.testing.assert_array_equal(fi, ei)
+        np.testing.assert_allclose(fd, ed, rtol=1e-4)
+    # The bound pass re-scored some rows beyond the first candidates.
+    assert fast.last_second_pass >= 0
