@@ -29,6 +29,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--bank", type=int, default=16385)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     args = ap.parse_args()
 
     import torchvision
@@ -60,13 +61,26 @@ def main() -> None:
     model = PatchCoreModel(cfg, ext, bank, {}, device=args.device)
     print(f"machine: {platform.machine()} {os.cpu_count()} cpus, torch {torch.__version__} threads {torch.get_num_threads()}; "
           f"wide_resnet50_2 224 px, bank {model.bank_size} x {model.feature_dim}, batch {args.batch_size}, "
-          f"{args.images} PNG images, device {args.device}, search {model.search.backend}")
-
-    list(iter_predict(model, paths[: args.batch_size], batch_size=args.batch_size))  # warm-up
-    t = time.perf_counter()
-    n = sum(len(r) for r in iter_predict(model, paths, batch_size=args.batch_size))
-    dt = time.perf_counter() - t
-    print(f"end to end from PNG: {dt / n:.3f} s/image ({n / dt:.2f} images/s)")
+          f"{args.images} PNG images, device {args.device}")
+    per_image: dict[str, float] = {}
+    scores: dict[str, np.ndarray] = {}
+    for prec in args.precision:
+        m = PatchCoreModel(cfg, ext, bank, {}, device=args.device, precision=prec)
+        list(iter_predict(m, paths[: args.batch_size], batch_size=args.batch_size))  # warm-up
+        second = 0
+        t = time.perf_counter()
+        out = []
+        for r in iter_predict(m, paths, batch_size=args.batch_size, grid_dtype=np.float32):
+            out.append(r.scores)
+            second += getattr(m.search, "last_second_pass", 0)
+        dt = time.perf_counter() - t
+        scores[prec] = np.concatenate(out)
+        per_image[prec] = dt / len(paths)
+        extra = f", bound pass re-scored {second} pairs in the last batches" if prec == "bf16" else ""
+        print(f"[{prec}] search {m.search.backend}: {dt / len(paths):.3f} s/image ({len(paths) / dt:.2f} images/s){extra}")
+    if "fp32" in scores and "bf16" in scores:
+        rel = np.abs(scores["bf16"] - scores["fp32"]) / scores["fp32"]
+        print(f"bf16 vs fp32 image scores: max relative difference {rel.max():.2e}")
 
     # Compute floor, same process: backbone to layer3, and one float32 product per image.
     x = torch.randn(args.batch_size, 3, 224, 224)
@@ -83,8 +97,10 @@ def main() -> None:
         for _ in range(args.images):
             q @ b
         mm = (time.perf_counter() - t) / args.images
-    print(f"floor: backbone {fwd:.3f} s + product {mm:.3f} s = {fwd + mm:.3f} s/image; "
-          f"engine at {dt / n / (fwd + mm):.2f} x floor")
+    floor = fwd + mm
+    print(f"floor: backbone {fwd:.3f} s + product {mm:.3f} s = {floor:.3f} s/image")
+    for prec, v in per_image.items():
+        print(f"[{prec}] {v:.3f} s/image = {v / floor:.2f} x floor")
 
 
 if __name__ == "__main__":

@@ -217,8 +217,15 @@ class PatchCoreModel:
         # the batch it came in (a resumed run then matches an uninterrupted one exactly).
         grids = np.empty((b, h * w), dtype=np.float32)
         scores = np.empty(b, dtype=np.float32)
+        if self.device.type == "cuda":
+            # GPU arithmetic is not bit-reproducible anyway; one big search keeps it busy.
+            dist_all, idx_all = self.search.search(feats.reshape(b * h * w, -1), self.config.k)
+            dist_all, idx_all = dist_all.reshape(b, h * w, -1), idx_all.reshape(b, h * w, -1)
         for i in range(b):
-            dist, idx = self.search.search(feats[i], self.config.k)
+            if self.device.type == "cuda":
+                dist, idx = dist_all[i], idx_all[i]
+            else:
+                dist, idx = self.search.search(feats[i], self.config.k)
             patch = np.mean(dist, axis=-1).astype(np.float32)
             grids[i] = patch
             scores[i] = patch.max()
