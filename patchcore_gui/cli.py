@@ -219,8 +219,12 @@ def write_maps_npz(path: str | os.PathLike[str], paths: Sequence[str], maps_iter
         raise
 
 
-def _run_prediction(model: Any, image_set: Any, args: argparse.Namespace, quiet: bool) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
-    """Score all images; returns paths, scores, errors and float32 grids in listing order."""
+def _run_prediction(model: Any, image_set: Any, args: argparse.Namespace, quiet: bool,
+                    keep_grids: bool = True) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """Score all images; returns paths, scores, errors and float32 grids in listing order.
+
+    Without ``keep_grids`` no grids are kept (memory stays flat over 100k images).
+    """
     from .core.engine import iter_predict
 
     n = len(image_set)
@@ -230,10 +234,11 @@ def _run_prediction(model: Any, image_set: Any, args: argparse.Namespace, quiet:
     bar = _progress_bar("predict", n, quiet)
     try:
         for r in iter_predict(model, image_set, batch_size=args.batch_size, num_workers=args.num_workers, grid_dtype=np.float32):
-            if grids is None:
+            if grids is None and keep_grids:
                 grids = np.full((n, *r.grids.shape[1:]), np.nan, dtype=np.float32)
             scores[r.indices] = r.scores
-            grids[r.indices] = r.grids
+            if grids is not None:
+                grids[r.indices] = r.grids
             for i, e in zip(r.indices, r.errors, strict=True):
                 errors[int(i)] = e
             bar.update(len(r))
@@ -386,7 +391,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             grids = [grids_now[i] for i in range(len(out_paths))] if args.maps_out else []
         else:
             args.batch_size = args.batch_size or 8
-            out_paths, scores, errors, grids = _run_prediction(model, image_set, args, args.quiet)
+            out_paths, scores, errors, grids = _run_prediction(model, image_set, args, args.quiet,
+                                                               keep_grids=bool(args.maps_out))
             thr = model.image_threshold
         elapsed = time.perf_counter() - t0
         text = results_csv(out_paths, scores, errors, thr)
