@@ -181,10 +181,10 @@ def _greedy_pruned(
             dc2 = (cnorms[:i] + sn - 2.0 * (centres[:i] @ s)).clamp_min_(0.0)
             keep = unowned | (dc2[owner.clamp_min(0)] <= 4.0 * slack * d + 1e-12)
             cand = torch.nonzero(keep).squeeze(1)
-            if cand.numel() > n // 4:
+            if cand.numel() > (3 * n) // 5:
                 # Gathering most rows costs more than one dense pass: go dense for a
                 # while, then try pruning again (distances shrink as picks accumulate).
-                cand, dense_streak = None, 64
+                cand, dense_streak = None, 16
         dense_streak -= 1
         centres[i] = s
         cnorms[i] = sn
