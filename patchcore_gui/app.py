@@ -1,4 +1,4 @@
-"""Entry point of the GUI: ``patchcore-gui [--model MODEL] [--images DIR]``.
+"""Entry point of the GUI: ``patchcore-gui [--model MODEL] [--images DIR] [--run RUN.pcrun]``.
 
 With no arguments the embedded demo (a model and a folder of images) is opened; it
 is prepared in the background so the window shows at once.
@@ -19,6 +19,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="patchcore-gui", description="PatchCore Inspector: review anomaly detection results.")
     p.add_argument("--model", help="a .patchcore model file to open")
     p.add_argument("--images", help="a folder of images to open (searched recursively)")
+    p.add_argument("--run", help="a run file (.pcrun) to open for review or to resume")
     p.add_argument("--settings", help="an ini file for the window's settings (default: per user)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p.parse_args(argv)
@@ -40,7 +41,9 @@ def create_window(  # noqa: ANN201 - MainWindow is imported lazily
         window.open_model(args.model)
     if args.images:
         window.open_folder(args.images)
-    if not args.model and not args.images:
+    if args.run:
+        window.open_run(args.run)
+    if not args.model and not args.images and not args.run:
         start_demo(window, demo_target, demo_path)
     return window
 

@@ -41,8 +41,10 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
 EMPTY_HINT = (
     "Open a model (Ctrl+O) and a folder of images (Ctrl+Shift+O),\n"
-    "or drop them on this window, then press Run (Ctrl+R).\n\n"
-    "Review: ↑ / ↓ previous / next image  ·  Space heatmap on / off  ·  Ctrl+F search"
+    "or drop them on this window, then press Run (Ctrl+R).\n"
+    "A saved run opens with File > Open run (Ctrl+Alt+O).\n\n"
+    "Review: ↑ / ↓ previous / next image  ·  Space heatmap on / off  ·  Ctrl+F search\n"
+    "O / N confirm the image OK / NG (again: clear) and go to the next one"
 )
 
 

@@ -1,57 +1,48 @@
-"""The main window: wires the panels, the run controller and the settings together.
+"""The main window: wires the panels, the run controller, the run file and the settings together.
 
-Scripting surface (tests, automation): ``open_model``, ``open_folder``, ``start_run``,
-``cancel_run``, ``set_threshold``; signals ``run_finished`` and ``threshold_changed``.
-Every error for the user goes through ``_show_error`` (``last_error``, non-modal box).
+Scripting surface (tests, automation): ``open_model``, ``open_folder``, ``open_run``,
+``start_run``, ``resume_run``, ``cancel_run``, ``set_threshold`` / ``commit_threshold``,
+``mark_current``, ``dialogs.show_train`` / ``show_import`` / ``show_report``; signals
+``run_finished`` and ``threshold_changed``. Every error for the user goes through
+``_show_error`` (``last_error``, non-modal box).
 """
 
 from __future__ import annotations
 
 import math
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from PySide6.QtCore import QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
-from PySide6.QtWidgets import QMainWindow, QMessageBox, QSplitter
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QSplitter
 
 from patchcore_gui.core.datasets import ImageSet, scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.modelfile import ModelFileError
 
-from . import dialogs
+from . import dialogs, review, run_files
 from .image_pane import ImageInfo, ImagePane
+from .menus import MainMenus
 from .metrics_panel import MetricsPanel
 from .model_card import ModelCard
 from .results_model import ResultsTableModel
 from .results_panel import ResultsPanel
 from .results_store import ResultStore
 from .run_controller import RunController
+from .run_session import RUN_SUFFIX, RunSession, new_run_path
+from .run_view import RunView
 from .settings import AppSettings
 from .status import RunStatus, finish_message
-from .threshold_file import (
-    calibration_scores,
-    default_target,
-    is_same_file,
-    threshold_note,
-    write_with_threshold,
-)
+from .threshold_file import save_threshold_as
 from .threshold_panel import ThresholdPanel
 from .toolbar import MainToolBar
+from .window_dialogs import WindowDialogs
 from .window_layout import build_layout
 from .window_state import restore_window_state, save_window_state
 
-#: How often rows that arrived during a run are shown (ms): big inserts, not per image.
-FLUSH_MS = 200
-#: During a run the histogram and ROC are redrawn at most this often (s). pyqtgraph's
-#: Python-side painting is ~10x slower while the worker competes for the GIL, and one
-#: event-loop pass repaints every dirty widget, so plots redrawn on every flush made
-#: the loop stall for 150 ms on 2 cores (measured); rows still appear every flush.
-PLOT_REFRESH_S = 1.0
+TITLE = "PatchCore Inspector"
 
 
 class MainWindow(QMainWindow):
@@ -63,6 +54,7 @@ class MainWindow(QMainWindow):
 
     # Built by ``window_layout.build_layout``.
     toolbar: MainToolBar
+    menus: MainMenus
     table_model: ResultsTableModel
     results: ResultsPanel
     image_pane: ImagePane
@@ -72,6 +64,8 @@ class MainWindow(QMainWindow):
     splitter: QSplitter
     right_splitter: QSplitter
     run_status: RunStatus
+    run_file_label: QLabel
+    toolbar_resume_action: QAction
 
     def __init__(self, settings: AppSettings | None = None) -> None:
         super().__init__()
@@ -85,41 +79,68 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self._run_key = 0
         self._running = False
-        self._progress = (0, 0, 0.0)
-        self._plots_at = 0.0
-        self._shown_count = -1
+        #: Thresholds as recorded in the run file (a change is logged against these).
+        self._logged = {"image": math.nan, "pixel": math.nan}
+        #: Why the open run cannot be resumed with the open model ("" when it can).
+        self._run_model_note = ""
         self._box: QMessageBox | None = None
         #: set by ``app.start_demo`` while the demo is prepared (a ``DemoLoader``).
         self.demo_loader: Any = None
-        self.setWindowTitle("PatchCore Inspector")
+        self.setWindowTitle(TITLE)
         self.setAcceptDrops(True)
         self.controller = RunController(self)
+        self.session = RunSession(self)
+        self.dialogs = WindowDialogs(self)
         build_layout(self)
-        self.flush_timer = QTimer(self, interval=FLUSH_MS)
-        self.flush_timer.timeout.connect(self._flush)
+        self.view = RunView(self)
         self._connect()
         self._update_actions()
         restore_window_state(self)
 
     # ------------------------------------------------------------------ wiring
     def _connect(self) -> None:
-        tb = self.toolbar
+        tb, m, c, tp = self.toolbar, self.menus, self.controller, self.threshold_panel
         tb.open_model_action.triggered.connect(self._ask_open_model)
         tb.open_folder_action.triggered.connect(self._ask_open_folder)
         tb.recent_chosen.connect(lambda k, p: self.open_model(p) if k == "models" else self.open_folder(p))
         tb.run_action.triggered.connect(self.start_run)
         tb.cancel_action.triggered.connect(self.cancel_run)
-        self.controller.batch_ready.connect(self._on_batch)
-        self.controller.progressed.connect(self._on_progress)
-        self.controller.run_finished.connect(self._on_run_finished)
-        self.controller.run_failed.connect(lambda msg: self._show_error(f"The run stopped: {msg}"))
+        m.open_run_action.triggered.connect(lambda: run_files.ask_open_run(self))
+        m.recent_run_chosen = self.open_run
+        m.resume_action.triggered.connect(self.resume_run)
+        m.export_action.triggered.connect(self.dialogs.show_report)
+        m.import_action.triggered.connect(self.dialogs.show_import)
+        m.quit_action.triggered.connect(self.close)
+        m.train_action.triggered.connect(self.dialogs.show_train)
+        m.save_threshold_action.triggered.connect(self.save_threshold)
+        m.threshold_log_action.triggered.connect(self.dialogs.show_threshold_log)
+        m.mark_ok_action.triggered.connect(lambda: self.mark_current("OK"))
+        m.mark_ng_action.triggered.connect(lambda: self.mark_current("NG"))
+        m.operator_action.triggered.connect(self.dialogs.ask_operator)
+        for kind, action in m.review_filter_actions.items():
+            action.triggered.connect(lambda _=False, k=kind: self.results.set_review_filter(k))
+        m.overlay_action.triggered.connect(self.image_pane.toggle_overlay)
+        m.fit_action.triggered.connect(self.image_pane.fit)
+        m.find_action.triggered.connect(self.results.search.setFocus)
+        c.batch_ready.connect(self.view.on_batch)
+        c.progressed.connect(self.view.on_progress)
+        c.run_finished.connect(self._on_run_finished)
+        c.run_failed.connect(lambda msg: self._show_error(f"The run stopped: {msg}"))
+        c.store_opened.connect(lambda store: run_files.on_store_opened(self, store))
+        c.store_failed.connect(lambda msg: run_files.on_store_failed(self, msg))
+        self.session.error.connect(self._show_error)
+        self.session.changed.connect(self._update_actions)
+        self.session.threshold_logged.connect(self.dialogs.refresh_threshold_log)
         self.results.image_selected.connect(self._show_image)
         self.image_pane.step_requested.connect(self.results.step)
-        self.threshold_panel.threshold_edited.connect(lambda v: self.set_threshold(v, "set by hand"))
-        self.threshold_panel.pixel_threshold_edited.connect(self.set_pixel_threshold)
-        self.threshold_panel.reset_requested.connect(self._reset_thresholds)
-        self.threshold_panel.save_requested.connect(self.save_threshold)
-        self.metrics_panel.threshold_proposed.connect(self.set_threshold)
+        tp.threshold_edited.connect(lambda v: self.set_threshold(v, "set by hand"))
+        tp.threshold_committed.connect(lambda: self.commit_threshold("image"))
+        tp.pixel_threshold_edited.connect(self.set_pixel_threshold)
+        tp.pixel_threshold_committed.connect(lambda: self.commit_threshold("pixel"))
+        tp.reset_requested.connect(lambda: self._reset_thresholds(log=True))
+        tp.save_requested.connect(self.save_threshold)
+        tp.log_requested.connect(self.dialogs.show_threshold_log)
+        self.metrics_panel.threshold_proposed.connect(lambda v, why: self.set_threshold(v, why, log=True))
 
     # ------------------------------------------------------------------ scripting surface
     def open_model(self, path: str | os.PathLike[str]) -> bool:
@@ -162,8 +183,12 @@ class MainWindow(QMainWindow):
         self._update_actions()
         return True
 
+    def open_run(self, path: str | os.PathLike[str]) -> bool:
+        """Show a saved run again (read-only, with the reason, when another window writes it)."""
+        return run_files.open_run(self, path)
+
     def start_run(self) -> bool:
-        """Score every image of the open folder with the open model."""
+        """Score every image of the open folder with the open model, into a new run file."""
         if self._running:
             return False
         if self.model is None or self.image_set is None:
@@ -171,26 +196,36 @@ class MainWindow(QMainWindow):
             return False
         self._reset_results()
         self._run_key += 1
-        self._running = True
-        self._progress = (0, len(self.image_set), 0.0)
+        run_path = new_run_path(self.settings.runs_dir, Path(self.image_set.root).name or "images")
+        self._begin(len(self.image_set), 0)
         self.controller.start(
             self.model, self.image_set, device=self.toolbar.device_combo.currentText(),
             batch_size=self.toolbar.batch_spin.value(), workers=self.toolbar.workers_spin.value(),
+            run_path=str(run_path),
         )
-        self.run_status.start(len(self.image_set), self.toolbar.device_combo.currentText())
-        self.flush_timer.start()
-        self._update_actions()
-        self.statusBar().showMessage("Running…")
+        self.statusBar().showMessage(f"Running… (saving to {run_path.name})")
         return True
 
+    def resume_run(self) -> bool:
+        """Score the images the open run has not done yet, in the run's own batch size."""
+        return run_files.resume_run(self)
+
+    def resume_blocker(self) -> str:
+        """Why the open run cannot be resumed now ("" when it can)."""
+        return run_files.resume_blocker(self)
+
     def cancel_run(self) -> None:
-        """Stop after the batch in flight; what was scored stays."""
+        """Stop after the batch in flight; what was scored stays (and can be resumed)."""
         if self._running:
             self.controller.cancel()
             self.statusBar().showMessage("Cancelling after the current batch…")
 
-    def set_threshold(self, value: float, origin: str = "set by hand") -> None:
-        """Move the image threshold: verdicts, counts, filter, metrics and overlay follow."""
+    def set_threshold(self, value: float, origin: str = "set by hand", log: bool = False) -> None:
+        """Move the image threshold: verdicts, counts, filter, metrics and overlay follow.
+
+        ``log``: record the change in the run file now (otherwise the threshold panel
+        commits it when the user lets go of the slider / line or enters a number).
+        """
         value = float(value)
         if not math.isfinite(value):
             return
@@ -202,11 +237,13 @@ class MainWindow(QMainWindow):
             self.results.restore_current(current)
         self.threshold_panel.set_threshold(value)
         self.threshold_panel.set_origin(f"Threshold {value:.6g}: {origin}")
-        self._update_counts()
+        self.view.update_counts()
         if self.store is not None and self.store.has_labels:
             self.metrics_panel.set_threshold(value)
         self.image_pane.set_thresholds(value, self.pixel_threshold)
         self.threshold_changed.emit(value)
+        if log:
+            self.commit_threshold("image")
 
     def set_pixel_threshold(self, value: float) -> None:
         """Anomaly-map level outlined as the defect region (and the heatmap's mid colour)."""
@@ -214,114 +251,67 @@ class MainWindow(QMainWindow):
         self.threshold_panel.set_pixel_threshold(self.pixel_threshold)
         self.image_pane.set_thresholds(self.threshold, self.pixel_threshold)
 
+    def commit_threshold(self, kind: str = "image", note: str = "") -> bool:
+        """Record the current image (or pixel) threshold in the run's log if it changed."""
+        new = self.threshold if kind == "image" else self.pixel_threshold
+        old = self._logged[kind]
+        if self.session.store is None or not math.isfinite(new) or new == old:
+            return False
+        if self.session.log_threshold(old, new, note or self.threshold_origin or "set by hand", kind):
+            self._logged[kind] = new
+            return True
+        return False
+
+    def mark_current(self, verdict: str) -> bool:
+        """O / N: confirm the selected image OK / NG (again: clear), then go to the next one."""
+        return review.mark_current(self, verdict)
+
     def save_threshold(self) -> bool:
         """Write a NEW model file carrying the current thresholds (never the open file)."""
-        if self.model is None or not math.isfinite(self.threshold):
-            self._show_error("Open a model and set a threshold first.")
-            return False
-        target = self._ask_save_path(str(default_target(self.model.path)))
-        if not target:
-            return False
-        if is_same_file(target, self.model.path):
-            self._show_error("Choose a new file name: the open model file is never overwritten.")
-            return False
-        st = self.store
-        note = threshold_note(self.threshold_origin, st.image_set.root.name if st else "", st.count if st else 0)
-        try:
-            new = write_with_threshold(self.model, target, self.threshold, self.pixel_threshold, note)
-        except (OSError, ValueError, ModelFileError) as exc:
-            self._show_error(f"Could not save {Path(target).name}: {exc}")
-            return False
-        self.model = new
-        self.settings.add_recent("models", target)
-        self.card.set_summary(new.summary(), Path(target).name)
-        self.statusBar().showMessage(f"Saved {target}", 8000)
-        return True
+        return save_threshold_as(self)
 
     def is_running(self) -> bool:
         return self._running
 
     # ------------------------------------------------------------------ run plumbing
-    def _on_batch(self, indices: np.ndarray, scores: np.ndarray, grids: np.ndarray, errors: list) -> None:
-        if self.store is not None:
-            self.store.add(indices, scores, grids, errors)  # cheap; rows appear on the next flush
-
-    def _on_progress(self, done: int, total: int, elapsed: float) -> None:
-        self._progress = (done, total, elapsed)  # shown on the next flush, not per batch
+    def _begin(self, total: int, already: int) -> None:
+        self._running = True
+        device = self.toolbar.device_combo.currentText()
+        self.view.begin(total, already, device)
+        self._update_actions()
 
     def _on_run_finished(self, cancelled: bool, elapsed: float, device: str) -> None:
-        self.flush_timer.stop()
         self._running = False
-        self._flush()
+        self.view.end()
         n, total, errors = (st.count, st.size, len(st.errors)) if (st := self.store) else (0, 0, 0)
         self.run_status.finish(n, elapsed, device)
-        self.statusBar().showMessage(finish_message(cancelled, n, total, elapsed, errors))
+        text = finish_message(cancelled, n, total, elapsed, errors)
+        if cancelled and self.session.store is not None and not self.session.write_error:
+            text += " (File > Resume run goes on from here)"
+        self.statusBar().showMessage(text)
         self._update_actions()
         self.run_finished.emit(cancelled)
 
-    def _flush(self) -> None:
-        """Show rows that arrived, refresh histogram / metrics (on a timer, not per image).
-
-        During a run the plots and the first image are drawn in later event-loop
-        passes: one pass doing all of it (rows + plots + image) blocked the loop for
-        ~100 ms on 2 cores; split, each pass stays well under that.
-        """
-        st = self.store
-        if st is None:
-            self._refresh_plots()
-            return
-        deferred = self._running
-        self.table_model.publish()
-        if self._running:
-            self.run_status.progress(*self._progress)
-        now = time.monotonic()
-        plots_due = not self._running or now - self._plots_at >= PLOT_REFRESH_S
-        if st.count != self._shown_count and plots_due:
-            self._plots_at = now
-            self._shown_count = st.count
-            self._later(self._refresh_plots, deferred)
-        if self.results.current_image() < 0 and self.table_model.rowCount():
-            self._later(self._select_first_row, deferred)
-
-    def _later(self, fn: Callable[[], None], deferred: bool) -> None:
-        if deferred:
-            QTimer.singleShot(0, self, fn)
-        else:
-            fn()
-
-    def _refresh_plots(self) -> None:
-        st = self.store  # without a folder, the model's calibration scores alone
-        scores, labels = st.scored() if st is not None else (np.empty(0), np.empty(0))
-        self.threshold_panel.set_scores(scores, calibration_scores(self.model))
-        if st is not None and st.has_labels:
-            self.metrics_panel.set_data(scores, labels, self.threshold)
-        self._update_counts()
-        self.image_pane.set_thresholds(self.threshold, self.pixel_threshold)
-
-    def _select_first_row(self) -> None:
-        if self.results.current_image() < 0 and self.table_model.rowCount():
-            self.results.select_row(0)
-
     def _stop_for_change(self) -> None:
-        """A new model or folder makes the current run meaningless: cancel it."""
+        """A new model, folder or run makes the current run meaningless: cancel it."""
         if self._running:
             self.controller.shutdown()
             self._running = False
-            self.flush_timer.stop()
+            self.view.end()
             self.run_status.finish(0, 0.0, "")
 
     def _reset_results(self) -> None:
-        self.store = ResultStore(self.image_set) if self.image_set is not None else None
-        self._shown_count = -1
-        self.table_model.set_store(self.store)
-        self.image_pane.clear("Press Run (Ctrl+R) to score the folder." if self.store else "")
-        has_gt = bool(self.store and self.store.has_labels)
-        self.results.set_ground_truth_filters(has_gt)
-        self.metrics_panel.setVisible(has_gt)
-        self._flush()
+        """An empty result set for the open folder; the previous run file is closed."""
+        self.threshold_panel.commit_pending()  # a change still pending belongs to that run
+        self.session.close()
+        self._run_model_note = ""
+        self._logged = {"image": math.nan, "pixel": math.nan}
+        self.view.install(ResultStore(self.image_set) if self.image_set is not None else None)
+        self.dialogs.refresh_threshold_log()
+        self._update_actions()
 
     # ------------------------------------------------------------------ helpers
-    def _reset_thresholds(self) -> None:
+    def _reset_thresholds(self, log: bool = False) -> None:
         if self.model is None:
             return
         info = self.model.threshold_info
@@ -331,15 +321,26 @@ class MainWindow(QMainWindow):
             self.set_threshold(t, f"from the model ({info.get('source', '?')})")
         else:
             self.threshold_panel.set_origin("The model has no threshold: set one with the slider.")
-
-    def _update_counts(self) -> None:
-        c = self.store.counts(self.threshold) if self.store else {"ok": 0, "ng": 0, "error": 0}
-        self.threshold_panel.set_counts(c["ok"], c["ng"], c["error"])
+        if log:
+            self.commit_threshold("image", "back to the model's value")
+            self.commit_threshold("pixel", "back to the model's value")
 
     def _update_actions(self) -> None:
-        self.toolbar.set_running(self._running)
+        running, m, s = self._running, self.menus, self.session
+        self.toolbar.set_running(running)
         self.toolbar.run_action.setEnabled(self.model is not None and self.image_set is not None)
-        self.threshold_panel.save_button.setEnabled(self.model is not None and not self._running)
+        can_save = self.model is not None and not running
+        self.threshold_panel.save_button.setEnabled(can_save)
+        m.save_threshold_action.setEnabled(can_save)
+        blocker = self.resume_blocker()
+        m.resume_action.setEnabled(not blocker)
+        self.toolbar_resume_action.setVisible(not blocker)
+        m.resume_action.setToolTip(blocker or "Score the images this run has not done yet")
+        m.export_action.setEnabled(s.path is not None and not running)
+        title = s.title()
+        self.setWindowTitle(f"{TITLE} — {title}" if title else TITLE)
+        self.run_file_label.setText(f"Run: {title}" if title else "")
+        self.run_file_label.setToolTip(str(s.path) if s.path else "")
 
     def _show_image(self, index: int) -> None:
         st = self.store
@@ -383,15 +384,20 @@ class MainWindow(QMainWindow):
             path = Path(url.toLocalFile())
             if path.is_dir():
                 self.open_folder(path)
+            elif path.suffix.lower() == RUN_SUFFIX:
+                self.open_run(path)
             elif path.is_file():
                 self.open_model(path)
         event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
-        """Cancel a run and wait for its thread before the window goes."""
-        self.flush_timer.stop()
+        """Cancel runs, training and exports, wait for their threads, then close the run file."""
+        self.view.flush_timer.stop()
         save_window_state(self)
         self.controller.shutdown()
+        self.dialogs.shutdown()
+        self.threshold_panel.commit_pending()
+        self.session.close()
         if self.demo_loader is not None:
             self.demo_loader.stop()
         self._running = False

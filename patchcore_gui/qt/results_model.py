@@ -14,17 +14,20 @@ import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
 from . import style
-from .results_store import ERROR, NG, OK, VERDICT_WORDS, ResultStore
+from .results_store import ERROR, NG, OK, OP_NG, OP_NONE, OP_OK, VERDICT_WORDS, ResultStore
 
-COLUMNS = ("File", "Score", "Norm.", "Verdict", "Truth")
-COL_FILE, COL_SCORE, COL_NORM, COL_VERDICT, COL_TRUTH = range(5)
+COLUMNS = ("File", "Score", "Norm.", "Verdict", "Truth", "Review")
+COL_FILE, COL_SCORE, COL_NORM, COL_VERDICT, COL_TRUTH, COL_OPERATOR = range(6)
 _TOOLTIPS = (
     "Image path relative to the folder",
     "Raw anomaly score (largest patch distance)",
     "Score / image threshold: above 1.0 is NG",
     "NG when score > threshold",
     "Ground truth from the folder layout (good or the defect type)",
+    "The operator's review: OK or NG confirmed (keys O / N)",
 )
+#: How an operator verdict reads in the table: a check mark and the word.
+OPERATOR_TEXT = {OP_NONE: "", OP_OK: "✓ OK", OP_NG: "✓ NG"}
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _CENTER = int(Qt.AlignmentFlag.AlignCenter)
 _LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
@@ -42,6 +45,7 @@ class ResultsTableModel(QAbstractTableModel):
         self._published = 0
         self._threshold = math.inf
         self._filter = "all"
+        self._review = "any"
         self._search = ""
         self._search_mask: np.ndarray | None = None
         self._sort_column = -1
@@ -68,6 +72,10 @@ class ResultsTableModel(QAbstractTableModel):
     @property
     def filter_kind(self) -> str:
         return self._filter
+
+    @property
+    def review_kind(self) -> str:
+        return self._review
 
     def set_store(self, store: ResultStore | None) -> None:
         """Show a new (usually empty) run."""
@@ -126,6 +134,23 @@ class ResultsTableModel(QAbstractTableModel):
             self._filter = kind
             self._refilter()
 
+    def set_review_filter(self, kind: str) -> None:
+        """One of ``results_store.REVIEW_FILTERS`` (combined with the verdict filter)."""
+        if kind != self._review:
+            self._review = kind
+            self._refilter()
+
+    def operator_changed(self, image_index: int) -> None:
+        """An operator verdict changed: refilter if the review filter depends on it, else repaint."""
+        if self._store is None:
+            return
+        if self._review != "any" or self._sort_column == COL_OPERATOR:
+            self._refilter()
+            return
+        row = self.row_of(image_index)
+        if row >= 0:
+            self.dataChanged.emit(self.index(row, COL_OPERATOR), self.index(row, COL_OPERATOR))
+
     def set_search(self, text: str) -> None:
         """Show only names containing ``text`` (case-insensitive)."""
         if text == self._search:
@@ -139,6 +164,8 @@ class ResultsTableModel(QAbstractTableModel):
         st = self._store
         assert st is not None
         mask = st.filter_mask(idx, self._filter, self._threshold)
+        if self._review != "any":
+            mask &= st.review_mask(idx, self._review)
         if self._search_mask is not None:
             mask &= self._search_mask[idx]
         return mask
@@ -159,6 +186,8 @@ class ResultsTableModel(QAbstractTableModel):
             return code * span + s
         if col == COL_TRUTH:
             return st.truth_rank[idx].astype(np.float64)
+        if col == COL_OPERATOR:
+            return st.operator[idx].astype(np.float64)
         return np.zeros(len(idx))
 
     def _sorted(self, idx: np.ndarray) -> np.ndarray:
@@ -232,7 +261,7 @@ class ResultsTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(st, i, col)
         if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if col in (COL_SCORE, COL_NORM) else (_LEFT if col != COL_VERDICT else _CENTER)
+            return _RIGHT if col in (COL_SCORE, COL_NORM) else (_CENTER if col in (COL_VERDICT, COL_OPERATOR) else _LEFT)
         if col == COL_VERDICT:
             code = self._code(st, i)
             if role == Qt.ItemDataRole.ForegroundRole:
@@ -241,7 +270,12 @@ class ResultsTableModel(QAbstractTableModel):
                 return self._tints.get(code)
             if role == Qt.ItemDataRole.DecorationRole:
                 return self._icons.get(code)
+        if col == COL_OPERATOR and role == Qt.ItemDataRole.ForegroundRole:
+            op = int(st.operator[i])
+            return style.verdict_color(OK if op == OP_OK else NG) if op else None
         if role == Qt.ItemDataRole.ToolTipRole:
+            if col == COL_OPERATOR and st.operator[i]:
+                return f"{OPERATOR_TEXT[int(st.operator[i])][2:]} confirmed by the operator"
             if i in st.errors:
                 return f"{st.paths[i]}\n{st.errors[i]}"
             return st.paths[i] if col == COL_FILE else None
@@ -270,6 +304,8 @@ class ResultsTableModel(QAbstractTableModel):
             return VERDICT_WORDS[self._code(st, i)]
         if col == COL_TRUTH:
             return st.truth(i)
+        if col == COL_OPERATOR:
+            return OPERATOR_TEXT.get(int(st.operator[i]), "")
         return ""
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:

@@ -6,6 +6,7 @@ from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QButtonGroup,
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -25,6 +26,13 @@ _FILTER_BUTTONS = (
     ("errors", "Errors", "Images that could not be read"),
     ("fp", "False pos.", "Good images judged NG (needs ground truth)"),
     ("fn", "False neg.", "Defective images judged OK (needs ground truth)"),
+)
+_REVIEW_CHOICES = (
+    ("any", "Review: all"),
+    ("unreviewed", "Unreviewed"),
+    ("reviewed", "Reviewed"),
+    ("op_ok", "Operator OK"),
+    ("op_ng", "Operator NG"),
 )
 
 
@@ -76,7 +84,18 @@ class ResultsPanel(QWidget):
         self._search_timer = QTimer(self, singleShot=True, interval=150)
         self._search_timer.timeout.connect(self._apply_search)
         self.search.textChanged.connect(lambda _t: self._search_timer.start())
-        lay.addWidget(self.search)
+        self.review_combo = QComboBox()
+        for kind, text in _REVIEW_CHOICES:
+            self.review_combo.addItem(text, kind)
+        self.review_combo.setToolTip("Show images by the operator's review (mark the selected image with O / N)")
+        self.review_combo.currentIndexChanged.connect(
+            lambda _i: self.set_review_filter(str(self.review_combo.currentData()))
+        )
+        srow = QHBoxLayout()
+        srow.setSpacing(4)
+        srow.addWidget(self.search, 1)
+        srow.addWidget(self.review_combo)
+        lay.addLayout(srow)
 
         self.view = QTableView()
         self.view.setModel(model)
@@ -97,7 +116,7 @@ class ResultsPanel(QWidget):
         hh = self.view.horizontalHeader()
         hh.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Stretch)
         hh.setHighlightSections(False)
-        for col, width in ((1, 70), (2, 52), (3, 64), (4, 66)):
+        for col, width in ((1, 70), (2, 52), (3, 62), (4, 62), (5, 58)):
             hh.resizeSection(col, width)
         lay.addWidget(self.view, 1)
 
@@ -111,6 +130,17 @@ class ResultsPanel(QWidget):
         current = self.current_image()
         self.filter_buttons[kind].setChecked(True)
         self.model.set_filter(kind)
+        self.restore_current(current)
+
+    def set_review_filter(self, kind: str) -> None:
+        """One of ``results_store.REVIEW_FILTERS``; combined with the verdict filter."""
+        current = self.current_image()
+        pos = self.review_combo.findData(kind)
+        if pos >= 0 and pos != self.review_combo.currentIndex():
+            self.review_combo.blockSignals(True)
+            self.review_combo.setCurrentIndex(pos)
+            self.review_combo.blockSignals(False)
+        self.model.set_review_filter(kind)
         self.restore_current(current)
 
     def restore_current(self, image_index: int) -> None:

@@ -10,6 +10,7 @@ rebuilt for the image on screen.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -21,6 +22,12 @@ VERDICT_WORDS = {OK: "OK", NG: "NG", ERROR: "error", PENDING: "…"}
 
 #: Table filters.
 FILTERS = ("all", "ng", "ok", "errors", "fp", "fn")
+
+#: Operator review codes (the run file's ``columns()["operator"]``) and their words.
+OP_NONE, OP_OK, OP_NG = 0, 1, 2
+OPERATOR_WORDS = {OP_NONE: "", OP_OK: "OK", OP_NG: "NG"}
+#: Review filters, combined with ``FILTERS`` and the search.
+REVIEW_FILTERS = ("any", "unreviewed", "reviewed", "op_ok", "op_ng")
 
 
 class ResultStore:
@@ -42,6 +49,8 @@ class ResultStore:
         self.scores = np.full(n, np.nan, dtype=np.float32)
         self.done = np.zeros(n, dtype=bool)
         self.errors: dict[int, str] = {}
+        #: The operator's verdict per image (OP_NONE / OP_OK / OP_NG).
+        self.operator = np.zeros(n, dtype=np.int8)
         self.grids: np.ndarray | None = None
         #: Image indices in arrival order; ``order[:count]`` are the scored ones.
         self.order = np.empty(n, dtype=np.int64)
@@ -82,6 +91,30 @@ class ResultStore:
         k = len(idx_new)
         self.order[self.count : self.count + k] = idx_new
         self.count += k
+
+    def restore(
+        self,
+        done: np.ndarray,
+        scores: np.ndarray,
+        errors: dict[int, str],
+        operator: np.ndarray,
+        grids: Iterable[tuple[int, np.ndarray | None]],
+    ) -> None:
+        """Fill an empty store from a run file's columns (image index order = arrival order)."""
+        idx = np.flatnonzero(np.asarray(done, dtype=bool)).astype(np.int64)
+        self.scores[idx] = np.asarray(scores, dtype=np.float32)[idx]
+        self.done[idx] = True
+        self.errors = {int(i): str(e) for i, e in errors.items()}
+        self.operator[:] = np.asarray(operator, dtype=np.int8)
+        self.order[: len(idx)] = idx
+        self.count = len(idx)
+        for i, g in grids:
+            if g is None:
+                continue
+            if self.grids is None:
+                self.grids = np.empty((self.size, *g.shape), dtype=np.float16)
+            if g.shape == self.grids.shape[1:]:
+                self.grids[i] = g
 
     def truth(self, index: int) -> str:
         """Ground truth as shown: "good", the defect type, or "" when unknown."""
@@ -130,6 +163,21 @@ class ResultStore:
         if kind == "fn":
             return (code == OK) & (lab > 0)
         raise ValueError(f"unknown filter {kind!r}; use one of {FILTERS}")
+
+    def review_mask(self, rows: np.ndarray, kind: str) -> np.ndarray:
+        """Boolean mask over ``rows`` for one of ``REVIEW_FILTERS``."""
+        op = self.operator[rows]
+        if kind == "any":
+            return np.ones(len(rows), dtype=bool)
+        if kind == "unreviewed":
+            return op == OP_NONE
+        if kind == "reviewed":
+            return op != OP_NONE
+        if kind == "op_ok":
+            return op == OP_OK
+        if kind == "op_ng":
+            return op == OP_NG
+        raise ValueError(f"unknown review filter {kind!r}; use one of {REVIEW_FILTERS}")
 
     def search_mask(self, text: str) -> np.ndarray | None:
         """Mask over all images whose relative name contains ``text`` (None: no search)."""

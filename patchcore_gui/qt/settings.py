@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
 ORGANIZATION = "PatchCore"
 APPLICATION = "PatchCore Inspector"
@@ -55,7 +55,7 @@ class AppSettings:
 
     # ------------------------------------------------------------------ recent lists
     def recent(self, kind: str) -> list[str]:
-        """Recent "models" or "folders", newest first, existing paths only."""
+        """Recent "models", "folders" or "runs", newest first, existing paths only."""
         value = self._qs.value(f"recent/{kind}", [])
         if isinstance(value, str):
             value = [value] if value else []
@@ -66,6 +66,46 @@ class AppSettings:
         p = str(Path(path).resolve())
         items = [p] + [x for x in self.recent(kind) if x != p]
         self._qs.setValue(f"recent/{kind}", items[:MAX_RECENT])
+
+    # ------------------------------------------------------------------ run files
+    @property
+    def runs_dir(self) -> Path:
+        """Where new run files go: ``runs/folder``, else ``<app data>/runs``."""
+        value = str(self._qs.value("runs/folder", "") or "")
+        if value:
+            return Path(value)
+        base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+        return Path(base or Path.home() / ".patchcore-inspector") / "runs"
+
+    @runs_dir.setter
+    def runs_dir(self, value: str | os.PathLike[str]) -> None:
+        self._qs.setValue("runs/folder", os.fspath(value))
+
+    @property
+    def operator_name(self) -> str:
+        """The reviewer's name, stored with operator verdicts and printed on reports."""
+        return str(self._qs.value("review/operator", "") or "")
+
+    @operator_name.setter
+    def operator_name(self, value: str) -> None:
+        self._qs.setValue("review/operator", value.strip())
+
+    @property
+    def report_include_all(self) -> bool:
+        return str(self._qs.value("report/include_all", "false")).lower() in ("true", "1")
+
+    @report_include_all.setter
+    def report_include_all(self, value: bool) -> None:
+        self._qs.setValue("report/include_all", "true" if value else "false")
+
+    @property
+    def report_dir(self) -> str:
+        """Folder of the last exported report ("" before the first)."""
+        return str(self._qs.value("report/folder", "") or "")
+
+    @report_dir.setter
+    def report_dir(self, value: str) -> None:
+        self._qs.setValue("report/folder", value)
 
     # ------------------------------------------------------------------ run options
     @property

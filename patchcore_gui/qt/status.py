@@ -42,10 +42,13 @@ class RunStatus(QWidget):
         for w in (self.bar, self.rate_label, self.eta_label, self.device_label):
             lay.addWidget(w)
         self.bar.setVisible(False)
+        self._already = 0
 
-    def start(self, total: int, device: str) -> None:
+    def start(self, total: int, device: str, already: int = 0) -> None:
+        """A run of ``total`` images begins (``already`` of them done before: a resume)."""
+        self._already = already
         self.bar.setRange(0, max(1, total))
-        self.bar.setValue(0)
+        self.bar.setValue(already)
         self.bar.setVisible(True)
         self.rate_label.setText("starting…")
         self.eta_label.setText("")
@@ -61,7 +64,7 @@ class RunStatus(QWidget):
     def progress(self, done: int, total: int, elapsed: float) -> None:
         self.bar.setRange(0, max(1, total))
         self.bar.setValue(done)
-        rate = done / elapsed if elapsed > 0 else math.nan
+        rate = (done - self._already) / elapsed if elapsed > 0 else math.nan
         self.rate_label.setText(f"{rate:.1f} img/s" if math.isfinite(rate) else "")
         eta = (total - done) / rate if rate and math.isfinite(rate) and rate > 0 else math.nan
         self.eta_label.setText(f"ETA {format_eta(eta)}")

@@ -58,6 +58,19 @@ QHeaderView::section { background: #262a30; border: none; border-right: 1px soli
 QTabWidget::pane { border: 1px solid #33383f; }
 QProgressBar { border: 1px solid #3a4048; border-radius: 3px; text-align: center; height: 14px; }
 QProgressBar::chunk { background: #3d7eff; }
+QCheckBox::indicator, QRadioButton::indicator { width: 12px; height: 12px; border: 1px solid #6e7681;
+    background: #16181c; }
+QCheckBox::indicator { border-radius: 3px; }
+QRadioButton::indicator { border-radius: 7px; }
+QCheckBox::indicator:hover, QRadioButton::indicator:hover { border-color: #9aa4ae; }
+QCheckBox::indicator:checked { background: #3d7eff; border-color: #3d7eff; }
+QRadioButton::indicator:checked { background: #dfe3e8; border: 4px solid #3d7eff; width: 6px; height: 6px; }
+QCheckBox::indicator:disabled, QRadioButton::indicator:disabled { border-color: #3a4048; }
+QCheckBox::indicator:checked:disabled { background: #2f4f86; border-color: #2f4f86; }
+QFrame#warning { background: rgba(212, 167, 44, 28); border: 1px solid #8a6d1f; border-radius: 6px; }
+QLabel#hint { color: #8b949e; font-size: 11px; }
+QLabel#errorText { color: #e5534b; }
+QLabel#okText { color: #3fb26b; }
 """
 
 
@@ -98,7 +111,7 @@ def _canvas(size: int = 32) -> tuple[QPixmap, QPainter]:
 
 
 def make_icon(kind: str, color: QColor | None = None) -> QIcon:
-    """A small line icon: "model", "folder", "run", "cancel", "save", "fit"."""
+    """A small line icon: "model", "folder", "run", "resume", "cancel", "save", "fit", "report"."""
     pix, p = _canvas()
     c = color or TEXT
     pen = QPen(c, 2.4)
@@ -125,6 +138,22 @@ def make_icon(kind: str, color: QColor | None = None) -> QIcon:
         tri.lineTo(9, 27)
         tri.closeSubpath()
         p.drawPath(tri)
+    elif kind == "resume":  # a bar and a play triangle: go on from where it stopped
+        p.drawLine(QPointF(7, 6), QPointF(7, 26))
+        p.setBrush(color or OK_COLOR)
+        p.setPen(Qt.PenStyle.NoPen)
+        tri = QPainterPath(QPointF(12, 5))
+        tri.lineTo(27, 16)
+        tri.lineTo(12, 27)
+        tri.closeSubpath()
+        p.drawPath(tri)
+    elif kind == "report":  # a page with text lines
+        page = QPainterPath(QPointF(7, 4))
+        for x, y in ((20, 4), (26, 10), (26, 28), (7, 28), (7, 4)):
+            page.lineTo(x, y)
+        p.drawPath(page)
+        for y in (13, 18, 23):
+            p.drawLine(QPointF(11, y), QPointF(22, y))
     elif kind == "cancel":
         p.setBrush(color or NG_COLOR)
         p.setPen(Qt.PenStyle.NoPen)

@@ -7,10 +7,15 @@ import math
 import os
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from patchcore_gui.core.model import PatchCoreModel
+from patchcore_gui.core.modelfile import ModelFileError
+
+if TYPE_CHECKING:
+    from .main_window import MainWindow
 
 
 def calibration_scores(model: PatchCoreModel | None) -> np.ndarray:
@@ -45,3 +50,28 @@ def write_with_threshold(
     new = model.with_threshold(image_threshold, note, pixel_threshold=pixel)
     new.save(target)
     return new
+
+
+def save_threshold_as(w: MainWindow) -> bool:
+    """Write a NEW model file carrying the current thresholds (never the open file)."""
+    if w.model is None or not math.isfinite(w.threshold):
+        w._show_error("Open a model and set a threshold first.")
+        return False
+    target = w._ask_save_path(str(default_target(w.model.path)))
+    if not target:
+        return False
+    if is_same_file(target, w.model.path):
+        w._show_error("Choose a new file name: the open model file is never overwritten.")
+        return False
+    st = w.store
+    note = threshold_note(w.threshold_origin, st.image_set.root.name if st else "", st.count if st else 0)
+    try:
+        new = write_with_threshold(w.model, target, w.threshold, w.pixel_threshold, note)
+    except (OSError, ValueError, ModelFileError) as exc:
+        w._show_error(f"Could not save {Path(target).name}: {exc}")
+        return False
+    w.model = new
+    w.settings.add_recent("models", target)
+    w.card.set_summary(new.summary(), Path(target).name)
+    w.statusBar().showMessage(f"Saved {target}", 8000)
+    return True

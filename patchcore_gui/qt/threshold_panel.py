@@ -1,5 +1,9 @@
 """Image threshold controls: score histogram with a draggable line, slider, number box, counts.
 
+``threshold_edited`` follows every movement (verdicts update live); ``threshold_committed``
+fires once the user settles (slider or line released, number entered, or a short pause
+after keyboard steps), which is when a change is written to the run's threshold log.
+
 The histogram shows this batch's scores and the model's held-out good scores (second
 colour), each as a share of its images so the two shapes compare. When the scores
 span more than a decade the score axis becomes logarithmic (PatchCore defect scores
@@ -12,7 +16,7 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGridLayout,
@@ -28,6 +32,8 @@ from . import style
 
 SLIDER_STEPS = 1000
 BINS = 60
+#: Keyboard steps on the slider / number boxes are committed after this pause (ms).
+COMMIT_PAUSE_MS = 800
 
 
 class ScoreScale:
@@ -94,8 +100,13 @@ class ThresholdPanel(QWidget):
 
     threshold_edited = Signal(float)
     pixel_threshold_edited = Signal(float)
+    #: the user settled on the image threshold (log it).
+    threshold_committed = Signal()
+    #: the user settled on the pixel threshold (log it).
+    pixel_threshold_committed = Signal()
     reset_requested = Signal()
     save_requested = Signal()
+    log_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -103,6 +114,9 @@ class ThresholdPanel(QWidget):
         self._threshold = math.nan
         self._batch = np.empty(0)
         self._calibration = np.empty(0)
+        self._pending = {"image": False, "pixel": False}
+        self.commit_timer = QTimer(self, singleShot=True, interval=COMMIT_PAUSE_MS)
+        self.commit_timer.timeout.connect(self.commit_pending)
         self._build()
 
     def _build(self) -> None:
@@ -144,6 +158,7 @@ class ThresholdPanel(QWidget):
         self.line.setVisible(False)
         self.plot.addItem(self.line)
         self.line.sigPositionChanged.connect(self._on_line)
+        self.line.sigPositionChangeFinished.connect(lambda _l: self.commit_pending())
         self.legend.setVisible(False)
         self.empty_text = pg.TextItem("Scores appear here during a run", color=style.MUTED_TEXT, anchor=(0.5, 0.5))
         self.plot.addItem(self.empty_text, ignoreBounds=True)
@@ -165,6 +180,7 @@ class ThresholdPanel(QWidget):
         row.addWidget(self.spin)
         lay.addLayout(row)
         self.slider.valueChanged.connect(self._on_slider)
+        self.slider.sliderReleased.connect(self.commit_pending)
         self.spin.valueChanged.connect(self._on_spin)
 
         counts = QGridLayout()
@@ -193,7 +209,7 @@ class ThresholdPanel(QWidget):
         self.pixel_spin.setDecimals(3)
         self.pixel_spin.setKeyboardTracking(False)
         self.pixel_spin.setToolTip(plab.toolTip())
-        self.pixel_spin.valueChanged.connect(lambda v: self.pixel_threshold_edited.emit(float(v)))
+        self.pixel_spin.valueChanged.connect(self._on_pixel_spin)
         prow.addWidget(plab)
         prow.addWidget(self.pixel_spin, 1)
         lay.addLayout(prow)
@@ -205,8 +221,12 @@ class ThresholdPanel(QWidget):
         self.save_button = QPushButton(style.make_icon("save"), "Save threshold to model…")
         self.save_button.setToolTip("Write a new model file carrying these thresholds")
         self.save_button.clicked.connect(self.save_requested)
+        self.log_button = QPushButton("Log")
+        self.log_button.setToolTip("Every threshold change made in this run, with time and note (Ctrl+L)")
+        self.log_button.clicked.connect(self.log_requested)
         brow.addWidget(self.reset_button)
         brow.addWidget(self.save_button, 1)
+        brow.addWidget(self.log_button)
         lay.addLayout(brow)
         self.set_enabled(False)
 
@@ -284,6 +304,20 @@ class ThresholdPanel(QWidget):
         """One line on where the current threshold comes from."""
         self.origin_label.setText(text)
 
+    def set_log_count(self, n: int) -> None:
+        """How many threshold changes the run file holds (shown on the Log button)."""
+        self.log_button.setText(f"Log ({n})" if n else "Log")
+
+    def commit_pending(self) -> None:
+        """Emit the commit signals for what was edited since the last commit."""
+        self.commit_timer.stop()
+        image, pixel = self._pending["image"], self._pending["pixel"]
+        self._pending = {"image": False, "pixel": False}
+        if image:
+            self.threshold_committed.emit()
+        if pixel:
+            self.pixel_threshold_committed.emit()
+
     # ------------------------------------------------------------------ internals
     def _place_widgets(self) -> None:
         v = self._threshold
@@ -297,14 +331,29 @@ class ThresholdPanel(QWidget):
         for w in (self.line, self.slider, self.spin):
             w.blockSignals(False)
 
+    def _edited(self, kind: str, dragging: bool) -> None:
+        """A change to commit: at once on release/enter, after a pause for key steps."""
+        self._pending[kind] = True
+        if dragging:
+            self.commit_timer.stop()  # committed on release
+        else:
+            self.commit_timer.start()
+
     def _on_line(self) -> None:
         self.threshold_edited.emit(self._scale.from_view(float(self.line.value())))
+        self._edited("image", bool(getattr(self.line, "moving", False)))
 
     def _on_slider(self, k: int) -> None:
         self.threshold_edited.emit(self._scale.from_slider(k))
+        self._edited("image", self.slider.isSliderDown())
 
     def _on_spin(self, value: float) -> None:
         self.threshold_edited.emit(float(value))
+        self._edited("image", False)
+
+    def _on_pixel_spin(self, value: float) -> None:
+        self.pixel_threshold_edited.emit(float(value))
+        self._edited("pixel", False)
 
 
 def _rgba(color: object, alpha: int) -> tuple[int, int, int, int]:

@@ -1,6 +1,6 @@
 """Where the main window's panels go (the window only wires them; see main_window).
 
-Toolbar on top; results table | image (as large as possible) | model card, threshold
+Menu bar and toolbar on top; results table | image (as large as possible) | model card, threshold
 panel and, with ground truth, the metrics tabs; run progress in the status bar.
 """
 
@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut
-from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
 
+from . import style
 from .image_pane import ImagePane
+from .menus import MainMenus
 from .metrics_panel import MetricsPanel
 from .model_card import ModelCard
 from .results_model import ResultsTableModel
@@ -29,6 +31,17 @@ def build_layout(window: MainWindow) -> None:
     """Create the panels as attributes of ``window`` and arrange them."""
     window.toolbar = MainToolBar(window.settings.recent, window)
     window.addToolBar(window.toolbar)
+    window.toolbar.addSeparator()
+    window.menus = MainMenus(window, window.toolbar, lambda: window.settings.recent("runs"))
+    # Resume sits beside Run / Cancel, shown only when the open run can go on (the
+    # File menu's action stays listed, disabled with the reason, otherwise).
+    resume = QAction(style.make_icon("resume"), "Resume", window)
+    resume.setToolTip("Score the images this run has not done yet (Ctrl+Shift+R)")
+    resume.triggered.connect(window.menus.resume_action.trigger)
+    resume.setVisible(False)
+    window.toolbar.insertAction(window.toolbar.cancel_action, resume)
+    window.toolbar_resume_action = resume
+    window.toolbar.addAction(window.menus.export_action)
     window.table_model = ResultsTableModel(window)
     window.results = ResultsPanel(window.table_model)
     window.image_pane = ImagePane()
@@ -57,13 +70,14 @@ def build_layout(window: MainWindow) -> None:
         w.setContentsMargins(margin, margin, margin, margin)
         splitter.addWidget(w)
     splitter.setStretchFactor(1, 1)  # the image takes what the side panels leave
-    splitter.setSizes([430, 720, 380])
+    splitter.setSizes([480, 670, 380])
     window.splitter = splitter
     window.setCentralWidget(splitter)
 
+    window.run_file_label = QLabel("")
     window.run_status = RunStatus()
+    window.statusBar().addPermanentWidget(window.run_file_label)
     window.statusBar().addPermanentWidget(window.run_status)
     window.statusBar().setSizeGripEnabled(False)
-    # Window-wide keys; up/down belong to the table and the image pane themselves.
-    QShortcut(QKeySequence(Qt.Key.Key_Space), window, activated=window.image_pane.toggle_overlay)
-    QShortcut(QKeySequence.StandardKey.Find, window, activated=window.results.search.setFocus)
+    # Window-wide keys (Space, O / N, Ctrl+F...) are the menus' actions; up/down
+    # belong to the table and the image pane themselves.

@@ -93,9 +93,14 @@ def _app_style(qapp: object) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(qapp: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Nothing a test does may reach the user's real QSettings."""
+def _isolated_settings(
+    qapp: object, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
+    """Nothing a test does may reach the user's real QSettings or data folder (run files)."""
     folder = tmp_path_factory.mktemp("qsettings")
+    # QStandardPaths reads XDG_DATA_HOME on every call: AppDataLocation, where run files
+    # go by default, is then inside this test's folder.
+    monkeypatch.setenv("XDG_DATA_HOME", str(folder / "data"))
     old_org, old_app = QCoreApplication.organizationName(), QCoreApplication.applicationName()
     QCoreApplication.setOrganizationName("PatchCoreTest")
     QCoreApplication.setApplicationName("PatchCoreInspectorTest")

@@ -35,6 +35,24 @@ def test_arguments_open_model_and_folder(qtbot: object, qt_model_path: Path, qt_
     assert w.settings.file_name == str(settings_path)
 
 
+def test_run_argument_opens_a_run_file(qtbot: object, qt_model_path: Path, qt_data: dict[str, Path],
+                                       settings_path: Path, tmp_path: Path) -> None:
+    from patchcore_gui.core.datasets import scan_folder
+    from patchcore_gui.core.model import PatchCoreModel
+    from patchcore_gui.core.run_driver import predict_into_run
+
+    run = tmp_path / "cli.pcrun"
+    model = PatchCoreModel.load(qt_model_path, device="cpu")
+    predict_into_run(model, scan_folder(qt_data["mvtec"]), run, batch_size=4)
+    w = app.create_window(app.parse_args(["--run", str(run), "--settings", str(settings_path)]))
+    qtbot.addWidget(w)  # type: ignore[attr-defined]
+    assert w.demo_loader is None and w.last_error == ""
+    assert w.store is not None and w.store.count == 10 and w.table_model.rowCount() == 10
+    assert w.session.path == run and "cli.pcrun" in w.windowTitle()
+    assert w.toolbar.batch_spin.value() == 4
+    w.close()
+
+
 def test_no_arguments_opens_the_demo(qtbot: object, tmp_path: Path, qt_model_path: Path, qt_data: dict[str, Path], settings_path: Path) -> None:
     target = fake_demo_module(tmp_path, f"return {str(qt_model_path)!r}, {str(qt_data['mvtec'])!r}")
     w = demo_window(qtbot, settings_path, target, [str(tmp_path)])

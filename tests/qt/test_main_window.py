@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
-from PySide6.QtGui import QDropEvent
+from PySide6.QtGui import QAction, QDropEvent
 from PySide6.QtTest import QTest
 
 from patchcore_gui.core.model import PatchCoreModel
@@ -322,3 +322,22 @@ def test_settings_are_remembered(qtbot: object, settings_path: Path, qt_model_pa
     assert again.settings.recent("models") == [str(qt_model_path.resolve())]
     assert again.settings.recent("folders") == [str(qt_data["mvtec"].resolve())]
     assert math.isnan(again.threshold)  # domain values come from the model, not settings
+
+
+def test_menus_list_the_commands_with_unique_shortcuts(window: MainWindow) -> None:
+    bar = window.menuBar()
+    menus = {a.text().replace("&", ""): a.menu() for a in bar.actions()}
+    assert list(menus) == ["File", "Model", "Review", "View"]
+    file_items = [a.text() for a in menus["File"].actions() if not a.isSeparator()]
+    for text in ("Open model…", "Open folder…", "Open run…", "Recent runs", "Resume run", "Export report…",
+                 "Import official PatchCore model…", "Quit"):
+        assert text in file_items, text
+    model_items = [a.text() for a in menus["Model"].actions()]
+    assert "Train new model…" in model_items and "Save threshold to model…" in model_items
+    keys = [a.shortcut().toString() for a in window.findChildren(QAction) if not a.shortcut().isEmpty()]
+    assert len(keys) == len(set(keys)), sorted(keys)  # an ambiguous shortcut would fire nothing
+    assert {"Ctrl+O", "Ctrl+Shift+O", "Ctrl+Alt+O", "Ctrl+R", "Ctrl+Shift+R", "Ctrl+E", "Ctrl+T", "O", "N",
+            "Space"} <= set(keys)
+    # Nothing to resume or export before a run; the reason is on the action.
+    assert not window.menus.resume_action.isEnabled() and not window.menus.export_action.isEnabled()
+    assert window.menus.resume_action.toolTip() == "no run file is open."

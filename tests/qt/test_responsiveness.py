@@ -76,7 +76,7 @@ def test_hundred_thousand_results_follow_the_threshold(window: MainWindow, synth
     for start in range(0, n, 10_000):
         sl = slice(start, start + 10_000)
         st.add(np.arange(n)[sl], scores[sl], grids[sl], errors[sl])
-        w._flush()
+        w.view.flush()
     assert w.table_model.rowCount() == n
     w.results.view.sortByColumn(COL_SCORE, w.results.view.horizontalHeader().sortIndicatorOrder())
     w.results.set_filter("ng")

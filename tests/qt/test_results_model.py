@@ -65,7 +65,7 @@ def test_rows_arrive_in_chunks_and_match_the_store(filled: Callable) -> None:
     model, store = filled(1000, chunk=250)
     assert model.rowCount() == store.count == 1000
     assert sorted(model.rows.tolist()) == list(range(1000))
-    assert model.columnCount() == 5
+    assert model.columnCount() == 6
     assert model.rowCount(model.index(0, 0)) == 0  # a table: no children
 
 

@@ -70,3 +70,54 @@ def test_screenshots_of_main_states(
     qtbot.wait(50)  # type: ignore[attr-defined]
     save(w, "04-ground-truth-confusion-fp-filter")
     assert w.metrics_panel.cells["fp"].text() == "1"
+
+
+def test_screenshots_of_dialogs(
+    window: MainWindow, qtbot: object, qt_model_path: Path, qt_data: dict[str, Path], run_to_end: Callable,
+    tmp_path: Path,
+) -> None:
+    w = window
+    w.show()
+    qtbot.waitExposed(w)  # type: ignore[attr-defined]
+    w.open_model(qt_model_path)
+    w.open_folder(qt_data["mvtec"])
+    run_to_end(w)
+    w.results.select_row(0)
+    w.mark_current("OK")
+    w.set_threshold(w.threshold * 0.9, "line 3 tuning", log=True)
+    qtbot.wait(50)  # type: ignore[attr-defined]
+    save(w, "05-reviewed-run-file")
+    assert "✓ OK" in {w.table_model.data(w.table_model.index(r, 5)) for r in range(w.table_model.rowCount())}
+
+    train = w.dialogs.show_train()
+    train.set_folder(qt_data["train"])
+    qtbot.waitExposed(train)  # type: ignore[attr-defined]
+    train.adjustSize()
+    shot = save(train, "06-train-dialog")
+    assert shot.shape[0] > 300
+    assert "12 good images" in train.count_label.text()
+    train.close()
+
+    report = w.dialogs.show_report()
+    assert report is not None
+    report.set_path(tmp_path / "report.html")
+    report.set_operator("Ana")
+    qtbot.waitExposed(report)  # type: ignore[attr-defined]
+    report.adjustSize()
+    save(report, "07-export-dialog")
+    report.close()
+
+    importer = w.dialogs.show_import()
+    qtbot.waitExposed(importer)  # type: ignore[attr-defined]
+    assert not importer.start()  # no folder chosen: the reason shows in the status line
+    importer.adjustSize()
+    dlg = save(importer, "08-import-dialog")
+    # The refusal is drawn in the error colour (#e5534b): red text pixels are on screen.
+    red = (dlg[..., 0] > 180) & (dlg[..., 1] < 120) & (dlg[..., 2] < 120)
+    assert red.sum() > 30
+    importer.close()
+
+    log = w.dialogs.show_threshold_log()
+    qtbot.waitExposed(log)  # type: ignore[attr-defined]
+    save(log, "09-threshold-log")
+    assert log.table.rowCount() == 1

@@ -1,0 +1,117 @@
+"""File > Open run: everything a saved run file needs to be shown again.
+
+The table comes from ``RunStore.columns()``, the patch-score grids from
+``iter_grids`` (in chunks, bounded memory), the thresholds from the run. The model is
+the run's own model file, used only when it is still there and unchanged (SHA-256):
+a different file would draw heatmaps the run never had. Without it the scores,
+verdicts and reviews are still shown.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from patchcore_gui.core.datasets import ImageSet
+from patchcore_gui.core.model import PatchCoreModel
+from patchcore_gui.core.runstore import file_sha256
+
+from .background import one_line
+from .results_store import ResultStore
+from .run_session import GuardedRunStore, open_run_store
+
+
+@dataclass
+class LoadedRun:
+    """An opened run file and what the window shows of it."""
+
+    store: GuardedRunStore
+    #: Why it is read-only ("" when open for writing).
+    readonly_note: str
+    image_set: ImageSet
+    results: ResultStore
+    #: The run's model, or None when missing / changed / unreadable (``model_note`` says why).
+    model: PatchCoreModel | None
+    model_note: str
+    summary: dict[str, Any]
+    model_name: str
+    image_threshold: float
+    pixel_threshold: float
+    threshold_origin: str
+    batch_size: int
+    status: str
+
+
+def _same_file(a: str | os.PathLike[str] | None, b: str | os.PathLike[str] | None) -> bool:
+    try:
+        return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
+
+
+def run_model(meta: dict[str, Any], current: PatchCoreModel | None) -> tuple[PatchCoreModel | None, str]:
+    """The run's model (``current`` when it is that file) or None and the reason."""
+    path = str(meta.get("model_path") or "")
+    name = Path(path).name or "(unknown)"
+    if not path or not Path(path).is_file():
+        return None, (f"The run's model file {name} is missing ({path or 'not recorded'}): scores and verdicts "
+                      "are shown; heatmaps and Resume need that file.")
+    want = str(meta.get("model_sha256") or "")
+    try:
+        changed = bool(want) and file_sha256(path) != want
+    except OSError as exc:
+        return None, f"The run's model file {name} cannot be read ({exc.strerror or exc}): scores are shown."
+    if changed:
+        return None, (f"The run's model file {name} has changed since the run (SHA-256 differs): scores and "
+                      "verdicts are shown; heatmaps and Resume are not, as they would come from another model.")
+    if current is not None and _same_file(current.path, path):
+        return current, ""
+    try:
+        return PatchCoreModel.load(path, device="cpu"), ""
+    except Exception as exc:  # noqa: BLE001 - ModelFileError, OSError: say it, show the scores anyway
+        return None, f"The run's model file {name} cannot be loaded ({one_line(exc)}): scores are shown."
+
+
+def threshold_origin(store: GuardedRunStore, meta: dict[str, Any]) -> str:
+    """Where the run's current threshold comes from, in a few words."""
+    log = [c for c in store.threshold_log() if c.kind == "image"]
+    if log:
+        last = log[-1]
+        return f"from the run file (last change: {last.note or 'no note'})"
+    return f"from the run file (model: {meta.get('threshold_source') or '?'})"
+
+
+def load_run(path: str | os.PathLike[str], current: PatchCoreModel | None) -> LoadedRun:
+    """Open ``path`` (read-only when another window writes it) and read it for display.
+
+    Raises RunStoreError (not a run file...) or another exception with the store closed.
+    """
+    store, note = open_run_store(path)
+    try:
+        meta = store.meta
+        image_set = store.image_set()
+        cols = store.columns()
+        results = ResultStore(image_set)
+        done = np.flatnonzero(cols["done"])
+        results.restore(cols["done"], cols["score"], store.errors(), cols["operator"], store.iter_grids(done))
+        model, model_note = run_model(meta, current)
+        summary = dict(meta.get("model_summary") or {})
+        name = Path(str(meta.get("model_path") or "model")).name
+        if model is None:
+            name += " (not available)"
+        thr = store.image_threshold
+        return LoadedRun(
+            store=store, readonly_note=note, image_set=image_set, results=results, model=model,
+            model_note=model_note, summary=summary, model_name=name, image_threshold=thr,
+            pixel_threshold=store.pixel_threshold,
+            threshold_origin=threshold_origin(store, meta) if math.isfinite(thr) else "",
+            batch_size=int(store.settings.get("batch_size") or 0), status=store.status,
+        )
+    except BaseException:
+        store.close()
+        raise

@@ -1,0 +1,226 @@
+"""Model > Train new model…: good images in, a ``.patchcore`` file out.
+
+The backbone list says which backbones have ImageNet weights on this computer
+(``available_offline``); the others need a weights file, never a download. Training
+runs in a background thread with a progress bar per stage (features, coreset,
+calibration) and Cancel; a cancelled or failed training writes no file, a finished
+one is saved atomically and opened in the window.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QSpinBox, QWidget
+
+from .dialogs import MODEL_FILTER, PathField
+from .settings import DEVICES
+from .task_dialog import TaskDialog
+
+WEIGHTS_FILTER = "PyTorch weights (*.pth *.pt *.bin *.safetensors);;All files (*)"
+_STAGES = {
+    "features": "Extracting features",
+    "coreset": "Selecting the coreset",
+    "calibration": "Calibrating on held-out images",
+}
+_PREFERRED = ("wide_resnet50_2", "efficientnet_lite0", "resnet18", "resnet50", "wide_resnet101_2")
+
+
+def backbone_label(name: str, weights: str | None) -> str:
+    """How a backbone reads in the list: with or without weights on this computer."""
+    return name if weights else f"{name} (no weights offline — pick a weights file)"
+
+
+def default_output(folder: Path, backbone: str) -> Path:
+    """``<folder name>-<backbone>.patchcore`` beside the folder, not replacing a file."""
+    first = folder.parent / f"{folder.name}-{backbone}.patchcore"
+    path, n = first, 1
+    while path.exists():
+        n += 1
+        path = first.with_name(f"{first.stem}-{n}.patchcore")
+    return path
+
+
+class TrainDialog(TaskDialog):
+    """Scripting: ``set_folder``, the field widgets, ``start``; ``task_succeeded(model path)``."""
+
+    def __init__(self, batch_size: int = 8, parent: QWidget | None = None,
+                 offline: dict[str, str | None] | None = None) -> None:
+        super().__init__("Train new model", "Train", parent)
+        from patchcore_gui.core.backbones import available_offline
+
+        self.batch_size = batch_size
+        self.offline = offline if offline is not None else available_offline()
+        self._auto_output = ""
+        self.resize(640, 0)
+
+        self.folder_field = PathField("folder", "Folder of good images", placeholder="folder of defect-free images")
+        self.folder_field.changed.connect(self._on_folder)
+        self.form.addRow("Good images", self.folder_field)
+        self.count_label = QLabel("An MVTec class folder uses its train/good images; any other folder all its images.")
+        self.count_label.setObjectName("hint")
+        self.form.addRow("", self.count_label)
+
+        self.backbone_combo = QComboBox()
+        for name, weights in self.offline.items():
+            self.backbone_combo.addItem(backbone_label(name, weights), name)
+            self.backbone_combo.setItemData(
+                self.backbone_combo.count() - 1,
+                f"ImageNet weights: {weights}" if weights else "No weights on this computer: pick a weights file",
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        have = [n for n in _PREFERRED if self.offline.get(n)]
+        if have:
+            self.backbone_combo.setCurrentIndex(self.backbone_combo.findData(have[0]))
+        self.backbone_combo.currentIndexChanged.connect(self._on_backbone)
+        self.form.addRow("Backbone", self.backbone_combo)
+        self.weights_field = PathField("open", "Backbone weights file", WEIGHTS_FILTER,
+                                       "optional: a state-dict file (.pth) for this backbone")
+        self.form.addRow("Weights file", self.weights_field)
+
+        self.crop_spin = QSpinBox()
+        self.crop_spin.setRange(32, 1024)
+        self.crop_spin.setValue(224)
+        self.crop_spin.setSuffix(" px")
+        self.crop_spin.setToolTip("Side of the centre crop the model sees")
+        self.form.addRow("Crop", self.crop_spin)
+        self.resize_spin = QSpinBox()
+        self.resize_spin.setRange(0, 4096)
+        self.resize_spin.setValue(256)
+        self.resize_spin.setSuffix(" px")
+        self.resize_spin.setSpecialValueText("no resize (crop only)")
+        self.resize_spin.setToolTip("Shorter image side is resized to this before the crop (0: no resize)")
+        self.form.addRow("Resize", self.resize_spin)
+        self.coreset_spin = QDoubleSpinBox()
+        self.coreset_spin.setRange(0.1, 100.0)
+        self.coreset_spin.setDecimals(1)
+        self.coreset_spin.setValue(10.0)
+        self.coreset_spin.setSuffix(" %")
+        self.coreset_spin.setToolTip("Share of patch features kept in the memory bank (smaller: faster, less exact)")
+        self.form.addRow("Coreset", self.coreset_spin)
+        self.holdout_spin = QDoubleSpinBox()
+        self.holdout_spin.setRange(0.0, 50.0)
+        self.holdout_spin.setDecimals(0)
+        self.holdout_spin.setValue(10.0)
+        self.holdout_spin.setSuffix(" %")
+        self.holdout_spin.setToolTip("Good images held out to calibrate the threshold (0: no threshold)")
+        self.form.addRow("Hold-out", self.holdout_spin)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(DEVICES)
+        if not torch.cuda.is_available():
+            item = self.device_combo.model().item(DEVICES.index("cuda"))  # type: ignore[attr-defined]
+            item.setEnabled(False)
+            item.setToolTip("no CUDA device found")
+        self.form.addRow("Device", self.device_combo)
+        self.output_field = PathField("save", "Save the model as", MODEL_FILTER, "model file (.patchcore)")
+        self.form.addRow("Save model as", self.output_field)
+        for spin in (self.crop_spin, self.resize_spin, self.coreset_spin, self.holdout_spin, self.device_combo):
+            spin.setMinimumWidth(170)
+        self.finish_layout()
+        self._on_backbone()
+
+    # ------------------------------------------------------------------ scripting
+    def set_folder(self, folder: str | Path) -> None:
+        self.folder_field.set_text(str(folder))
+
+    def set_backbone(self, name: str) -> None:
+        self.backbone_combo.setCurrentIndex(self.backbone_combo.findData(name))
+
+    def backbone(self) -> str:
+        return str(self.backbone_combo.currentData())
+
+    def start(self) -> bool:
+        """Check the form and train in the background."""
+        from patchcore_gui.core.coreset import CancelledError
+        from patchcore_gui.core.datasets import mvtec_train_paths
+        from patchcore_gui.core.engine import TrainConfig, train_model
+
+        folder_text = self.folder_field.text()
+        if not folder_text or not Path(folder_text).is_dir():
+            return self.refuse("Choose the folder of good (defect-free) images.")
+        folder = Path(folder_text)
+        try:
+            paths = mvtec_train_paths(folder)
+        except (OSError, ValueError) as exc:
+            return self.refuse(f"Cannot read {folder}: {exc}")
+        if not paths:
+            return self.refuse(f"No images found in {folder}.")
+        backbone = self.backbone()
+        weights = self.weights_field.text()
+        if weights and not Path(weights).is_file():
+            return self.refuse(f"Weights file not found: {weights}")
+        if not weights and not self.offline.get(backbone):
+            return self.refuse(f"{backbone} has no ImageNet weights on this computer: pick a weights file "
+                               "(a state dict such as the torchvision .pth file), or choose another backbone.")
+        crop, resize = self.crop_spin.value(), self.resize_spin.value()
+        if resize and resize < crop:
+            return self.refuse(f"Resize ({resize} px) must be at least the crop ({crop} px), or 0.")
+        out_text = self.output_field.text()
+        if not out_text:
+            return self.refuse("Choose where to save the model.")
+        out = Path(out_text).expanduser()
+        if not out.suffix:
+            out = out.with_suffix(".patchcore")
+        if not out.parent.is_dir():
+            return self.refuse(f"The folder {out.parent} does not exist.")
+        if out.exists() and not self.output_field.replace_confirmed():
+            return self.refuse(f"{out.name} already exists: choose another name (Browse… asks before replacing).")
+        cfg = TrainConfig(backbone=backbone, resize=resize, crop=crop, coreset=self.coreset_spin.value() / 100.0,
+                          holdout=self.holdout_spin.value() / 100.0)
+        device = self.device_combo.currentText()
+        batch = self.batch_size
+
+        def job(progress: Any, cancel: threading.Event) -> str:
+            model = train_model(paths, cfg, weights=weights or None, device=device, batch_size=batch,
+                                num_workers=0, progress=progress, cancel=cancel, source=str(folder))
+            if cancel.is_set():  # cancelled after the last check: still write nothing
+                raise CancelledError("training cancelled")
+            model.save(out)  # atomic: a failure leaves no partial file
+            return str(out)
+
+        return self.run_task(job, "train-model", f"Training on {len(paths):,} images…")
+
+    # ------------------------------------------------------------------ texts
+    def describe_progress(self, stage: str, done: int, total: int) -> str:
+        return f"{_STAGES.get(stage, stage)}: {done:,} of {total:,}"
+
+    def succeeded_text(self, result: Any) -> str:
+        return f"Model saved: {result}. It is now open in the window."
+
+    # ------------------------------------------------------------------ internals
+    def _on_folder(self, text: str) -> None:
+        from patchcore_gui.core.datasets import mvtec_train_paths
+
+        folder = Path(text)
+        if not text or not folder.is_dir():
+            self.count_label.setText("Choose a folder of defect-free images.")
+            return
+        try:
+            n = len(mvtec_train_paths(folder))
+        except (OSError, ValueError) as exc:
+            self.count_label.setText(f"Cannot read the folder: {exc}")
+            return
+        where = "train/good" if (folder / "train" / "good").is_dir() else "all images, recursively"
+        self.count_label.setText(f"{n:,} good images ({where})")
+        self._update_default_output()
+
+    def _on_backbone(self, *_: object) -> None:
+        needs = not self.offline.get(self.backbone())
+        self.weights_field.edit.setPlaceholderText(
+            "required: a state-dict file (.pth) for this backbone" if needs
+            else "optional: another state-dict file for this backbone"
+        )
+        self._update_default_output()
+
+    def _update_default_output(self) -> None:
+        folder = Path(self.folder_field.text())
+        if not self.folder_field.text() or not folder.is_dir():
+            return
+        if self.output_field.text() and self.output_field.text() != self._auto_output:
+            return  # the user's own choice stays
+        self._auto_output = str(default_output(folder, self.backbone()))
+        self.output_field.set_text(self._auto_output)
