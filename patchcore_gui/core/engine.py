@@ -33,7 +33,8 @@ from .model import PRECISIONS, ModelConfig, PatchCoreModel, bf16_native, eq7_wei
 from .results import BatchResult
 from .search import NearestNeighbourSearch
 
-#: progress(stage, done, total); stages: "features", "coreset", "calibration", "predict".
+#: progress(stage, done, total); stages in order: "features", "calibration coreset"
+#: (bank without the held-out images), "calibration", "coreset" (the final bank).
 Progress = Callable[[str, int, int], None]
 
 
@@ -319,12 +320,16 @@ def train_model(
         if progress:
             progress("coreset", done, total)
 
+    def calib_coreset_progress(done: int, total: int) -> None:
+        if progress:
+            progress("calibration coreset", done, total)
+
     # Calibration first: a bank from the non-held-out images, scored on the hold-out.
     hold = _holdout_split(n_img, cfg.holdout, cfg.seed)
     if len(hold):
         keep = np.setdiff1d(np.arange(n_img), hold)
         rest = feats[torch.from_numpy(keep)].reshape(-1, dim)
-        sel = greedy_coreset(rest, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
+        sel = greedy_coreset(rest, cfg.coreset, cfg.seed, dev, calib_coreset_progress, cancel)
         rest_bank = rest[torch.from_numpy(sel)].contiguous()
         search = NearestNeighbourSearch(rest_bank, dev)
         h_scores, h_max = [], []

@@ -112,6 +112,18 @@ class ReportContext:
     store: RunStore | None = field(default=None, repr=False)
 
     @property
+    def review_line(self) -> str:
+        """One sentence counting operator verdicts (over all images, not only those shown)."""
+        done = [it for it in self.items if it.operator in ("OK", "NG")]
+        if not done:
+            return "Operator review: no image reviewed."
+        ok = sum(1 for it in done if it.operator == "OK")
+        disagree = sum(1 for it in done if it.verdict in ("OK", "NG") and it.verdict != it.operator)
+        return (f"Operator review: {len(done)} of {len(self.items)} images reviewed "
+                f"({ok} confirmed OK, {len(done) - ok} confirmed NG; {disagree} disagree with the "
+                f"automatic verdict at this threshold), {len(self.items) - len(done)} not reviewed.")
+
+    @property
     def model_file(self) -> str:
         return Path(self.meta.get("model_path", "")).name
 

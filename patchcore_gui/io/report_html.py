@@ -91,6 +91,7 @@ def _head(ctx: ReportContext) -> str:
     if c["not scored"]:
         w(f"<div class='tile err'><b>{c['not scored']}</b>not scored</div>")
     w("</div>")
+    w(f"<p class=review>{escape(ctx.review_line)}</p>")
     w(f"<p><b>Threshold {escape(_fmt(ctx.threshold, '.6g'))}</b> (NG when the raw score is above it). "
       f"{escape(ctx.threshold_how)}")
     if math.isfinite(ctx.pixel_threshold):

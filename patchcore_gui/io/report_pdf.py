@@ -165,7 +165,11 @@ def _first_page(pdf: _Doc, ctx: ReportContext) -> None:
         pdf.set_font(pdf.sans, "", 8)
         pdf.set_text_color(*GREY)
         pdf.cell(tw - 4, 4.5, label)
-    pdf.set_y(y + 17)
+    pdf.set_y(y + 16)
+    pdf.set_font(pdf.sans, "", 8)
+    pdf.set_text_color(*GREY)
+    pdf.multi_cell(0, 4.2, pdf.t(ctx.review_line), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(1)
     pdf.set_font(pdf.sans, "B", 9)
     pdf.set_text_color(20, 30, 40)
     pdf.cell(0, 5, pdf.t(f"Threshold {_fmt(ctx.threshold, '.6g')}  (NG when the raw score is above it)"),

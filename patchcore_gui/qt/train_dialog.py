@@ -24,8 +24,9 @@ from .task_dialog import TaskDialog
 WEIGHTS_FILTER = "PyTorch weights (*.pth *.pt *.bin *.safetensors);;All files (*)"
 _STAGES = {
     "features": "Extracting features",
-    "coreset": "Selecting the coreset",
-    "calibration": "Calibrating on held-out images",
+    "calibration coreset": "Calibration bank (without the held-out images)",
+    "calibration": "Scoring the held-out good images",
+    "coreset": "Selecting the final coreset",
 }
 _PREFERRED = ("wide_resnet50_2", "efficientnet_lite0", "resnet18", "resnet50", "wide_resnet101_2")
 

@@ -98,6 +98,8 @@ def test_html_holds_every_flagged_image(run_file: dict[str, Path], tmp_path: Pat
             assert name not in text
     assert "Operator: Ana Q." in text or "Ana Q." in text
     assert "predicted NG" in text and "AUROC" in text  # ground truth exists
+    # Operator verdicts are counted (images 0 and 5 were reviewed in the fixture).
+    assert "2 of 9 images reviewed (1 confirmed OK, 1 confirmed NG" in " ".join(text.split())
     assert "cannot" in text or "empty file" in text  # the broken image's reason
     assert not [p for p in tmp_path.iterdir() if p.name != "r.html"]
 
