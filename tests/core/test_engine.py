@@ -141,3 +141,23 @@ def test_fast_precision_matches_exact_path(tiny_model_path, image_dirs) -> None:
         np.testing.assert_allclose(a, b, rtol=2e-2, atol=1e-3 * float(np.max(b)))
     with pytest.raises(ValueError, match="precision"):
         PatchCoreModel.load(tiny_model_path, device="cpu", precision="int4")
+
+
+def test_out_of_memory_halves_the_batch_and_continues(model, image_dirs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A (simulated) GPU out-of-memory error on a big batch: split in halves, same scores."""
+    paths = _test_paths(image_dirs)
+    want = np.concatenate([r.scores for r in iter_predict(model, paths, batch_size=6)])
+    real = PatchCoreModel.score_tensor
+    sizes, scored = [], []
+
+    def flaky(self, images):  # type: ignore[no-untyped-def]
+        sizes.append(images.shape[0])
+        if images.shape[0] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        scored.append(images.shape[0])
+        return real(self, images)
+
+    monkeypatch.setattr(PatchCoreModel, "score_tensor", flaky)
+    got = np.concatenate([r.scores for r in iter_predict(model, paths, batch_size=6)])
+    assert sizes[:3] == [6, 3, 1] and sum(scored) == 6 and max(scored) <= 2
+    np.testing.assert_allclose(got, want, rtol=1e-5)
