@@ -7,18 +7,18 @@ file and the problem, without large allocations.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
 import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .atomic import atomic_write_bytes
 
 FORMAT_NAME = "patchcore_gui.model"
 FORMAT_VERSION = 1
@@ -61,25 +61,6 @@ def tensor_checksum(tensors: Mapping[str, torch.Tensor]) -> str:
         # View as bytes: works for every dtype (bfloat16 has no numpy equivalent).
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename over ``path``.
-
-    A failure (disk full, no permission) leaves no partial file and the old file intact.
-    """
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def save_model_file(path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
