@@ -83,6 +83,20 @@ class PathField(QWidget):
         """True when the current path was chosen (and a replacement confirmed) in the chooser."""
         return bool(self.confirmed) and self.confirmed == self.text()
 
+    def model_output(self) -> Path | str:
+        """The model file to write (``.patchcore`` added), or a sentence saying why not."""
+        text = self.text()
+        if not text:
+            return "Choose where to save the model."
+        out = Path(text).expanduser()
+        if not out.suffix:
+            out = out.with_suffix(".patchcore")
+        if not out.parent.is_dir():
+            return f"The folder {out.parent} does not exist."
+        if out.exists() and not self.replace_confirmed():
+            return f"{out.name} already exists: choose another name (Browse… asks before replacing)."
+        return out
+
 
 def show_warning(parent: QWidget, text: str, previous: QMessageBox | None = None) -> QMessageBox:
     """A non-modal warning (never blocks the event loop or a test); replaces ``previous``."""

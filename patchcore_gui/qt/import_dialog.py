@@ -144,16 +144,9 @@ class ImportDialog(TaskDialog):
         weights = self.weights_field.text()
         if weights and not Path(weights).is_file():
             return self.refuse(f"Weights file not found: {weights}")
-        out_text = self.output_field.text()
-        if not out_text:
-            return self.refuse("Choose where to save the imported model.")
-        out = Path(out_text).expanduser()
-        if not out.suffix:
-            out = out.with_suffix(".patchcore")
-        if not out.parent.is_dir():
-            return self.refuse(f"The folder {out.parent} does not exist.")
-        if out.exists() and not self.output_field.replace_confirmed():
-            return self.refuse(f"{out.name} already exists: choose another name (Browse… asks before replacing).")
+        out = self.output_field.model_output()
+        if isinstance(out, str):
+            return self.refuse(out)
         backbone = peek_backbone(folder)
         if backbone and not weights and not self.offline.get(backbone):
             self.weights_field.edit.setFocus()

@@ -160,16 +160,9 @@ class TrainDialog(TaskDialog):
         crop, resize = self.crop_spin.value(), self.resize_spin.value()
         if resize and resize < crop:
             return self.refuse(f"Resize ({resize} px) must be at least the crop ({crop} px), or 0.")
-        out_text = self.output_field.text()
-        if not out_text:
-            return self.refuse("Choose where to save the model.")
-        out = Path(out_text).expanduser()
-        if not out.suffix:
-            out = out.with_suffix(".patchcore")
-        if not out.parent.is_dir():
-            return self.refuse(f"The folder {out.parent} does not exist.")
-        if out.exists() and not self.output_field.replace_confirmed():
-            return self.refuse(f"{out.name} already exists: choose another name (Browse… asks before replacing).")
+        out = self.output_field.model_output()
+        if isinstance(out, str):
+            return self.refuse(out)
         cfg = TrainConfig(backbone=backbone, resize=resize, crop=crop, coreset=self.coreset_spin.value() / 100.0,
                           holdout=self.holdout_spin.value() / 100.0)
         device = self.device_combo.currentText()
