@@ -63,20 +63,25 @@ class Preprocess:
         m = TF.center_crop(m, [self.crop, self.crop])
         return (TF.to_tensor(m) > 0.5).float()
 
-    def to_original(self, amap: np.ndarray, width: int, height: int) -> np.ndarray:
+    def to_original(self, amap: np.ndarray, width: int, height: int,
+                    out_width: int | None = None, out_height: int | None = None) -> np.ndarray:
         """Map a (crop, crop) map back onto the original image's (height, width) pixel grid.
 
         Undoes the center crop and the resize with bilinear sampling at pixel centres.
-        Pixels the model never saw (cut off by the crop) are NaN.
+        Pixels the model never saw (cut off by the crop) are NaN. ``out_width`` /
+        ``out_height`` sample the same geometry on a coarser grid covering the original
+        image (thumbnails), without building the full-size map first.
         """
+        ow = width if out_width is None else out_width
+        oh = height if out_height is None else out_height
         if self.resize > 0:
             rw, rh = resized_size(width, height, self.resize)
         else:
             rw, rh = width, height
         left, top = crop_offsets(rw, rh, self.crop)
         # Pixel centres of the original image in resized coordinates, then in crop ones.
-        ys = (np.arange(height) + 0.5) * (rh / height) - 0.5 - top
-        xs = (np.arange(width) + 0.5) * (rw / width) - 0.5 - left
+        ys = (np.arange(oh) + 0.5) * (rh / oh) - 0.5 - top
+        xs = (np.arange(ow) + 0.5) * (rw / ow) - 0.5 - left
         return _bilinear_sample(np.asarray(amap, dtype=np.float32), ys, xs)
 
 

@@ -26,7 +26,7 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from ..core.preprocess import Preprocess, crop_offsets, resized_size
+from ..core.preprocess import Preprocess
 from .images import MAX_PIXELS, ImageLoadError, load_image
 
 #: The heatmap's colour scale spans 0 .. SCALE_FACTOR x pixel threshold; the threshold sits mid-scale.
@@ -89,13 +89,6 @@ def load_thumbnail(path: str | os.PathLike[str], size: int) -> tuple[Image.Image
     return img, full
 
 
-def _axis(coords: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    valid = (coords >= -0.5) & (coords <= n - 0.5)
-    c = np.clip(coords, 0, n - 1)
-    i0 = np.floor(c).astype(np.int64)
-    return i0, np.minimum(i0 + 1, n - 1), (c - i0).astype(np.float32), valid
-
-
 def map_for_size(preprocess: Preprocess, amap: np.ndarray, orig_w: int, orig_h: int,
                  out_w: int, out_h: int) -> np.ndarray:
     """Resample a (crop, crop) map onto an ``out_h`` x ``out_w`` grid covering the original image.
@@ -103,21 +96,7 @@ def map_for_size(preprocess: Preprocess, amap: np.ndarray, orig_w: int, orig_h: 
     Bilinear at pixel centres through the model's resize and centre crop; NaN where the
     crop cut the image off. With ``out`` = original size this is ``model.map_to_original``.
     """
-    if preprocess.resize > 0:
-        rw, rh = resized_size(orig_w, orig_h, preprocess.resize)
-    else:
-        rw, rh = orig_w, orig_h
-    left, top = crop_offsets(rw, rh, preprocess.crop)
-    ys = (np.arange(out_h) + 0.5) * (rh / out_h) - 0.5 - top
-    xs = (np.arange(out_w) + 0.5) * (rw / out_w) - 0.5 - left
-    a = np.asarray(amap, dtype=np.float32)
-    y0, y1, wy, vy = _axis(ys, a.shape[0])
-    x0, x1, wx, vx = _axis(xs, a.shape[1])
-    rows = a[y0] * (1 - wy)[:, None] + a[y1] * wy[:, None]
-    out = rows[:, x0] * (1 - wx)[None, :] + rows[:, x1] * wx[None, :]
-    out[~vy, :] = np.nan
-    out[:, ~vx] = np.nan
-    return out.astype(np.float32)
+    return preprocess.to_original(amap, orig_w, orig_h, out_w, out_h)
 
 
 def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
