@@ -136,7 +136,7 @@ class PatchCoreModel:
         """
         self._bf16_backbone = self.precision == "bf16" and bf16_native(self.device)
         if self.precision == "bf16":
-            from .search import ReducedBoundSearch
+            from .reduced_search import ReducedBoundSearch
 
             self.search = ReducedBoundSearch(self.bank, self.device)
             self.extractor = self.extractor.to(memory_format=torch.channels_last)

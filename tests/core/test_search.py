@@ -46,7 +46,7 @@ def test_patch_scores_mean_of_k() -> None:
 
 
 def test_reduced_bound_search_finds_exact_neighbours() -> None:
-    from patchcore_gui.core.search import ReducedBoundSearch
+    from patchcore_gui.core.reduced_search import ReducedBoundSearch
 
     g = torch.Generator().manual_seed(5)
     # Low-rank structure plus noise, like patch features.
@@ -62,3 +62,26 @@ def test_reduced_bound_search_finds_exact_neighbours() -> None:
         np.testing.assert_allclose(fd, ed, rtol=1e-4)
     # The bound pass re-scored some rows beyond the first candidates.
     assert fast.last_second_pass >= 0
+
+
+def test_reduced_bound_search_is_blockwise_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queries processed in several blocks (a ragged last one) give the exact neighbours."""
+    from patchcore_gui.core import reduced_search
+
+    monkeypatch.setattr(reduced_search, "_CPU_BLOCK_ELEMENTS", 3000 * 37)  # 37-query blocks
+    g = torch.Generator().manual_seed(11)
+    basis = torch.randn(24, 128, generator=g)
+    bank = torch.randn(3000, 24, generator=g) @ basis + 0.2 * torch.randn(3000, 128, generator=g)
+    q = torch.randn(200, 24, generator=g) @ basis + 0.2 * torch.randn(200, 128, generator=g)
+    fast = reduced_search.ReducedBoundSearch(bank, "cpu", rank=8, candidates=1)
+    assert fast.block == 37
+    exact = NearestNeighbourSearch(bank, "cpu")
+    for k in (1, 2):
+        ed, ei = exact.search(q, k)
+        fd, fi = fast.search(q, k)
+        np.testing.assert_array_equal(fi, ei)
+        np.testing.assert_allclose(fd, ed, rtol=1e-4)
+    # A rank-8 bound with one candidate cannot settle every query: the bound pass ran
+    # and found nearer rows than the first candidate.
+    fast.search(q, 1)
+    assert fast.last_second_pass > 0 and fast.last_misses > 0
