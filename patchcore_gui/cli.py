@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--batch-size", type=_positive_int, default=8)
         sp.add_argument("--num-workers", type=_non_negative_int, default=0, help="DataLoader worker processes")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
-        sp.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="fp32: exact (reference parity); bf16: fast path with exact re-ranking")
+        sp.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                        help="fp32: exact (reference parity); bf16: fast path with exact re-ranking; "
+                             "auto (default): fp32 on the CPU, bf16 on CUDA")
 
     t = sub.add_parser("train", help="train a model from a folder of good images")
     t.add_argument("--images", required=True, help="folder of good images (MVTec class root: uses train/good)")
@@ -140,7 +141,7 @@ def _command_modules() -> list[Any]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _load_model(path: str, device: str, precision: str = "fp32") -> Any:
+def _load_model(path: str, device: str, precision: str = "auto") -> Any:
     from .core.model import PatchCoreModel
 
     return PatchCoreModel.load(path, device=device, precision=precision)
@@ -328,13 +329,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 if not Path(model_path).is_file():
                     raise CliError(f"the run's model file is missing: {model_path} (give its new place with --model)")
                 model = _load_model(model_path, args.device or run_meta["settings"].get("device") or "auto",
-                                    getattr(args, "precision", "fp32"))
+                                    getattr(args, "precision", "auto"))
             else:
                 if Path(run_file).exists():
                     raise CliError(f"run file {run_file} already exists; add --resume to continue it, or choose another name")
-                model = _load_model(args.model, args.device or "auto", getattr(args, "precision", "fp32"))
+                model = _load_model(args.model, args.device or "auto", getattr(args, "precision", "auto"))
         else:
-            model = _load_model(args.model, args.device or "auto", getattr(args, "precision", "fp32"))
+            model = _load_model(args.model, args.device or "auto", getattr(args, "precision", "auto"))
         image_set = None
         if not resume:
             paths = list_images(args.images)

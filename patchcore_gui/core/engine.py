@@ -29,7 +29,15 @@ from .coreset import CancelledError, coreset_size, greedy_coreset
 from .datasets import ImageDataset, ImageSet, collate
 from .features import EmbeddingConfig
 from .maps import anomaly_maps
-from .model import PRECISIONS, ModelConfig, PatchCoreModel, bf16_native, eq7_weight, resolve_device
+from .model import (
+    PRECISION_CHOICES,
+    ModelConfig,
+    PatchCoreModel,
+    bf16_native,
+    eq7_weight,
+    resolve_device,
+    resolve_precision,
+)
 from .results import BatchResult
 from .search import NearestNeighbourSearch
 
@@ -171,7 +179,7 @@ class TrainConfig:
     seed: int = 0
     holdout: float = 0.1
     reweight: int = 0
-    precision: str = "fp32"  # backbone arithmetic while building the bank (see model.PRECISIONS)
+    precision: str = "auto"  # backbone arithmetic while building the bank (see model.PRECISION_CHOICES)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -287,8 +295,9 @@ def train_model(
         raise ValueError(f"--coreset must be in (0, 1], got {cfg.coreset}")
     if not 0.0 <= cfg.holdout < 1.0:
         raise ValueError(f"--holdout must be in [0, 1), got {cfg.holdout}")
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    if cfg.precision not in PRECISION_CHOICES:
+        raise ValueError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {cfg.precision!r}")
+    precision = resolve_precision(cfg.precision, dev)
     if cfg.reweight < 0:
         raise ValueError(f"--reweight must be 0 (off) or a neighbour count, got {cfg.reweight}")
     if cfg.k < 1:
@@ -311,7 +320,7 @@ def train_model(
     )
     extractor = build_extractor(cfg.backbone, model_cfg.layers, weights).to(dev).eval()
     feats, ok_paths, skipped, grid = extract_features(
-        model_cfg, extractor, str_paths, dev, batch_size, num_workers, progress, cancel, cfg.precision
+        model_cfg, extractor, str_paths, dev, batch_size, num_workers, progress, cancel, precision
     )
     n_img, per_img, dim = feats.shape
     flat = feats.reshape(n_img * per_img, dim)
@@ -359,7 +368,7 @@ def train_model(
         "patch_size": model_cfg.embedding.patch_size,
         "k": cfg.k,
         "reweight": cfg.reweight,
-        "precision": cfg.precision,
+        "precision": precision,
         "resize": cfg.resize,
         "crop": cfg.crop,
         "normalization": {"mean": list(spec.mean), "std": list(spec.std)},

@@ -45,6 +45,17 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 #: Arithmetic modes: "fp32" exact (reference parity), "bf16" fast (see _setup_precision).
 PRECISIONS = ("fp32", "bf16")
+#: What callers may ask for: "auto" is the exact path on the CPU and bf16 on CUDA.
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The arithmetic mode ``precision`` means on ``device`` ("auto": fp32 on CPU, bf16 on CUDA)."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use {', '.join(PRECISION_CHOICES)}")
+    return precision
 
 
 def bf16_native(device: torch.device) -> bool:
@@ -111,13 +122,13 @@ class PatchCoreModel:
         metadata: dict[str, Any] | None = None,
         device: str | torch.device = "auto",
         path: str | os.PathLike[str] | None = None,
-        precision: str = "fp32",
+        precision: str = "auto",
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
         self.config = config
         self.device = resolve_device(device)
-        self.precision = precision
+        #: What was asked for ("auto" re-resolves when the model moves to another device).
+        self.requested_precision = precision
+        self.precision = resolve_precision(precision, self.device)
         self.extractor = extractor.to(self.device).eval()
         self.bank = bank.detach().to("cpu", torch.float32).contiguous()
         self.metadata: dict[str, Any] = dict(metadata or {})
@@ -180,6 +191,7 @@ class PatchCoreModel:
         dev = resolve_device(device)
         if dev != self.device:
             self.device = dev
+            self.precision = resolve_precision(self.requested_precision, dev)
             self.extractor = self.extractor.to(dev).eval()
             self._setup_precision()
         return self
@@ -326,10 +338,10 @@ class PatchCoreModel:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto",
-             precision: str = "fp32") -> PatchCoreModel:
+             precision: str = "auto") -> PatchCoreModel:
         """Load a model file (never unpickles); raises ModelFileError with one line."""
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; use {' or '.join(PRECISIONS)}")
+        if precision not in PRECISION_CHOICES:
+            raise ValueError(f"unknown precision {precision!r}; use {', '.join(PRECISION_CHOICES)}")
         tensors, meta = read_model_file(path)
         p = Path(path)
         try:

@@ -16,6 +16,9 @@ For each query the ``candidates`` rows with the smallest bound are re-scored exa
 float32 (faiss's formula); then every other row whose bound is still below the best
 exact distance is re-scored too. A row is therefore only missed when float rounding of
 the bound itself hides it; distances returned are always exact float32 distances.
+Where the bound is loose (features without low-rank structure) and a query has more
+than ``max_rescore`` rows left below it, that query is searched exactly instead, so the
+worst case costs about an exact search, never more.
 
 Queries are processed in blocks so that the bound block stays in the CPU cache while it
 is reduced (a 784 x 16k float32 matrix is 51 MB; a block of ~200 rows is 13 MB).
@@ -25,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from .search import torch_knn
 
 #: Bound-matrix elements per query block: about 13 MB of float32 on the CPU (cache
 #: sized); on a GPU memory bandwidth is plentiful, so blocks are much larger.
@@ -55,10 +60,14 @@ class ReducedBoundSearch:
         self.bound_t = torch.cat([-2.0 * aug, (aug * aug).sum(dim=1, keepdim=True)], dim=1).T.contiguous()
         per_block = _GPU_BLOCK_ELEMENTS if self.device.type == "cuda" else _CPU_BLOCK_ELEMENTS
         self.block = max(16, per_block // max(1, self.size))
-        #: Measurement counters of the last search: pairs re-scored by the bound pass, and
-        #: queries whose nearest rows were not all among the first candidates.
+        #: A query with more rows than this left below its bound is searched exactly instead.
+        self.max_rescore = max(64, self.size // 64)
+        #: Measurement counters of the last search: pairs re-scored by the bound pass,
+        #: queries whose nearest rows were not all among the first candidates, and queries
+        #: searched exactly because their bound was too loose.
         self.last_second_pass = 0
         self.last_misses = 0
+        self.last_exact_fallbacks = 0
 
     def _augment(self, centred: torch.Tensor) -> torch.Tensor:
         """[projection, residual norm] of centred rows: (n, rank + 1)."""
@@ -82,6 +91,7 @@ class ReducedBoundSearch:
         bound = torch.empty(min(self.block, max(1, n_q)), self.size, device=q.device)
         self.last_second_pass = 0
         self.last_misses = 0
+        self.last_exact_fallbacks = 0
         for s in range(0, n_q, self.block):
             e = min(n_q, s + self.block)
             lb = bound[: e - s]
@@ -96,7 +106,17 @@ class ReducedBoundSearch:
             # Rows whose bound is below the current k-th exact distance may be nearer still.
             limit = best_d[:, -1] * (1.0 + 1e-5) + 1e-6 - q_const[s:e]
             lb.scatter_(1, cand, float("inf"))
-            rows, cols = torch.nonzero(lb < limit[:, None], as_tuple=True)
+            below = lb < limit[:, None]
+            # Features without low-rank structure give loose bounds and so many rows to
+            # re-score that an exact search of those queries is cheaper: cap the work.
+            heavy = below.sum(dim=1) > self.max_rescore
+            if bool(heavy.any()):
+                below[heavy] = False
+                hq = torch.nonzero(heavy)[:, 0]
+                hd, hi = torch_knn(q[s:e][hq], self.bank, k, self.bank_sq)
+                best_d[hq], best_i[hq] = hd, hi
+                self.last_exact_fallbacks += int(hq.numel())
+            rows, cols = torch.nonzero(below, as_tuple=True)
             self.last_second_pass += int(rows.numel())
             if rows.numel():
                 glob = rows + s

@@ -143,6 +143,19 @@ def test_fast_precision_matches_exact_path(tiny_model_path, image_dirs) -> None:
         PatchCoreModel.load(tiny_model_path, device="cpu", precision="int4")
 
 
+def test_auto_precision_is_exact_on_cpu_and_bf16_on_cuda(tiny_model_path) -> None:  # type: ignore[no-untyped-def]
+    from patchcore_gui.core.model import resolve_precision
+
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"
+    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    with pytest.raises(ValueError, match="precision"):
+        resolve_precision("fp16", torch.device("cpu"))
+    auto = PatchCoreModel.load(tiny_model_path, device="cpu")
+    assert auto.precision == "fp32" and auto.search.backend == "faiss-cpu"
+    assert auto.requested_precision == "auto"
+
+
 def test_out_of_memory_halves_the_batch_and_continues(model, image_dirs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A (simulated) GPU out-of-memory error on a big batch: split in halves, same scores."""
     paths = _test_paths(image_dirs)

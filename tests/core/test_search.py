@@ -75,6 +75,7 @@ def test_reduced_bound_search_is_blockwise_exact(monkeypatch: pytest.MonkeyPatch
     q = torch.randn(200, 24, generator=g) @ basis + 0.2 * torch.randn(200, 128, generator=g)
     fast = reduced_search.ReducedBoundSearch(bank, "cpu", rank=8, candidates=1)
     assert fast.block == 37
+    fast.max_rescore = bank.shape[0]  # no exact fallback: every query takes the bound pass
     exact = NearestNeighbourSearch(bank, "cpu")
     for k in (1, 2):
         ed, ei = exact.search(q, k)
@@ -85,3 +86,20 @@ def test_reduced_bound_search_is_blockwise_exact(monkeypatch: pytest.MonkeyPatch
     # and found nearer rows than the first candidate.
     fast.search(q, 1)
     assert fast.last_second_pass > 0 and fast.last_misses > 0
+
+
+def test_reduced_bound_search_falls_back_to_exact_on_structureless_data() -> None:
+    """Isotropic random rows make the principal-subspace bound useless; the search must
+    stay exact and bounded by searching those queries exactly, not re-score every row."""
+    from patchcore_gui.core.reduced_search import ReducedBoundSearch
+
+    g = torch.Generator().manual_seed(3)
+    bank = torch.randn(5000, 256, generator=g)
+    q = torch.randn(300, 256, generator=g)
+    fast = ReducedBoundSearch(bank, "cpu", rank=16, candidates=2)
+    fd, fi = fast.search(q, 1)
+    ed, ei = NearestNeighbourSearch(bank, "cpu").search(q, 1)
+    np.testing.assert_array_equal(fi, ei)
+    np.testing.assert_allclose(fd, ed, rtol=1e-4)
+    assert fast.last_exact_fallbacks > 0
+    assert fast.last_second_pass <= q.shape[0] * fast.max_rescore
