@@ -64,8 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def device_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-        sp.add_argument("--batch-size", type=_positive_int, default=8)
-        sp.add_argument("--num-workers", type=_non_negative_int, default=0, help="DataLoader worker processes")
+        sp.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="images per batch (default: 8 on the CPU; on CUDA chosen from free GPU memory)")
+        sp.add_argument("--num-workers", type=_non_negative_int, default=None,
+                        help="DataLoader worker processes decoding images (default: 0 on the CPU, "
+                             "up to 8 on CUDA)")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
         sp.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                         help="fp32: exact (reference parity); bf16: fast path with exact re-ranking; "
@@ -284,8 +287,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         model = train_model(
-            paths, cfg, weights=args.weights, device=args.device, batch_size=args.batch_size,
-            num_workers=args.num_workers, progress=progress, source=str(Path(args.images).resolve()),
+            paths, cfg, weights=args.weights, device=args.device, batch_size=args.batch_size or 8,
+            num_workers=args.num_workers or 0, progress=progress, source=str(Path(args.images).resolve()),
         )
     finally:
         for bar in bars.values():
@@ -391,7 +394,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
                         grids_now[i] = g.astype(np.float32) if g is not None else np.full((1, 1), np.nan, np.float32)
             grids = [grids_now[i] for i in range(len(out_paths))] if args.maps_out else []
         else:
-            args.batch_size = args.batch_size or 8
             out_paths, scores, errors, grids = _run_prediction(model, image_set, args, args.quiet,
                                                                keep_grids=bool(args.maps_out))
             thr = model.image_threshold

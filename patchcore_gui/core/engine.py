@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from .backbones import build_extractor, get_spec
+from .batching import AdaptiveScorer, default_batch_size, default_num_workers
 from .calibration import calibrate, uncalibrated
 from .coreset import CancelledError, coreset_size, greedy_coreset
 from .datasets import ImageDataset, ImageSet, collate
@@ -68,27 +69,13 @@ def make_loader(
     )
 
 
-def _score_resilient(model: PatchCoreModel, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """Score a batch; on a CUDA out-of-memory error, split it in halves and go on."""
-    try:
-        return model.score_tensor(images)
-    except torch.OutOfMemoryError:
-        if images.shape[0] <= 1:
-            raise
-        torch.cuda.empty_cache()
-        half = images.shape[0] // 2
-        s1, g1 = _score_resilient(model, images[:half])
-        s2, g2 = _score_resilient(model, images[half:])
-        return np.concatenate([s1, s2]), np.concatenate([g1, g2])
-
-
 def iter_predict(
     model: PatchCoreModel,
     images: Sequence[str | os.PathLike[str]] | ImageSet,
     *,
     labels: Sequence[int] | np.ndarray | None = None,
-    batch_size: int = 8,
-    num_workers: int = 0,
+    batch_size: int | None = 8,
+    num_workers: int | None = 0,
     cancel: threading.Event | None = None,
     grid_dtype: type = np.float16,
     skip: Sequence[int] | None = None,
@@ -103,6 +90,10 @@ def iter_predict(
         grid_dtype: dtype of the patch-score grids in results (float16 keeps the GUI at
             ~1.5 kB per image; use float32 for maps at full precision).
         skip: indices not to score (already done, e.g. when resuming a run).
+        batch_size: images per batch; None chooses it (fixed on the CPU, from free
+            memory on CUDA). A CUDA out-of-memory error halves it for the rest of the run.
+        num_workers: DataLoader processes decoding images; None: 0 on the CPU (the
+            two-core machines this runs on need both cores for the model), up to 8 on CUDA.
     """
     if isinstance(images, ImageSet):
         paths = [str(p) for p in images.paths]
@@ -114,7 +105,12 @@ def iter_predict(
     if skip is not None and len(skip):
         todo = np.setdiff1d(todo, np.asarray(skip, dtype=np.int64))
     dataset = ImageDataset([paths[i] for i in todo], model.preprocess)
+    if batch_size is None:
+        batch_size = default_batch_size(model)
+    if num_workers is None:
+        num_workers = default_num_workers(model.device)
     loader = make_loader(dataset, batch_size, num_workers, model.device)
+    score = AdaptiveScorer(model)
     grid_shape: tuple[int, int] | None = None
     it = iter(loader)
     try:
@@ -132,7 +128,7 @@ def iter_predict(
             grids: np.ndarray | None = None
             if ok.any():
                 imgs = batch["image"][torch.from_numpy(ok)] if not ok.all() else batch["image"]
-                s, g = _score_resilient(model, imgs)
+                s, g = score(imgs)
                 grid_shape = g.shape[1:]
                 scores[ok] = s
                 grids = np.full((b, *grid_shape), np.nan, dtype=grid_dtype)

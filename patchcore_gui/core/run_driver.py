@@ -55,7 +55,7 @@ def predict_into_run(
     run: str | os.PathLike[str] | RunStore,
     *,
     batch_size: int | None = None,
-    num_workers: int = 0,
+    num_workers: int | None = 0,
     device: str | None = None,
     cancel: threading.Event | None = None,
     resume: bool = False,
@@ -75,9 +75,12 @@ def predict_into_run(
     KeyboardInterrupt) or failed (an exception, re-raised). A ``RunStore`` passed in
     stays open; a path is opened and closed here.
     """
+    from .batching import default_batch_size, default_num_workers
     from .engine import iter_predict
 
     dev = str(device or model.device)
+    if num_workers is None:
+        num_workers = default_num_workers(model.device)
     owned = not isinstance(run, RunStore)
     if resume:
         store = RunStore.open(run) if owned else run  # type: ignore[arg-type]
@@ -101,7 +104,7 @@ def predict_into_run(
     else:
         if image_set is None:
             raise ValueError("a new run needs an image set")
-        batch_size = batch_size or 8
+        batch_size = batch_size or default_batch_size(model)
         settings = {"device": dev, "batch_size": int(batch_size), "num_workers": int(num_workers)}
         store = RunStore.create(run, model, image_set, settings) if owned else run  # type: ignore[arg-type]
     delay = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)

@@ -174,3 +174,27 @@ def test_out_of_memory_halves_the_batch_and_continues(model, image_dirs, monkeyp
     got = np.concatenate([r.scores for r in iter_predict(model, paths, batch_size=6)])
     assert sizes[:3] == [6, 3, 1] and sum(scored) == 6 and max(scored) <= 2
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+    # Over several batches the halved size sticks: only the first batch fails.
+    sizes.clear()
+    scored.clear()
+    got = np.concatenate([r.scores for r in iter_predict(model, paths, batch_size=3)])
+    assert sizes == [3, 1, 1, 1, 1, 1, 1]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_batch_size_from_free_gpu_memory() -> None:
+    from patchcore_gui.core.batching import gpu_batch_for
+
+    gib = 1 << 30
+    # Half of 60 GiB free at 100 MiB per image: 307 images fit, power of two -> 256.
+    assert gpu_batch_for(60 * gib, 100 * 2**20) == 256
+    assert gpu_batch_for(60 * gib, 1 * 2**20) == 512  # capped
+    assert gpu_batch_for(100 * 2**20, 400 * 2**20) == 1  # nothing fits: one at a time
+    assert gpu_batch_for(gib, 0) == 512
+
+
+def test_default_batch_size_on_cpu_is_fixed(model) -> None:  # type: ignore[no-untyped-def]
+    from patchcore_gui.core.batching import CPU_BATCH, default_batch_size
+
+    assert default_batch_size(model) == CPU_BATCH
