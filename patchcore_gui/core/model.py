@@ -22,7 +22,7 @@ from PIL import Image
 
 from .backbones import FeatureExtractor, WeightsUnavailableError, get_spec, load_truncated
 from .features import EmbeddingConfig, embed
-from .maps import anomaly_maps
+from .maps import anomaly_maps, anomaly_maps_torch
 from .modelfile import BACKBONE_PREFIX, BANK_KEY, ModelFileError, read_model_file, save_model_file
 from .preprocess import Preprocess
 from .search import NearestNeighbourSearch
@@ -247,8 +247,16 @@ class PatchCoreModel:
         return scores, grids.reshape(b, h, w)
 
     def anomaly_maps(self, grids: np.ndarray) -> np.ndarray:
-        """(B, h, w) grids -> (B, crop, crop) maps (bilinear + Gaussian sigma 4)."""
-        return anomaly_maps(np.asarray(grids, dtype=np.float32), self.config.crop)
+        """(B, h, w) grids -> (B, crop, crop) maps (bilinear + Gaussian sigma 4).
+
+        On CUDA the maps are computed on the GPU as two small matrix products (the same
+        linear operator; float32 rounding apart); on the CPU by the reference's filter.
+        """
+        g = np.asarray(grids, dtype=np.float32)
+        if self.device.type == "cuda":
+            t = torch.from_numpy(np.ascontiguousarray(g)).to(self.device, non_blocking=True)
+            return anomaly_maps_torch(t, self.config.crop).cpu().numpy()
+        return anomaly_maps(g, self.config.crop)
 
     def map_to_original(self, amap: np.ndarray, width: int, height: int) -> np.ndarray:
         """A (crop, crop) map on the original image's pixel grid (NaN where cropped off)."""

@@ -209,3 +209,19 @@ def test_scores_and_maps_match_naive_computation_wr50(tmp_path, wr50_random_weig
     # A training image scores (near) zero against a 100 % bank of itself.
     s_train, _ = model.predict([str(paths[0])])
     assert s_train[0] < 1e-3 * scores[0]
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (28, 20), (7, 7)])
+def test_gpu_map_operator_equals_reference_maps(shape: tuple[int, int]) -> None:
+    """The matrix form used on CUDA (M @ grid @ M.T) gives the reference's maps: hand-
+    written bilinear resize then scipy's Gaussian (sigma 4, reflect), in float64."""
+    from patchcore_gui.core.maps import anomaly_maps, anomaly_maps_torch
+
+    rng = np.random.default_rng(sum(shape))
+    grids = rng.gamma(2.0, 3.0, (3, *shape)).astype(np.float32)
+    got = anomaly_maps_torch(torch.from_numpy(grids), 224).numpy()
+    for g, m in zip(grids, got, strict=True):
+        want = ndimage.gaussian_filter(bilinear_resize(g.astype(np.float64), 224, 224), sigma=4)
+        np.testing.assert_allclose(m, want, rtol=1e-5, atol=1e-6 * want.max())
+    if shape[0] == shape[1]:
+        np.testing.assert_allclose(got, anomaly_maps(grids, 224), rtol=1e-5, atol=1e-6 * got.max())
