@@ -153,6 +153,8 @@ class PatchCoreModel:
             self.extractor = self.extractor.to(memory_format=torch.channels_last)
         else:
             self.search = NearestNeighbourSearch(self.bank, self.device)
+            # Channels-last convolutions round differently; the exact path is NCHW.
+            self.extractor = self.extractor.to(memory_format=torch.contiguous_format)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -193,6 +195,15 @@ class PatchCoreModel:
             self.device = dev
             self.precision = resolve_precision(self.requested_precision, dev)
             self.extractor = self.extractor.to(dev).eval()
+            self._setup_precision()
+        return self
+
+    def set_precision(self, precision: str) -> PatchCoreModel:
+        """Switch between the exact and the fast path ("auto", "fp32", "bf16"); returns self."""
+        resolved = resolve_precision(precision, self.device)
+        self.requested_precision = precision
+        if resolved != self.precision:
+            self.precision = resolved
             self._setup_precision()
         return self
 

@@ -156,6 +156,22 @@ def test_auto_precision_is_exact_on_cpu_and_bf16_on_cuda(tiny_model_path) -> Non
     assert auto.requested_precision == "auto"
 
 
+def test_set_precision_switches_paths_and_back_exactly(tiny_model_path, image_dirs) -> None:  # type: ignore[no-untyped-def]
+    paths = _test_paths(image_dirs)
+    m = PatchCoreModel.load(tiny_model_path, device="cpu", precision="fp32")
+    exact, _ = m.predict(paths)
+    m.set_precision("bf16")
+    assert m.precision == "bf16" and m.search.backend.startswith("reduced")
+    fast, _ = m.predict(paths)
+    np.testing.assert_allclose(fast, exact, rtol=1e-2)
+    m.set_precision("auto")  # the CPU's auto is the exact path, bit for bit as before
+    assert m.precision == "fp32" and m.search.backend == "faiss-cpu"
+    again, _ = m.predict(paths)
+    np.testing.assert_array_equal(again, exact)
+    with pytest.raises(ValueError, match="precision"):
+        m.set_precision("fp8")
+
+
 def test_out_of_memory_halves_the_batch_and_continues(model, image_dirs, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A (simulated) GPU out-of-memory error on a big batch: split in halves, same scores."""
     paths = _test_paths(image_dirs)
