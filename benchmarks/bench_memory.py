@@ -45,12 +45,13 @@ def main() -> None:
         train.append(p)
     model = train_model(train, TrainConfig(backbone="efficientnet_lite0", resize=72, crop=64, coreset=0.5,
                                            holdout=0.0), device="cpu")
-    src = tmp / "img.png"
-    Image.fromarray(rng.integers(90, 160, (72, 72, 3), dtype=np.uint8)).save(src)
     folder = tmp / "many"
     folder.mkdir()
     paths = []
     for i in range(args.images):
+        src = tmp / f"img{i // 50_000}.png"  # file systems cap hard links per file (ext4: 65,000)
+        if i % 50_000 == 0:
+            Image.fromarray(rng.integers(90, 160, (72, 72, 3), dtype=np.uint8)).save(src)
         p = folder / f"{i:06d}.png"
         os.link(src, p)
         paths.append(str(p))
