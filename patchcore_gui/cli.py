@@ -331,8 +331,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 model_path = args.model or run_meta["model_path"]
                 if not Path(model_path).is_file():
                     raise CliError(f"the run's model file is missing: {model_path} (give its new place with --model)")
+                precision = getattr(args, "precision", "auto")
+                if precision == "auto":  # the run's own arithmetic, so resumed scores match
+                    precision = run_meta["settings"].get("precision") or "auto"
                 model = _load_model(model_path, args.device or run_meta["settings"].get("device") or "auto",
-                                    getattr(args, "precision", "auto"))
+                                    precision)
             else:
                 if Path(run_file).exists():
                     raise CliError(f"run file {run_file} already exists; add --resume to continue it, or choose another name")

@@ -93,6 +93,12 @@ def predict_into_run(
                     f"(not {batch_size}) so the scores match an uninterrupted run"
                 )
             batch_size = stored_bs or batch_size or 8
+            stored_precision = store.settings.get("precision")
+            if stored_precision and stored_precision != model.precision:
+                raise ValueError(
+                    f"this run was scored with precision {stored_precision}; resume with the same "
+                    f"(not {model.precision}) so the scores match an uninterrupted run"
+                )
             image_set = store.image_set() if image_set is None else image_set
             if len(image_set) != len(store):
                 raise RunStoreError(f"the run has {len(store)} images but {len(image_set)} were given")
@@ -105,7 +111,8 @@ def predict_into_run(
         if image_set is None:
             raise ValueError("a new run needs an image set")
         batch_size = batch_size or default_batch_size(model)
-        settings = {"device": dev, "batch_size": int(batch_size), "num_workers": int(num_workers)}
+        settings = {"device": dev, "batch_size": int(batch_size), "num_workers": int(num_workers),
+                    "precision": model.precision}
         store = RunStore.create(run, model, image_set, settings) if owned else run  # type: ignore[arg-type]
     delay = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
     total = len(image_set)

@@ -200,6 +200,7 @@ class MainWindow(QMainWindow):
         self._begin(len(self.image_set), 0)
         self.controller.start(
             self.model, self.image_set, device=self.toolbar.device_combo.currentText(),
+            precision=self.toolbar.precision,
             batch_size=self.toolbar.batch_spin.value(), workers=self.toolbar.workers_spin.value(),
             run_path=str(run_path),
         )

@@ -55,7 +55,7 @@ class RunController(QObject):
 
     def start(
         self, model: PatchCoreModel, images: ImageSet | None, *, device: str, batch_size: int, workers: int,
-        run_path: str | None = None, resume: GuardedRunStore | None = None,
+        run_path: str | None = None, resume: GuardedRunStore | None = None, precision: str = "auto",
     ) -> int:
         """Start a run (cancelling any current one); returns its id.
 
@@ -66,7 +66,7 @@ class RunController(QObject):
         self._next_id += 1
         run_id = self._next_id
         self._current = run_id
-        h = RunHandle(RunRequest(run_id, model, images, device, batch_size, workers, run_path, resume))
+        h = RunHandle(RunRequest(run_id, model, images, device, batch_size, workers, run_path, resume, precision))
         h.store_taken = resume is not None  # the window already owns a resumed store
         h.worker.batch_ready.connect(self._on_batch)
         h.worker.progressed.connect(self._on_progress)

@@ -105,10 +105,13 @@ def resume_run(w: MainWindow) -> bool:
     assert store is not None and st is not None and w.model is not None
     batch = int(store.settings.get("batch_size") or w.toolbar.batch_spin.value())
     w.toolbar.batch_spin.setValue(batch)
+    # The run's own arithmetic too, so resumed scores match the ones already stored.
+    precision = str(store.settings.get("precision") or w.toolbar.precision)
+    w.toolbar.set_precision(precision)
     w._begin(st.size, st.count)
     w.controller.start(
         w.model, None, device=w.toolbar.device_combo.currentText(), batch_size=batch,
-        workers=w.toolbar.workers_spin.value(), resume=store,
+        workers=w.toolbar.workers_spin.value(), resume=store, precision=precision,
     )
     w.statusBar().showMessage(f"Resuming: {st.size - st.count:,} images left (batch size {batch})…")
     return True

@@ -16,6 +16,8 @@ ORGANIZATION = "PatchCore"
 APPLICATION = "PatchCore Inspector"
 MAX_RECENT = 8
 DEVICES = ("auto", "cpu", "cuda")
+#: Run arithmetic (core.model.PRECISION_CHOICES): auto = exact on the CPU, fast on CUDA.
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 class AppSettings:
@@ -116,6 +118,15 @@ class AppSettings:
     @device.setter
     def device(self, value: str) -> None:
         self._qs.setValue("run/device", value)
+
+    @property
+    def precision(self) -> str:
+        value = str(self._qs.value("run/precision", "auto"))
+        return value if value in PRECISIONS else "auto"
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self._qs.setValue("run/precision", value)
 
     @property
     def batch_size(self) -> int:

@@ -13,7 +13,10 @@ from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QToolBar, QToo
 from patchcore_gui.core.datasets import ImageSet
 
 from . import style
-from .settings import DEVICES
+from .settings import DEVICES, PRECISIONS
+
+#: Precision combo texts, in PRECISIONS order.
+PRECISION_LABELS = ("auto", "exact", "fast")
 
 
 class MainToolBar(QToolBar):
@@ -66,6 +69,16 @@ class MainToolBar(QToolBar):
             item.setToolTip("no CUDA device found")
         self.device_combo.setToolTip("auto: CUDA when available, else CPU")
         self.addWidget(self.device_combo)
+        self.precision_combo = QComboBox()
+        for label, value in zip(PRECISION_LABELS, PRECISIONS, strict=True):
+            self.precision_combo.addItem(label, value)
+        self.precision_combo.setToolTip(
+            "exact: float32, the reference's scores (parity path)\n"
+            "fast: bf16 where the hardware has it, and a reduced-dimension candidate search\n"
+            "      whose nearest rows are re-scored exactly (image scores within 1 %)\n"
+            "auto: exact on the CPU, fast on CUDA"
+        )
+        self.addWidget(self.precision_combo)
         self.addWidget(QLabel("Batch"))
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 1024)
@@ -82,8 +95,16 @@ class MainToolBar(QToolBar):
         self.run_action.setVisible(not running)
         self.cancel_action.setVisible(running)
         self.cancel_action.setEnabled(running)
-        for w in (self.device_combo, self.batch_spin, self.workers_spin):
+        for w in (self.device_combo, self.precision_combo, self.batch_spin, self.workers_spin):
             w.setEnabled(not running)
+
+    @property
+    def precision(self) -> str:
+        """The chosen precision: "auto", "fp32" or "bf16"."""
+        return str(self.precision_combo.currentData())
+
+    def set_precision(self, value: str) -> None:
+        self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(value)))
 
     def set_folder(self, path: Path, image_set: ImageSet) -> None:
         """Name the open folder and its image count (known before any run)."""

@@ -21,6 +21,7 @@ def restore_window_state(window: MainWindow) -> None:
         if state is not None:
             splitter.restoreState(state)
     window.toolbar.device_combo.setCurrentText(s.device)
+    window.toolbar.set_precision(s.precision)
     window.toolbar.batch_spin.setValue(s.batch_size)
     window.toolbar.workers_spin.setValue(s.workers)
     window.image_pane.set_opacity(s.overlay_opacity)
@@ -34,6 +35,7 @@ def save_window_state(window: MainWindow) -> None:
     s.set_geometry("splitter", window.splitter.saveState())
     s.set_geometry("right_splitter", window.right_splitter.saveState())
     s.device = window.toolbar.device_combo.currentText()
+    s.precision = window.toolbar.precision
     s.batch_size = window.toolbar.batch_spin.value()
     s.workers = window.toolbar.workers_spin.value()
     s.overlay_opacity = window.image_pane.opacity_slider.value()

@@ -12,6 +12,7 @@ batches, so the batch in flight is finished, emitted and kept.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 import traceback
@@ -22,7 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from patchcore_gui.core.datasets import ImageSet
-from patchcore_gui.core.model import PatchCoreModel, resolve_device
+from patchcore_gui.core.model import PatchCoreModel, resolve_device, resolve_precision
 from patchcore_gui.core.results import BatchResult
 
 from .background import one_line
@@ -43,6 +44,8 @@ class RunRequest:
     run_path: str | None = None
     #: An open run file to resume (only its images not yet done are scored).
     resume: GuardedRunStore | None = None
+    #: "auto", "fp32" (exact) or "bf16" (fast); see core.model.resolve_precision.
+    precision: str = "auto"
 
 
 class PredictWorker(QObject):
@@ -130,7 +133,8 @@ class PredictWorker(QObject):
     def _create_store(self, model: PatchCoreModel, device: str) -> GuardedRunStore | None:
         req = self.request
         assert req.run_path is not None and req.images is not None
-        settings = {"device": device, "batch_size": int(req.batch_size), "num_workers": int(req.workers)}
+        settings = {"device": device, "batch_size": int(req.batch_size), "num_workers": int(req.workers),
+                    "precision": model.precision}
         try:
             Path(req.run_path).parent.mkdir(parents=True, exist_ok=True)
             store = GuardedRunStore.create(req.run_path, req.model, req.images, settings)
@@ -155,13 +159,20 @@ class PredictWorker(QObject):
 
     @staticmethod
     def _model_for_device(req: RunRequest) -> PatchCoreModel:
-        """The request's model when it is on the wanted device, else a copy loaded there."""
+        """The request's model when it has the wanted device and precision, else a copy.
+
+        The window's model is shared read-only (overlays use it), so another device or
+        precision gets its own copy: from the file, or with a copied backbone (switching
+        precision changes the backbone's memory layout in place).
+        """
+        m = req.model
         dev = resolve_device(req.device)
-        if dev == req.model.device:
-            return req.model
-        if req.model.path is None:
-            raise ValueError("this model has no file to load onto another device; save it first")
-        return PatchCoreModel.load(Path(req.model.path), device=dev)
+        if dev == m.device and resolve_precision(req.precision, dev) == m.precision:
+            return m
+        if m.path is not None:
+            return PatchCoreModel.load(Path(m.path), device=dev, precision=req.precision)
+        return PatchCoreModel(m.config, copy.deepcopy(m.extractor), m.bank, m.metadata, device=dev,
+                              precision=req.precision)
 
 
 class RunHandle:

@@ -195,6 +195,28 @@ def test_cancel_then_resume_in_process_matches(model: PatchCoreModel, image_dirs
         assert b.batch_count() == 3
 
 
+def test_resume_keeps_the_runs_precision(model: PatchCoreModel, image_dirs: dict[str, Path], tmp_path: Path) -> None:
+    """A run scored on the fast path resumes only on the fast path (the CLI picks it up from
+    the run when --precision is not given), so resumed scores match the ones stored."""
+    fast = PatchCoreModel.load(model.path, device="cpu", precision="bf16")
+    iset = scan_folder(image_dirs["test"])
+    cancel = threading.Event()
+    part = tmp_path / "fast.sqlite"
+    predict_into_run(fast, iset, part, batch_size=2, cancel=cancel, on_batch=lambda r: cancel.set())
+    with RunStore.open(part, readonly=True) as ro:
+        assert ro.settings["precision"] == "bf16"
+    with pytest.raises(ValueError, match="precision bf16"):
+        predict_into_run(model, None, part, resume=True)  # the exact model
+    from patchcore_gui.cli import main
+
+    assert main(["predict", "--run", str(part), "--resume", "--quiet"]) == 0
+    full = tmp_path / "full.sqlite"
+    predict_into_run(fast, iset, full, batch_size=2)
+    with RunStore.open(full, readonly=True) as a, RunStore.open(part, readonly=True) as b:
+        assert b.status == "finished"
+        assert np.array_equal(a.columns()["score"], b.columns()["score"])
+
+
 def test_resume_refuses_changed_model(model: PatchCoreModel, image_dirs: dict[str, Path], tmp_path: Path) -> None:
     mpath = tmp_path / "m.patchcore"
     mpath.write_bytes(Path(model.path).read_bytes())

@@ -13,6 +13,7 @@ from PySide6.QtGui import QAction, QDropEvent
 from PySide6.QtTest import QTest
 
 from patchcore_gui.core.model import PatchCoreModel
+from patchcore_gui.core.runstore import RunStore
 from patchcore_gui.qt.main_window import MainWindow
 from patchcore_gui.qt.results_model import COL_VERDICT
 from patchcore_gui.qt.results_store import ERROR, NG
@@ -306,6 +307,7 @@ def test_settings_are_remembered(qtbot: object, settings_path: Path, qt_model_pa
     w.toolbar.batch_spin.setValue(3)
     w.toolbar.workers_spin.setValue(2)
     w.toolbar.device_combo.setCurrentText("cpu")
+    w.toolbar.set_precision("bf16")
     w.image_pane.set_opacity(20)
     w.image_pane.set_colormap("viridis")
     w.splitter.setSizes([300, 900, 300])
@@ -316,6 +318,7 @@ def test_settings_are_remembered(qtbot: object, settings_path: Path, qt_model_pa
     assert again.toolbar.batch_spin.value() == 3
     assert again.toolbar.workers_spin.value() == 2
     assert again.toolbar.device_combo.currentText() == "cpu"
+    assert again.toolbar.precision == "bf16" and again.toolbar.precision_combo.currentText() == "fast"
     assert again.image_pane.opacity_slider.value() == 20
     assert again.image_pane.cmap_combo.currentText() == "viridis"
     assert again.splitter.sizes() == sizes
@@ -341,3 +344,26 @@ def test_menus_list_the_commands_with_unique_shortcuts(window: MainWindow) -> No
     # Nothing to resume or export before a run; the reason is on the action.
     assert not window.menus.resume_action.isEnabled() and not window.menus.export_action.isEnabled()
     assert window.menus.resume_action.toolTip() == "no run file is open."
+
+
+def test_fast_precision_run_uses_its_own_model_copy(ready: MainWindow, run_to_end: Callable) -> None:
+    """Choosing "fast" scores with the bf16 path on a copy; the window's (exact) model,
+    which the overlays use, keeps its search and NCHW backbone."""
+    import torch
+
+    w = ready
+    assert run_to_end(w) is False
+    st = w.store
+    assert st is not None
+    exact = st.scores.copy()
+    w.toolbar.set_precision("bf16")
+    assert run_to_end(w) is False
+    st = w.store
+    assert st is not None
+    ok = ~np.isnan(exact)
+    np.testing.assert_allclose(st.scores[ok], exact[ok], rtol=1e-2)
+    assert w.model is not None and w.model.precision == "fp32" and w.model.search.backend == "faiss-cpu"
+    conv = next(m for m in w.model.extractor.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous()  # not switched to channels-last under the window's feet
+    with RunStore.open(w.session.path, readonly=True) as run:
+        assert run.settings["precision"] == "bf16"
