@@ -1,14 +1,17 @@
 """A small embedded demo data set in the MVTec AD layout, cut from a real photograph.
 
-The source is scikit-image's bundled ``brick.png`` (a 512x512 greyscale CC0 photograph
-of a brick wall, shipped inside the scikit-image wheel), so nothing is downloaded.
+The default source is scikit-image's bundled ``brick.png`` (a 512x512 greyscale CC0
+photograph of a brick wall, shipped inside the scikit-image wheel), so nothing is
+downloaded. ``source="gravel"`` or ``source="grass"`` cut the same kind of set from the
+wheel's other two 512x512 greyscale CC0 texture photographs (see :data:`SOURCES`), giving
+further labelled sets for evaluation; the demo itself uses brick.
 Training tiles come from the top ~60 % of the photo's rows and test tiles from the
 bottom ~40 %, so no test pixel was ever seen in training. Three synthetic defect types
-are planted on test tiles:
+are planted on test tiles (the generators only assume an 8-bit grey texture, not brick):
 
 * ``scratch`` - a thin, slightly curved bright or dark line at a random angle;
 * ``stain``   - an irregular blotch of darker or lighter intensity with a soft edge that
-  keeps the brick texture underneath;
+  keeps the texture underneath;
 * ``hole``    - a dark irregular ellipse that replaces the texture.
 
 Every ground-truth mask is exact: a pixel is 255 in the mask if and only if the defect
@@ -38,6 +41,7 @@ from PIL import Image
 __all__ = [
     "DEFECT_TYPES",
     "MARKER",
+    "SOURCES",
     "build_demo_dataset",
     "demo_root",
     "load_source_photo",
@@ -51,6 +55,10 @@ FORMAT_VERSION = 1
 
 #: Defect types planted on test tiles, in the order defect counts are dealt out.
 DEFECT_TYPES: tuple[str, ...] = ("scratch", "stain", "hole")
+
+#: Photographs a set can be cut from: names of 512x512 greyscale texture photos in
+#: ``skimage.data``. The first is the default (the demo's brick wall).
+SOURCES: tuple[str, ...] = ("brick", "gravel", "grass")
 
 #: Fraction of the photo's rows (from the top) that training tiles are cut from.
 TRAIN_FRACTION = 0.6
@@ -79,12 +87,23 @@ def demo_root() -> Path:
     return base / "demo" / "brick"
 
 
-def load_source_photo() -> np.ndarray:
-    """The brick photograph as a 2-D uint8 array (512x512), from scikit-image's wheel."""
-    # Imported lazily: scikit-image is only needed when a demo set is actually built.
-    from skimage.data import brick
+def _check_source(source: str) -> str:
+    """``source`` if it names one of :data:`SOURCES`, else a ValueError."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown demo source {source!r}; expected one of {SOURCES}")
+    return source
 
-    photo = np.asarray(brick())
+
+def load_source_photo(source: str = "brick") -> np.ndarray:
+    """A source photograph (default brick) as a 2-D uint8 array, from scikit-image's wheel.
+
+    ``source`` is one of :data:`SOURCES`; each is a 512x512 greyscale photograph.
+    """
+    _check_source(source)
+    # Imported lazily: scikit-image is only needed when a demo set is actually built.
+    from skimage import data
+
+    photo = np.asarray(getattr(data, source)())
     if photo.ndim == 3:  # defensive: a future release might ship it as RGB
         photo = photo[..., :3].mean(axis=2)
     return np.ascontiguousarray(photo, dtype=np.uint8)
@@ -244,12 +263,21 @@ def plant_defect(
 
 
 def _params(
-    seed: int, tile: int, n_train: int, n_test_good: int, n_test_defect: int
+    seed: int,
+    tile: int,
+    n_train: int,
+    n_test_good: int,
+    n_test_defect: int,
+    source: str = "brick",
 ) -> dict[str, Any]:
-    """The parameters recorded in the marker; a cached set is reused only if they match."""
+    """The parameters recorded in the marker; a cached set is reused only if they match.
+
+    The source is recorded as ``"skimage.data.<name>"``, so brick sets built before the
+    ``source`` option existed still match.
+    """
     return {
         "format_version": FORMAT_VERSION,
-        "source": "skimage.data.brick",
+        "source": f"skimage.data.{_check_source(source)}",
         "seed": int(seed),
         "tile": int(tile),
         "n_train": int(n_train),
@@ -336,10 +364,11 @@ def _write_set(
             emit(f"ground_truth/{kind}/{i:03d}_mask.png", mask)
             crops[rel] = where
 
+    name = str(params["source"]).rsplit(".", 1)[-1]  # "skimage.data.brick" -> "brick"
     marker = {
         "params": params,
         "description": (
-            "PatchCore GUI demo set: tiles of scikit-image's CC0 brick photograph "
+            f"PatchCore GUI demo set: tiles of scikit-image's CC0 {name} photograph "
             f"(train rows 0-{split - 1}, test rows {split}-{photo.shape[0] - 1}) "
             "with synthetic scratch, stain and hole defects."
         ),
@@ -358,8 +387,12 @@ def build_demo_dataset(
     n_train: int = 60,
     n_test_good: int = 20,
     n_test_defect: int = 30,
+    source: str = "brick",
 ) -> Path:
-    """Build (or reuse) the brick demo set in the MVTec AD layout at ``root``.
+    """Build (or reuse) a demo set in the MVTec AD layout at ``root``.
+
+    Tiles are cut from the photograph named by ``source`` (one of :data:`SOURCES`;
+    default brick, the demo's set); any other name raises ``ValueError``.
 
     Layout: ``train/good/NNN.png``, ``test/good/NNN.png``, ``test/<type>/NNN.png`` and
     ``ground_truth/<type>/NNN_mask.png`` for the types in :data:`DEFECT_TYPES`
@@ -378,11 +411,11 @@ def build_demo_dataset(
         raise ValueError(f"tile must be at least {MIN_TILE} pixels, got {tile}")
     if n_train < 1 or n_test_good < 0 or n_test_defect < 0:
         raise ValueError("need n_train >= 1 and non-negative test counts")
-    params = _params(seed, tile, n_train, n_test_good, n_test_defect)
+    params = _params(seed, tile, n_train, n_test_good, n_test_defect, source)
     if _is_complete(root, params):
         return root
 
-    photo = load_source_photo()
+    photo = load_source_photo(source)
     test_rows = photo.shape[0] - round(photo.shape[0] * TRAIN_FRACTION)
     if tile > test_rows or tile > photo.shape[1]:
         raise ValueError(f"tile {tile} does not fit the photo's test region ({test_rows} rows)")

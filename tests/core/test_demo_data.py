@@ -1,4 +1,5 @@
-"""Tests for patchcore_gui.core.demo_data: the embedded brick demo set in MVTec layout."""
+"""Tests for patchcore_gui.core.demo_data: the embedded brick demo set (and its gravel and
+grass variants) in MVTec layout."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from patchcore_gui.core import demo_data
 from patchcore_gui.core.demo_data import (
     DEFECT_TYPES,
     MARKER,
+    SOURCES,
     TRAIN_FRACTION,
     build_demo_dataset,
     demo_root,
@@ -188,7 +190,7 @@ def test_second_call_is_a_noop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     before = {p: p.stat().st_mtime_ns for p in root.rglob("*")}
     inode = root.stat().st_ino
 
-    def no_rebuild() -> np.ndarray:
+    def no_rebuild(*_args: object, **_kwargs: object) -> np.ndarray:
         raise AssertionError("a complete cached set must not be rebuilt")
 
     # The cache check must come before any work, not just before the final rename.
@@ -290,3 +292,87 @@ def test_demo_root_honours_environment(tmp_path: Path, monkeypatch: pytest.Monke
     # Only a path is computed; nothing is created.
     assert not any(tmp_path.iterdir())
     assert not os.path.exists(tmp_path / "home")
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def test_sources_are_distinct_real_photographs() -> None:
+    assert SOURCES == ("brick", "gravel", "grass")
+    photos = {name: load_source_photo(name) for name in SOURCES}
+    np.testing.assert_array_equal(photos["brick"], load_source_photo())
+    for name, photo in photos.items():
+        assert photo.shape == (512, 512), name
+        assert photo.dtype == np.uint8, name
+        assert photo.std() > 10, name
+    assert not np.array_equal(photos["gravel"], photos["brick"])
+    assert not np.array_equal(photos["grass"], photos["brick"])
+    assert not np.array_equal(photos["gravel"], photos["grass"])
+
+
+def test_default_brick_params_are_unchanged(tmp_path: Path) -> None:
+    """Existing cached demo sets must stay valid: the default marker params are fixed."""
+    root = build_demo_dataset(tmp_path / "set", **SMALL)
+    params = json.loads((root / MARKER).read_text())["params"]
+    assert params == {
+        "format_version": 1,
+        "source": "skimage.data.brick",
+        "seed": 0,
+        "tile": TILE,
+        "n_train": 3,
+        "n_test_good": 2,
+        "n_test_defect": 3,
+        "defect_types": ["scratch", "stain", "hole"],
+        "image_mode": "L",
+    }
+    # Naming brick explicitly is the same set, byte for byte.
+    named = build_demo_dataset(tmp_path / "named", source="brick", **SMALL)
+    assert _all_files(named) == _all_files(root)
+
+
+@pytest.mark.parametrize("source", ["gravel", "grass"])
+def test_other_source_builds_an_exact_mvtec_set(tmp_path: Path, source: str) -> None:
+    root = build_demo_dataset(tmp_path / source, source=source, **SMALL)
+    marker = json.loads((root / MARKER).read_text())
+    assert marker["params"]["source"] == f"skimage.data.{source}"
+    assert source in marker["description"]
+    assert len(_pngs(root / "train" / "good")) == 3
+    assert len(_pngs(root / "test" / "good")) == 2
+    for kind in DEFECT_TYPES:
+        assert _pngs(root / "ground_truth" / kind) == [
+            n.replace(".png", "_mask.png") for n in _pngs(root / "test" / kind)
+        ]
+    # Tiles are cut from that photograph (not brick) and the masks are exact on it too.
+    photo = load_source_photo(source)
+    for rel, where in marker["crops"].items():
+        img = _read(root / rel).astype(int)
+        clean = _clean_crop(photo, where).astype(int)
+        if rel.split("/")[1] == "good":
+            np.testing.assert_array_equal(img, clean, err_msg=rel)
+            continue
+        mask = root / "ground_truth" / rel.removeprefix("test/").replace(".png", "_mask.png")
+        inside = _read(mask) > 0
+        np.testing.assert_array_equal(img[~inside], clean[~inside], err_msg=rel)
+        assert np.abs(img[inside] - clean[inside]).mean() > 20, rel
+    # Same seed and counts as a brick set, but every image differs.
+    brick = _all_files(build_demo_dataset(tmp_path / "brick", **SMALL))
+    other = _all_files(root)
+    assert brick.keys() == other.keys()
+    assert all(brick[k] != other[k] for k in brick if k.startswith(("train/", "test/")))
+
+
+def test_changing_source_rebuilds_a_cached_set(tmp_path: Path) -> None:
+    root = build_demo_dataset(tmp_path / "set", **SMALL)
+    first = _all_files(root)
+    build_demo_dataset(root, source="gravel", **SMALL)
+    assert json.loads((root / MARKER).read_text())["params"]["source"] == "skimage.data.gravel"
+    assert _all_files(root) != first
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
+
+
+def test_unknown_source_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown demo source 'camera'"):
+        build_demo_dataset(tmp_path / "set", source="camera", **SMALL)
+    with pytest.raises(ValueError, match="unknown demo source"):
+        load_source_photo("Brick")
+    assert list(tmp_path.iterdir()) == []
