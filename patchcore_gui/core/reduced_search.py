@@ -109,7 +109,8 @@ class ReducedBoundSearch:
             below = lb < limit[:, None]
             # Features without low-rank structure give loose bounds and so many rows to
             # re-score that an exact search of those queries is cheaper: cap the work.
-            heavy = below.sum(dim=1) > self.max_rescore
+            # (A bool sum converts to int64 first: 25x slower than summing the bytes.)
+            heavy = below.view(torch.uint8).sum(dim=1, dtype=torch.int32) > self.max_rescore
             if bool(heavy.any()):
                 below[heavy] = False
                 hq = torch.nonzero(heavy)[:, 0]
