@@ -88,6 +88,8 @@ class ImagePane(QWidget):
         self.heat_rgba: np.ndarray | None = None
         self.region_mask: np.ndarray | None = None
         self.gt_mask: np.ndarray | None = None
+        #: What the region layer shows: (map, pixel threshold, colour); redrawn on a change only.
+        self._region_drawn: tuple[np.ndarray, float, int] | None = None
         self._build()
         self.clear()
 
@@ -240,6 +242,7 @@ class ImagePane(QWidget):
         """Show the placeholder (with ``message`` if given)."""
         self._info = None
         self.current_map = self.heat_rgba = self.region_mask = self.gt_mask = None
+        self._region_drawn = None
         for item in (self.base_item, self.heat_item, self.region_item, self.gt_item):
             item.clear()
         self.placeholder.setText(message or EMPTY_HINT)
@@ -253,6 +256,13 @@ class ImagePane(QWidget):
 
     def show_image(self, info: ImageInfo) -> None:
         """Display one image with its overlays."""
+        if self._showing(info):
+            # The same image again (the table re-selects it after a threshold move
+            # changed its rows): pixels, maps and overlays stand, and an unreadable file
+            # is not read again; only the header may change.
+            self._info = info
+            self._update_header()
+            return
         # Stepping through images of one size keeps the zoom (inspect the same spot on
         # each part); a different size, or nothing shown before, fits the view.
         old_shape = None if self.base_item.image is None else self.base_item.image.shape[:2]
@@ -288,6 +298,21 @@ class ImagePane(QWidget):
             self.fit()
         self._update_header()
 
+    def _showing(self, info: ImageInfo) -> bool:
+        """True when ``info``'s image (or why it cannot be shown) is on screen already."""
+        old = self._info  # set while an image, or its load error, is shown
+        if old is None:
+            return False
+        same_score = old.score == info.score or (math.isnan(old.score) and math.isnan(info.score))
+        # (run key, index) identifies an image's map (see the map cache); the rest guards
+        # against a folder reopened under the same key.
+        return (
+            same_score
+            and (old.key, old.index, old.path, old.mask_path, old.error, old.truth, old.name)
+            == (info.key, info.index, info.path, info.mask_path, info.error, info.truth, info.name)
+            and (old.grid is None) == (info.grid is None)
+        )
+
     def fit(self) -> None:
         """Zoom so the whole image is visible."""
         if self.base_item.image is not None:
@@ -317,17 +342,34 @@ class ImagePane(QWidget):
         self.colorbar.set_scale(self._lut, (lo, hi), (lo + hi) / 2)
 
     def _render_region(self) -> None:
+        """Outline of the map above the pixel threshold, NG-red when the image is NG.
+
+        Called on every image-threshold move, which can only change the colour. The
+        outline (an erosion of a full-resolution mask, ~10 ms at 1024 x 1024) is redone
+        when the map or the pixel threshold changes; the layer is a 0/1 image coloured
+        through a lookup table, so a verdict flip swaps the table, not the pixels.
+        """
         amap = self.current_map
         t = self._pixel_threshold if math.isfinite(self._pixel_threshold) else sum(self.levels) / 2
         if amap is None:
             self.region_mask = None
+            self._region_drawn = None
             self.region_item.clear()
+            return
+        color = style.NG_COLOR if self._verdict() == NG else style.CONTOUR_COLOR
+        drawn = self._region_drawn
+        if drawn is not None and drawn[0] is amap and drawn[1] == t:
+            if drawn[2] != color.rgba():
+                self.region_item.setLookupTable(overlay.mask_lut(_rgb(color)))
+                self._region_drawn = (amap, t, color.rgba())
             return
         with np.errstate(invalid="ignore"):
             self.region_mask = amap > t
         h, w = amap.shape
-        color = style.NG_COLOR if self._verdict() == NG else style.CONTOUR_COLOR
-        self.region_item.setImage(overlay.outline_rgba(self.region_mask, _rgb(color), overlay.line_thickness(w, h)))
+        edge = overlay.outline(self.region_mask, overlay.line_thickness(w, h))
+        lut = overlay.mask_lut(_rgb(color))
+        self.region_item.setImage(edge.view(np.uint8), autoLevels=False, levels=None, lut=lut)
+        self._region_drawn = (amap, t, color.rgba())
 
     def _verdict(self) -> int:
         info = self._info

@@ -1,8 +1,9 @@
 """Ground-truth metrics: ROC with the operating point, confusion matrix, precision/recall/F1.
 
 Shown only when the folder's layout gives labels. The ROC curve is recomputed when
-results arrive; moving the threshold only moves the operating point and recounts the
-confusion matrix (vectorised, a few ms at 100k images). The two buttons propose a
+results arrive (its drawn copy decimated); moving the threshold only moves the operating
+point and recounts the confusion matrix (two binary searches in the scores sorted per
+class when they arrive, microseconds at 100k images). The two buttons propose a
 threshold (best F1, or a false-reject-rate limit on good images) and hand it to the
 window, which applies it like any other threshold move.
 """
@@ -45,6 +46,14 @@ def decimate_curve(x: np.ndarray, y: np.ndarray, resolution: int = 1000) -> tupl
     return x[keep], y[keep]
 
 
+def precision_recall_f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """``metrics.precision_recall_f1`` from the counts: a zero denominator gives 0.0."""
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    return float(precision), float(recall), float(f1)
+
+
 class MetricsPanel(QWidget):
     """Tabs "ROC" and "Confusion"; emits ``threshold_proposed`` from its buttons."""
 
@@ -58,6 +67,9 @@ class MetricsPanel(QWidget):
         self.auroc = math.nan
         self.confusion: dict[str, int] = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
         self.prf = (0.0, 0.0, 0.0)
+        self._good_sorted = self._defect_sorted = np.empty(0)
+        #: Where the operating-point marker is drawn (None: not drawn).
+        self._op: tuple[float, float] | None = None
         self._build()
 
     def _build(self) -> None:
@@ -151,28 +163,43 @@ class MetricsPanel(QWidget):
         """New results: recompute the ROC curve and AUROC, then the operating point."""
         self._scores = np.asarray(scores, dtype=np.float64)
         self._labels = np.asarray(labels)
+        # The images ``metrics.confusion`` counts (known label, finite score), sorted per
+        # class: a threshold move then counts them with two binary searches.
+        y = np.asarray(self._labels, dtype=np.float64)
+        known = ~np.isnan(self._scores) & (y >= 0)
+        self._good_sorted = np.sort(self._scores[known & (y == 0)])
+        self._defect_sorted = np.sort(self._scores[known & (y > 0)])
         fpr, tpr, _ = metrics.roc_curve(self._scores, self._labels)
         if np.all(np.isfinite(fpr)) and np.all(np.isfinite(tpr)):
             self.roc_curve.setData(*decimate_curve(fpr, tpr))
         else:
             self.roc_curve.setData([], [])
         self.auroc = metrics.auroc(self._scores, self._labels)
+        self._op = None
         self.set_threshold(threshold)
 
     def set_threshold(self, threshold: float) -> None:
-        """Operating point, confusion matrix and P/R/F1 at ``threshold`` (NG when score > t)."""
-        c = metrics.confusion(self._scores, self._labels, threshold)
+        """Operating point, confusion matrix and P/R/F1 at ``threshold`` (NG when score > t).
+
+        The counts are ``metrics.confusion``'s and P/R/F1 ``metrics.precision_recall_f1``'s
+        (a test holds them equal), taken from the sorted scores: ~10 us instead of ~2 ms
+        of 100k comparisons on every threshold move.
+        """
+        good, defect = self._good_sorted, self._defect_sorted
+        fp = len(good) - int(np.searchsorted(good, threshold, side="right"))
+        tp = len(defect) - int(np.searchsorted(defect, threshold, side="right"))
+        c = {"tp": tp, "fp": fp, "tn": len(good) - fp, "fn": len(defect) - tp}
         self.confusion = c
         for key, cell in self.cells.items():
             cell.setText(f"{c[key]:,}")
-        self.prf = metrics.precision_recall_f1(self._scores, self._labels, threshold)
+        self.prf = precision_recall_f1(tp, fp, c["fn"])
         p, r, f1 = self.prf
         self.prf_label.setText(f"precision {p:.3f}    recall {r:.3f}    F1 {f1:.3f}")
-        n_good, n_bad = c["tn"] + c["fp"], c["tp"] + c["fn"]
-        if n_good and n_bad:
-            self.op_point.setData([c["fp"] / n_good], [c["tp"] / n_bad])
-        else:
-            self.op_point.setData([], [])
+        n_good, n_bad = len(good), len(defect)
+        op = (fp / n_good, tp / n_bad) if n_good and n_bad else None
+        if op != self._op:  # the marker moves only when a count changes
+            self._op = op
+            self.op_point.setData(*(([op[0]], [op[1]]) if op else ([], [])))
         au = "—" if math.isnan(self.auroc) else f"{self.auroc:.4f}"
         self.summary_label.setText(f"AUROC {au}  ·  F1 {f1:.3f}  ·  {n_good:,} good / {n_bad:,} defect")
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QColor, QIcon
 
 from . import style
 from .results_store import ERROR, NG, OK, OP_NG, OP_NONE, OP_OK, VERDICT_WORDS, ResultStore
@@ -31,8 +32,30 @@ OPERATOR_TEXT = {OP_NONE: "", OP_OK: "✓ OK", OP_NG: "✓ NG"}
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 _CENTER = int(Qt.AlignmentFlag.AlignCenter)
 _LEFT = int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+#: Cell alignment per column.
+ALIGNMENTS = (_LEFT, _RIGHT, _RIGHT, _CENTER, _LEFT, _CENTER)
+
+# Qt's own delegate asks data() once per role (7) for every cell it paints, so the roles
+# are plain ints and the flags one precomputed value: looking up and combining Qt's
+# Python enums on every call was about half of a table repaint. (The results view
+# paints from ``cell()`` instead; data() still serves the focused cell, tests, tooltips.)
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_BACKGROUND = int(Qt.ItemDataRole.BackgroundRole)
+_DECORATION = int(Qt.ItemDataRole.DecorationRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_USER = int(Qt.ItemDataRole.UserRole)
+#: The roles data() answers; the delegate's others (font, check state...) return at once.
+_SERVED_ROLES = frozenset((_DISPLAY, _ALIGNMENT, _FOREGROUND, _BACKGROUND, _DECORATION, _TOOLTIP, _USER))
+#: Roles answered from ``cell()``: position in its tuple.
+_CELL_PARTS = {_DISPLAY: 0, _FOREGROUND: 1, _BACKGROUND: 2, _DECORATION: 3}
+_ITEM_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+_NO_FLAGS = Qt.ItemFlag.NoItemFlags
 
 Index = QModelIndex | QPersistentModelIndex
+#: A cell as ``ResultsTableModel.cell`` gives it: text, text colour, background tint, marker icon.
+Cell = tuple[str, QColor | None, QColor | None, QIcon | None]
 
 
 class ResultsTableModel(QAbstractTableModel):
@@ -50,6 +73,9 @@ class ResultsTableModel(QAbstractTableModel):
         self._search_mask: np.ndarray | None = None
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
+        #: All published images in the sort order, and what it was computed for.
+        self._ordered: np.ndarray | None = None
+        self._ordered_for: tuple[int, int, Qt.SortOrder] | None = None
         self._icons = {code: style.dot_icon(style.verdict_color(code)) for code in (OK, NG, ERROR)}
         self._tints = {OK: style.OK_TINT, NG: style.NG_TINT, ERROR: style.ERROR_TINT}
 
@@ -82,6 +108,7 @@ class ResultsTableModel(QAbstractTableModel):
         self.beginResetModel()
         self._store = store
         self._published = 0
+        self._ordered = self._ordered_for = None
         self._rows = np.empty(0, dtype=np.int64)
         self._search_mask = store.search_mask(self._search) if store is not None else None
         self.endResetModel()
@@ -200,12 +227,34 @@ class ResultsTableModel(QAbstractTableModel):
         key = np.where(np.isnan(key), np.inf, key)
         return idx[np.argsort(key, kind="stable")]
 
+    def _in_order(self) -> np.ndarray:
+        """All published images in the current sort order (by name, score or truth).
+
+        Kept until rows arrive or the sort changes: filtering it keeps the order (the
+        argsort is stable), so a threshold move under a verdict filter costs a mask
+        instead of a fresh argsort of the rows (~3 ms at 100k). The verdict and review
+        columns sort by keys that change without either, so ``_refilter`` sorts them afresh.
+        """
+        st = self._store
+        assert st is not None
+        base = st.order[: self._published]
+        if self._sort_column < 0:
+            return base
+        key = (self._published, self._sort_column, self._sort_order)
+        if self._ordered is None or self._ordered_for != key:
+            self._ordered, self._ordered_for = self._sorted(base), key
+        return self._ordered
+
     def _refilter(self) -> None:
         st = self._store
         if st is None:
             return
-        base = st.order[: self._published]
-        rows = self._sorted(base[self._visible_mask(base)])
+        if self._sort_column in (COL_VERDICT, COL_OPERATOR):
+            base = st.order[: self._published]
+            rows = self._sorted(base[self._visible_mask(base)])
+        else:
+            ordered = self._in_order()
+            rows = ordered[self._visible_mask(ordered)]
         self.beginResetModel()
         self._rows = rows
         self.endResetModel()
@@ -228,6 +277,13 @@ class ResultsTableModel(QAbstractTableModel):
         self.layoutChanged.emit()
 
     # ------------------------------------------------------------------ Qt model API
+    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:  # noqa: B008
+        # The view asks for every painted cell; Qt's own version calls back into Python
+        # twice (rowCount and columnCount) to check the range.
+        if 0 <= row < len(self._rows) and 0 <= column < len(COLUMNS) and not parent.isValid():
+            return self.createIndex(row, column)
+        return QModelIndex()
+
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
@@ -246,42 +302,50 @@ class ResultsTableModel(QAbstractTableModel):
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        return _ITEM_FLAGS if index.isValid() else _NO_FLAGS
 
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+    def data(self, index: Index, role: int = _DISPLAY) -> Any:
+        if role not in _SERVED_ROLES:
+            return None
+        row, col = index.row(), index.column()  # -1 for an invalid index
+        part = _CELL_PARTS.get(role)
+        if part is not None:
+            cell = self.cell(row, col)
+            return None if cell is None else cell[part]
         st = self._store
-        if st is None or not index.isValid():
+        if st is None or not 0 <= row < len(self._rows):
             return None
-        row, col = index.row(), index.column()
-        if not 0 <= row < len(self._rows):
-            return None
+        if role == _ALIGNMENT:
+            return ALIGNMENTS[col] if 0 <= col < len(ALIGNMENTS) else None
         i = int(self._rows[row])
-        if role == Qt.ItemDataRole.DisplayRole:
-            return self._display(st, i, col)
-        if role == Qt.ItemDataRole.TextAlignmentRole:
-            return _RIGHT if col in (COL_SCORE, COL_NORM) else (_CENTER if col in (COL_VERDICT, COL_OPERATOR) else _LEFT)
-        if col == COL_VERDICT:
-            code = self._code(st, i)
-            if role == Qt.ItemDataRole.ForegroundRole:
-                return style.verdict_color(code)
-            if role == Qt.ItemDataRole.BackgroundRole:
-                return self._tints.get(code)
-            if role == Qt.ItemDataRole.DecorationRole:
-                return self._icons.get(code)
-        if col == COL_OPERATOR and role == Qt.ItemDataRole.ForegroundRole:
-            op = int(st.operator[i])
-            return style.verdict_color(OK if op == OP_OK else NG) if op else None
-        if role == Qt.ItemDataRole.ToolTipRole:
+        if role == _TOOLTIP:
             if col == COL_OPERATOR and st.operator[i]:
                 return f"{OPERATOR_TEXT[int(st.operator[i])][2:]} confirmed by the operator"
             if i in st.errors:
                 return f"{st.paths[i]}\n{st.errors[i]}"
             return st.paths[i] if col == COL_FILE else None
-        if role == Qt.ItemDataRole.UserRole:
+        if role == _USER:
             return i
         return None
+
+    def cell(self, row: int, col: int) -> Cell | None:
+        """What table cell (``row``, ``col``) shows: text, text colour, background, marker.
+
+        The display, foreground, background and decoration roles of data() in one call
+        (None outside the table); the table's delegate paints from this directly.
+        """
+        st = self._store
+        if st is None or not 0 <= row < len(self._rows) or not 0 <= col < len(COLUMNS):
+            return None
+        i = int(self._rows[row])
+        if col == COL_VERDICT:
+            code = self._code(st, i)
+            return VERDICT_WORDS[code], style.verdict_color(code), self._tints.get(code), self._icons.get(code)
+        if col == COL_OPERATOR:
+            op = int(st.operator[i])
+            color = style.verdict_color(OK if op == OP_OK else NG) if op else None
+            return OPERATOR_TEXT.get(op, ""), color, None, None
+        return self._display(st, i, col), None, None, None
 
     def _code(self, st: ResultStore, i: int) -> int:
         s = float(st.scores[i])

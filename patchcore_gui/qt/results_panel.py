@@ -12,12 +12,12 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
 
 from .results_model import COL_FILE, ResultsTableModel
+from .results_view import ResultsDelegate, ResultsView
 
 _FILTER_BUTTONS = (
     ("all", "All", "Every scored image"),
@@ -97,8 +97,10 @@ class ResultsPanel(QWidget):
         srow.addWidget(self.review_combo)
         lay.addLayout(srow)
 
-        self.view = QTableView()
+        self.view = ResultsView()
         self.view.setModel(model)
+        # Paints the cells straight from the model's columns (the same look): see results_view.
+        self.view.setItemDelegate(ResultsDelegate(model, self.view))
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         # Arrival order until the user clicks a header (indicator first: enabling

@@ -44,6 +44,8 @@ class ResultStore:
         self.name_rank = np.empty(n, dtype=np.int64)
         self.name_rank[np.argsort(np.array(self.names_lower, dtype=object), kind="stable")] = np.arange(n)
         self.labels = np.asarray(image_set.labels, dtype=np.int8)
+        # Asked on every threshold move; the labels come with the folder and stay.
+        self._has_labels = bool(np.any(self.labels >= 0))
         self.types: list[str] = list(image_set.defect_types)
         self.mask_paths = list(image_set.mask_paths)
         self.scores = np.full(n, np.nan, dtype=np.float32)
@@ -68,7 +70,7 @@ class ResultStore:
     @property
     def has_labels(self) -> bool:
         """True when at least one image has a known good/defect label."""
-        return bool(np.any(self.labels >= 0))
+        return self._has_labels
 
     def add(self, indices: np.ndarray, scores: np.ndarray, grids: np.ndarray, errors: list[str]) -> None:
         """Store one batch (indices into the folder's image list)."""

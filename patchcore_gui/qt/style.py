@@ -97,9 +97,12 @@ def apply_style(app: QApplication) -> None:
     app.setStyleSheet(STYLE_SHEET)
 
 
+_VERDICT_COLORS = {0: OK_COLOR, 1: NG_COLOR, 2: ERROR_COLOR}
+
+
 def verdict_color(code: int) -> QColor:
     """Colour of a verdict code (see ``results_store``: 0 OK, 1 NG, 2 error, else pending)."""
-    return {0: OK_COLOR, 1: NG_COLOR, 2: ERROR_COLOR}.get(int(code), UNKNOWN_COLOR)
+    return _VERDICT_COLORS.get(int(code), UNKNOWN_COLOR)
 
 
 def _canvas(size: int = 32) -> tuple[QPixmap, QPainter]:

@@ -140,6 +140,28 @@ def test_threshold_change_updates_verdicts_norm_and_filter(filled: Callable) -> 
     assert float(model.data(model.index(row, COL_NORM))) == pytest.approx(store.scores[i] / 4.0, abs=1e-3)
 
 
+@pytest.mark.parametrize("col", [COL_FILE, COL_SCORE, COL_TRUTH, COL_VERDICT])
+def test_filtered_rows_keep_the_sort_order_as_rows_arrive(synthetic: Callable, col: int) -> None:
+    """Threshold moves filter a kept sorted order: it must equal sorting the filtered rows."""
+    image_set, scores, grids, errors = synthetic(900)
+    store = ResultStore(image_set)
+    model = ResultsTableModel()
+    model.set_store(store)
+    model.sort(col, Qt.SortOrder.DescendingOrder)
+    model.set_filter("ng")
+    order = np.random.default_rng(4).permutation(900)
+    for start in (0, 300, 600):  # rows arrive between threshold moves
+        idx = order[start : start + 300]
+        store.add(idx, scores[idx], grids[idx], [errors[i] for i in idx])
+        model.publish()
+        for t in (4.0, 7.5, 5.0):
+            model.set_threshold(t)
+            base = store.order[: store.count]
+            kept = base[store.filter_mask(base, "ng", t)]
+            np.testing.assert_array_equal(model.rows, model._sorted(kept))
+            assert model.rowCount() == int(np.sum(store.scores[base] > t))
+
+
 def test_search_is_case_insensitive_substring(filled: Callable) -> None:
     model, store = filled(300)
     model.set_search("BAD/IMG_0000")
