@@ -19,6 +19,17 @@ from .settings import DEVICES, PRECISIONS
 PRECISION_LABELS = ("auto", "exact", "fast")
 
 
+def device_combo() -> QComboBox:
+    """A combo of DEVICES with "cuda" disabled (and saying why) when no CUDA device exists."""
+    combo = QComboBox()
+    combo.addItems(DEVICES)
+    if not torch.cuda.is_available():
+        item = combo.model().item(DEVICES.index("cuda"))  # type: ignore[attr-defined]
+        item.setEnabled(False)
+        item.setToolTip("no CUDA device found")
+    return combo
+
+
 class MainToolBar(QToolBar):
     """Actions and run options; the window connects the actions and reads the options."""
 
@@ -61,14 +72,10 @@ class MainToolBar(QToolBar):
         self.cancel_action.setVisible(False)
 
         self.addWidget(QLabel("Device"))
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
-        if not torch.cuda.is_available():
-            item = self.device_combo.model().item(DEVICES.index("cuda"))  # type: ignore[attr-defined]
-            item.setEnabled(False)
-            item.setToolTip("no CUDA device found")
+        self.device_combo = device_combo()
         self.device_combo.setToolTip("auto: CUDA when available, else CPU")
         self.addWidget(self.device_combo)
+        self.addWidget(QLabel("Precision"))
         self.precision_combo = QComboBox()
         for label, value in zip(PRECISION_LABELS, PRECISIONS, strict=True):
             self.precision_combo.addItem(label, value)

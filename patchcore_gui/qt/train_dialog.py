@@ -13,13 +13,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QSpinBox, QWidget
 
 from .dialogs import MODEL_FILTER, PathField
-from .settings import DEVICES
 from .task_dialog import TaskDialog
+from .toolbar import device_combo
 
 WEIGHTS_FILTER = "PyTorch weights (*.pth *.pt *.bin *.safetensors);;All files (*)"
 _STAGES = {
@@ -110,12 +109,7 @@ class TrainDialog(TaskDialog):
         self.holdout_spin.setSuffix(" %")
         self.holdout_spin.setToolTip("Good images held out to calibrate the threshold (0: no threshold)")
         self.form.addRow("Hold-out", self.holdout_spin)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(DEVICES)
-        if not torch.cuda.is_available():
-            item = self.device_combo.model().item(DEVICES.index("cuda"))  # type: ignore[attr-defined]
-            item.setEnabled(False)
-            item.setToolTip("no CUDA device found")
+        self.device_combo = device_combo()
         self.form.addRow("Device", self.device_combo)
         self.output_field = PathField("save", "Save the model as", MODEL_FILTER, "model file (.patchcore)")
         self.form.addRow("Save model as", self.output_field)
