@@ -12,6 +12,7 @@ and the official code's steps re-implemented (its code cannot be fetched here; s
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import sys
@@ -73,7 +74,10 @@ def main() -> None:
           f"{args.images} PNG images, device {args.device}")
     per_image: dict[str, float] = {}
     scores: dict[str, np.ndarray] = {}
-    models = {prec: PatchCoreModel(cfg, ext, bank, {}, device=args.device, precision=prec) for prec in args.precision}
+    # Each path gets its own backbone copy: the fast path switches its backbone to
+    # channels-last in place, and the exact path, floor and official steps must stay NCHW.
+    models = {prec: PatchCoreModel(cfg, copy.deepcopy(ext), bank, {}, device=args.device, precision=prec)
+              for prec in args.precision}
     for m in models.values():
         list(iter_predict(m, paths[: args.batch_size], batch_size=args.batch_size))  # warm-up
     floors: list[tuple[float, float]] = []
