@@ -44,6 +44,10 @@ class TaskDialog(QDialog):
         self.setWindowTitle(title)
         self.setMinimumWidth(620)
         self.task: BackgroundTask | None = None
+        # Busy from ``run_task`` until the job's outcome is delivered here. Not the
+        # thread's state: the thread is still winding down for a moment after its
+        # result arrives, and a Start pressed in that moment must not be refused.
+        self._busy = False
         self.last_message = ""
         self._describe: Callable[[BaseException], str] = one_line
         self.outer = QVBoxLayout(self)
@@ -94,11 +98,12 @@ class TaskDialog(QDialog):
         raise NotImplementedError
 
     def is_running(self) -> bool:
-        return self.task is not None and self.task.is_running()
+        """True from ``run_task`` until the job's outcome (success, failure, cancel) arrives."""
+        return self._busy
 
     def cancel(self) -> None:
         """Ask the job to stop; the dialog reports "cancelled" when it has."""
-        if self.task is not None and self.task.is_running():
+        if self.task is not None and self._busy:
             self.task.cancel()
             self.cancel_button.setEnabled(False)
             self.set_status("Cancelling…")
@@ -118,6 +123,9 @@ class TaskDialog(QDialog):
     def run_task(self, fn: Job, name: str, busy_text: str) -> bool:
         if self.is_running():
             return False
+        if self.task is not None:
+            # The previous job has delivered its outcome; its thread is only quitting.
+            self.task.thread.wait(10_000)
         self.task = BackgroundTask(fn, name, self._describe, parent=self)
         self.task.progressed.connect(self._on_progress)
         self.task.succeeded.connect(self._on_succeeded)
@@ -152,6 +160,7 @@ class TaskDialog(QDialog):
 
     # ------------------------------------------------------------------ internals
     def _set_busy(self, busy: bool) -> None:
+        self._busy = busy
         self.set_form_enabled(not busy)
         self.start_button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
