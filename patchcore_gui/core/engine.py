@@ -242,8 +242,11 @@ def extract_features(
     shell.config, shell.extractor, shell.device = model_cfg, extractor, device
     shell.precision = precision
     shell._bf16_backbone = precision == "bf16" and bf16_native(device)
+    shell._fast_extractor = None
     if precision == "bf16":
-        extractor.to(memory_format=torch.channels_last)
+        from .fusion import fold_batchnorm
+
+        shell._fast_extractor = (fold_batchnorm(extractor) or extractor).to(memory_format=torch.channels_last)
     loader = make_loader(ImageDataset(paths, model_cfg.preprocess), batch_size, num_workers, device)
     chunks: list[torch.Tensor] = []
     ok_paths: list[str] = []

@@ -140,19 +140,25 @@ class PatchCoreModel:
         """Choose the search and backbone arithmetic for ``self.precision`` on this device.
 
         fp32: the exact path (faiss IndexFlatL2 on the CPU), what parity is checked on.
-        bf16: channels-last backbone in bfloat16 where the hardware computes it natively
+        bf16: channels-last backbone with its batch norms folded into the convolutions
+        (``fusion.fold_batchnorm``), in bfloat16 where the hardware computes it natively
         (CUDA, or a CPU with AVX-512 BF16 / AMX; elsewhere bf16 is emulated and slower,
         so the backbone stays float32), and a candidate search in a 128-d principal
         subspace whose candidates are re-scored exactly in float32.
         """
         self._bf16_backbone = self.precision == "bf16" and bf16_native(self.device)
         if self.precision == "bf16":
+            from .fusion import fold_batchnorm
             from .reduced_search import ReducedBoundSearch
 
             self.search = ReducedBoundSearch(self.bank, self.device)
-            self.extractor = self.extractor.to(memory_format=torch.channels_last)
+            # A batch-norm-folded copy where the backbone allows it (the original stays
+            # for saving and for the exact path); otherwise the backbone itself.
+            self._fast_extractor = (fold_batchnorm(self.extractor) or self.extractor).to(
+                memory_format=torch.channels_last)
         else:
             self.search = NearestNeighbourSearch(self.bank, self.device)
+            self._fast_extractor = None
             # Channels-last convolutions round differently; the exact path is NCHW.
             self.extractor = self.extractor.to(memory_format=torch.contiguous_format)
 
@@ -220,14 +226,16 @@ class PatchCoreModel:
     def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Patch features (B, h*w, D) on the model's device, and the grid shape."""
         x = images.to(self.device, torch.float32, non_blocking=True)
-        if self.precision == "bf16":
+        backbone = self.extractor
+        if self._fast_extractor is not None:
+            backbone = self._fast_extractor
             x = x.contiguous(memory_format=torch.channels_last)
         if self._bf16_backbone:
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
-                feats = self.extractor(x)
+                feats = backbone(x)
             feats = {k: v.float() for k, v in feats.items()}
         else:
-            feats = self.extractor(x)
+            feats = backbone(x)
         return embed([feats[lay].contiguous() for lay in self.config.layers], self.config.embedding)
 
     @torch.no_grad()

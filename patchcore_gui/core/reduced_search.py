@@ -22,6 +22,13 @@ worst case costs about an exact search, never more.
 
 Queries are processed in blocks so that the bound block stays in the CPU cache while it
 is reduced (a 784 x 16k float32 matrix is 51 MB; a block of ~200 rows is 13 MB).
+
+On the CPU with k = 1 (PatchCore's score) the bound block is computed bank-major,
+(bank rows x queries): MKL runs that tall, narrow product about 1.7 x faster than the
+query-major one. Its first candidates are the rows at each query's minimum bound
+(``amin`` is vectorised; ``topk`` and ``argmin`` along the bank are not), and the rows
+left below the bound are found in a packed bitmap (8 mask bytes per int64 word, so the
+``nonzero`` scan reads an eighth of the elements).
 """
 
 from __future__ import annotations
@@ -57,7 +64,10 @@ class ReducedBoundSearch:
         self.axes = vecs[:, -self.rank:].flip(1).to(torch.float32).contiguous()  # (D, r)
         aug = self._augment(centred)  # (N, r + 1)
         # Bound minus the query constant = [q', e_q, 1] . [-2 b', -2 e_b, ||[b', e_b]||^2].
-        self.bound_t = torch.cat([-2.0 * aug, (aug * aug).sum(dim=1, keepdim=True)], dim=1).T.contiguous()
+        bound_rows = torch.cat([-2.0 * aug, (aug * aug).sum(dim=1, keepdim=True)], dim=1)
+        self.bound_t = bound_rows.T.contiguous()  # (r + 2, N): query-major blocks
+        # (N, r + 2): bank-major blocks (CPU, k = 1)
+        self.bound_rows = bound_rows.contiguous() if self.device.type == "cpu" else None
         per_block = _GPU_BLOCK_ELEMENTS if self.device.type == "cuda" else _CPU_BLOCK_ELEMENTS
         self.block = max(16, per_block // max(1, self.size))
         #: A query with more rows than this left below its bound is searched exactly instead.
@@ -86,6 +96,8 @@ class ReducedBoundSearch:
         q_const = (aug * aug).sum(dim=1)
         q_aug = torch.cat([aug, torch.ones(n_q, 1, device=q.device)], dim=1)
         q_sq = (q * q).sum(dim=1)
+        if k == 1 and self.bound_rows is not None:
+            return self._search_nearest_cpu(q, q_sq, q_aug, q_const)
         out_d = torch.empty(n_q, k, device=q.device)
         out_i = torch.empty(n_q, k, dtype=torch.long, device=q.device)
         bound = torch.empty(min(self.block, max(1, n_q)), self.size, device=q.device)
@@ -126,6 +138,78 @@ class ReducedBoundSearch:
                 self._merge(best_d, best_i, rows, cols, d_extra, k)
             out_d[s:e], out_i[s:e] = best_d, best_i
         return out_d.cpu().numpy(), out_i.cpu().numpy()
+
+    def _search_nearest_cpu(self, q: torch.Tensor, q_sq: torch.Tensor, q_aug: torch.Tensor,
+                            q_const: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """k = 1 on the CPU: bank-major bound blocks, min-bound candidates, bitmap bound pass."""
+        n_q, n = int(q.shape[0]), self.size
+        blk = min(self.block, max(1, n_q))
+        out_d = torch.empty(n_q)
+        out_i = torch.empty(n_q, dtype=torch.long)
+        bound = torch.empty(n * blk)
+        # Mask bytes padded to whole int64 words; the pad stays zero (see _mask_pairs).
+        mask_buf = torch.zeros((n * blk + 7) // 8 * 8, dtype=torch.bool)
+        self.last_second_pass = 0
+        self.last_misses = 0
+        self.last_exact_fallbacks = 0
+        for s in range(0, n_q, blk):
+            e = min(n_q, s + blk)
+            nb = e - s
+            lb = bound[: n * nb].view(n, nb)
+            torch.mm(self.bound_rows, q_aug[s:e].T.contiguous(), out=lb)
+            qs, qsq, qc = q[s:e], q_sq[s:e], q_const[s:e]
+            # First candidates: the rows at each query's smallest bound.
+            rows, cols = self._mask_pairs(torch.le(lb, lb.amin(dim=0), out=mask_buf[: n * nb].view(n, nb)), mask_buf)
+            d1 = self._pair_distances(qs, qsq, rows, cols)
+            inf = torch.full((nb,), float("inf"))
+            best = inf.scatter_reduce(0, cols, d1, reduce="amin")
+            # Every row whose bound is below the best exact distance may be nearer still.
+            limit = best * (1.0 + 1e-5) + 1e-6 - qc
+            rows2, cols2 = self._mask_pairs(torch.lt(lb, limit, out=mask_buf[: n * nb].view(n, nb)), mask_buf)
+            counts = torch.bincount(cols2, minlength=nb)
+            heavy = counts > self.max_rescore
+            if bool(heavy.any()):
+                # Loose bound (features without low-rank structure): exact search is cheaper.
+                keep = ~heavy[cols2]
+                rows2, cols2 = rows2[keep], cols2[keep]
+                hq = torch.nonzero(heavy)[:, 0]
+                hd, hi = torch_knn(qs[hq], self.bank, 1, self.bank_sq)
+                self.last_exact_fallbacks += int(hq.numel())
+            d2 = self._pair_distances(qs, qsq, rows2, cols2)
+            self.last_second_pass += int(rows2.numel())
+            best2 = best.scatter_reduce(0, cols2, d2, reduce="amin")
+            self.last_misses += int((best2 < best).sum())
+            all_rows, all_cols, all_d = torch.cat([rows, rows2]), torch.cat([cols, cols2]), torch.cat([d1, d2])
+            hit = all_d == best2[all_cols]
+            # Equal distances: the lowest row index, as the exact search reports it.
+            idx = torch.full((nb,), n, dtype=torch.long).scatter_reduce(0, all_cols[hit], all_rows[hit], reduce="amin")
+            if bool(heavy.any()):
+                best2[hq], idx[hq] = hd[:, 0], hi[:, 0]
+            out_d[s:e], out_i[s:e] = best2, idx
+        return out_d[:, None].numpy(), out_i[:, None].numpy()
+
+    @staticmethod
+    def _mask_pairs(mask: torch.Tensor, buf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(row, column) of the True entries of ``mask``, a view on the front of ``buf``.
+
+        Scans int64 words instead of bytes (the mask is sparse), then decodes the few
+        non-zero words. Bytes between the mask's end and the next word boundary are
+        cleared first: they may hold a larger earlier block's mask.
+        """
+        n_el, width = mask.numel(), mask.shape[1]
+        n_words = (n_el + 7) // 8
+        buf[n_el : n_words * 8] = False
+        words = buf[: n_words * 8]
+        hot = torch.nonzero(words.view(torch.int64))[:, 0]
+        w_idx, byte = torch.nonzero(words.view(-1, 8).index_select(0, hot), as_tuple=True)
+        flat = hot[w_idx] * 8 + byte
+        return flat // width, flat % width
+
+    def _pair_distances(self, q: torch.Tensor, q_sq: torch.Tensor, rows: torch.Tensor,
+                        cols: torch.Tensor) -> torch.Tensor:
+        """Exact squared distances of query ``cols[i]`` to bank row ``rows[i]`` (faiss's formula)."""
+        dots = torch.bmm(self.bank.index_select(0, rows)[:, None, :], q.index_select(0, cols)[:, :, None])
+        return (q_sq[cols] + self.bank_sq[rows] - 2.0 * dots[:, 0, 0]).clamp_min_(0.0)
 
     def _merge(self, best_d: torch.Tensor, best_i: torch.Tensor, rows: torch.Tensor,
                cols: torch.Tensor, d_extra: torch.Tensor, k: int) -> None:
