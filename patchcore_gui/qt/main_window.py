@@ -22,7 +22,7 @@ from patchcore_gui.core.datasets import ImageSet, scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.modelfile import ModelFileError
 
-from . import dialogs, review, run_files
+from . import dialogs, heap, review, run_files
 from .image_pane import ImageInfo, ImagePane
 from .menus import MainMenus
 from .metrics_panel import MetricsPanel
@@ -291,6 +291,7 @@ class MainWindow(QMainWindow):
             text += " (File > Resume run goes on from here)"
         self.statusBar().showMessage(text)
         self._update_actions()
+        heap.settle()  # results are final now: keep full collections off them
         self.run_finished.emit(cancelled)
 
     def _stop_for_change(self) -> None:

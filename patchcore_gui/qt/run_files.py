@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from patchcore_gui.core.runstore import RunStoreError
 
-from . import dialogs
+from . import dialogs, heap
 from .background import one_line
 from .run_loading import load_run
 from .run_session import GuardedRunStore
@@ -67,6 +67,7 @@ def open_run(w: MainWindow, path: str | os.PathLike[str]) -> bool:
     if notes:
         w._show_error(notes)
     w._update_actions()
+    heap.settle()  # the run's results stay as they are now: keep full collections off them
     return True
 
 

@@ -113,6 +113,15 @@ def _isolated_settings(
     shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _thaw_heap() -> Iterator[None]:
+    """A finished run freezes the heap (qt/heap.py); nothing frozen outlives its test."""
+    yield
+    import gc
+
+    gc.unfreeze()
+
+
 @pytest.fixture
 def settings_path(tmp_path: Path) -> Path:
     """An explicit ini file for one test's MainWindow."""

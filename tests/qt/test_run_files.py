@@ -241,3 +241,29 @@ def test_run_file_that_cannot_be_created_runs_in_memory(
     assert ready.session.path is None and "in memory" in ready.windowTitle()
     assert ready.dialogs.show_report() is None
     assert "Export needs a run file" in ready.last_error
+
+
+def test_finished_or_opened_results_are_kept_out_of_full_collections(
+    ready: MainWindow, run_to_end: Callable, qtbot: object, settings_path: Path
+) -> None:
+    """A full garbage collection must not walk the loaded results (~350 ms at 100k)."""
+    import gc
+
+    def walked(obj: object) -> bool:
+        return any(o is obj for o in gc.get_objects())
+
+    w = ready
+    gc.unfreeze()
+    assert w.image_set is not None and walked(w.image_set.paths)
+    run_to_end(w)
+    assert gc.get_freeze_count() > 0
+    assert w.image_set is not None and not walked(w.image_set.paths)
+    assert w.store is not None and w.store.count == 10  # frozen, not gone
+    path = w.session.path
+    assert path is not None
+    w.close()
+    gc.unfreeze()
+
+    w2 = new_window(qtbot, settings_path)
+    assert w2.open_run(path), w2.last_error
+    assert w2.image_set is not None and not walked(w2.image_set.paths)
