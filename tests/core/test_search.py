@@ -103,3 +103,42 @@ def test_reduced_bound_search_falls_back_to_exact_on_structureless_data() -> Non
     np.testing.assert_allclose(fd, ed, rtol=1e-4)
     assert fast.last_exact_fallbacks > 0
     assert fast.last_second_pass <= q.shape[0] * fast.max_rescore
+
+
+def test_reduced_bound_search_chooses_its_rank_from_the_first_queries() -> None:
+    """Auto rank: small where the bank is nearly low-rank, exact search where no
+    projection helps; the choice changes speed only, never a returned value."""
+    from patchcore_gui.core.reduced_search import ReducedBoundSearch
+
+    g = torch.Generator().manual_seed(8)
+    basis = torch.randn(48, 256, generator=g)
+    bank = torch.randn(3000, 48, generator=g) @ basis + 0.05 * torch.randn(3000, 256, generator=g)
+    q = torch.randn(300, 48, generator=g) @ basis + 0.05 * torch.randn(300, 256, generator=g)
+    auto = ReducedBoundSearch(bank, "cpu")
+    assert auto.auto_rank and auto.rank == 128  # provisional until real queries arrive
+    ad, ai = auto.search(q, 1)
+    assert not auto.auto_rank and auto.rank == 64 and auto.backend == "reduced-64"
+    assert auto.last_exact_fallbacks == 0
+    ed, ei = NearestNeighbourSearch(bank, "cpu").search(q, 1)
+    np.testing.assert_array_equal(ai, ei)
+    for rank in (16, 192):
+        fd, fi = ReducedBoundSearch(bank, "cpu", rank=rank).search(q, 1)
+        np.testing.assert_array_equal(fi, ai)
+        np.testing.assert_array_equal(fd, ad)  # same formula whatever the rank
+
+    iso = torch.randn(3000, 256, generator=g)
+    qi = torch.randn(300, 256, generator=g)
+    loose = ReducedBoundSearch(iso, "cpu")
+    ld, li = loose.search(qi, 1)
+    assert loose.exact_only and loose.backend == "reduced-exact"
+    assert loose.last_exact_fallbacks == 300
+    ed, ei = NearestNeighbourSearch(iso, "cpu").search(qi, 1)
+    np.testing.assert_array_equal(li, ei)
+    np.testing.assert_allclose(ld, ed, rtol=1e-4)
+    fd, fi = ReducedBoundSearch(iso, "cpu", rank=32).search(qi, 1)
+    np.testing.assert_array_equal(fi, li)
+    np.testing.assert_array_equal(fd, ld)
+    # Few queries (the reweighting's single-row searches) do not calibrate.
+    few = ReducedBoundSearch(bank, "cpu")
+    few.search(q[:5], 1)
+    assert few.auto_rank and few.rank == 128
