@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         w.results.view.sortByColumn(COL_SCORE, Qt.SortOrder.DescendingOrder)
         app.processEvents()
         print(f"sort by score (numpy argsort + layoutChanged): {(time.perf_counter() - t0) * 1000:.1f} ms")
-        # A finished run or an opened run file settles the heap (qt/heap.py); the
+        # A finished run or an opened run file freezes the heap (qt/heap.py); the
         # results here are filled directly, so settle as the window would then.
         import gc
 

@@ -276,6 +276,7 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ run plumbing
     def _begin(self, total: int, already: int) -> None:
+        heap.release()  # the results being replaced may be collected again
         self._running = True
         device = self.toolbar.device_combo.currentText()
         self.view.begin(total, already, device)

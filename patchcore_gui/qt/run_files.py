@@ -32,6 +32,7 @@ def open_run(w: MainWindow, path: str | os.PathLike[str]) -> bool:
         w.statusBar().showMessage(f"{path.name} is already open", 5000)
         return True
     w._stop_for_change()
+    heap.release()  # the results being replaced may be collected again
     try:
         loaded = load_run(path, w.model)
     except RunStoreError as exc:
