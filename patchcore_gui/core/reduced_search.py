@@ -101,7 +101,8 @@ class ReducedBoundSearch:
         self.rank = rank
         self.backend = f"reduced-{rank}"
         self.axes = self._vecs[:, :rank].to(torch.float32).contiguous()  # (D, r)
-        aug = self._augment(self.bank - self.mean)  # (N, r + 1)
+        # (N, r + 1), in chunks of rows: no full centred copy of a large bank.
+        aug = torch.cat([self._augment(self.bank[i : i + 16384] - self.mean) for i in range(0, self.size, 16384)])
         # Bound minus the query constant = [q', e_q, 1] . [-2 b', -2 e_b, ||[b', e_b]||^2].
         bound_rows = torch.cat([-2.0 * aug, (aug * aug).sum(dim=1, keepdim=True)], dim=1)
         self.bound_t = bound_rows.T.contiguous()  # (r + 2, N): query-major blocks
@@ -127,20 +128,27 @@ class ReducedBoundSearch:
         d, _ = torch_knn(qs, self.bank, 1, self.bank_sq)
         top = steps[-1]
         axes = self._vecs[:, :top].to(torch.float32)
-        bp = (self.bank - self.mean) @ axes  # (N, top)
-        qp = (qs - self.mean) @ axes
-        b_tot = ((self.bank - self.mean) ** 2).sum(dim=1)
-        q_tot = ((qs - self.mean) ** 2).sum(dim=1)
-        limit = self.max_rescore
+        qc = qs - self.mean
+        qp = qc @ axes  # (sample, top)
+        q_tot = (qc * qc).sum(dim=1)
+        q_in = {r: (qp[:, :r] ** 2).sum(dim=1) for r in steps}
+        below = {r: torch.zeros(qs.shape[0], device=q.device) for r in steps}
+        # Bank rows in chunks: the counts add up, and a 256k-row bank never needs a
+        # full centred copy or a (rows x 512) projection at once.
+        for start in range(0, self.size, 16384):
+            bc = self.bank[start : start + 16384] - self.mean
+            bp = bc @ axes
+            b_tot = (bc * bc).sum(dim=1)
+            for r in steps:
+                b_in = (bp[:, :r] ** 2).sum(dim=1)
+                e_b = (b_tot - b_in).clamp_min(0.0).sqrt()
+                e_q = (q_tot - q_in[r]).clamp_min(0.0).sqrt()
+                proj = (q_in[r][:, None] + b_in[None, :] - 2.0 * qp[:, :r] @ bp[:, :r].T).clamp_min(0.0)
+                bound = proj + (e_q[:, None] - e_b[None, :]) ** 2
+                below[r] += (bound < d).sum(dim=1).float()
         for r in steps:
-            b_in, q_in = (bp[:, :r] ** 2).sum(dim=1), (qp[:, :r] ** 2).sum(dim=1)
-            e_b = (b_tot - b_in).clamp_min(0.0).sqrt()
-            e_q = (q_tot - q_in).clamp_min(0.0).sqrt()
-            proj = (q_in[:, None] + b_in[None, :] - 2.0 * qp[:, :r] @ bp[:, :r].T).clamp_min(0.0)
-            bound = proj + (e_q[:, None] - e_b[None, :]) ** 2
-            below = (bound < d).sum(dim=1).float()  # (sample,)
-            heavy = below > limit
-            light_mean = float(below[~heavy].mean()) if bool((~heavy).any()) else float("inf")
+            heavy = below[r] > self.max_rescore
+            light_mean = float(below[r][~heavy].mean()) if bool((~heavy).any()) else float("inf")
             if float(heavy.float().mean()) <= MAX_FALLBACK_SHARE and light_mean <= MAX_RESCORE_MEAN:
                 if r != self.rank:
                     self._set_rank(r)
