@@ -14,7 +14,8 @@ float near-ties (the two picks' float32 distances within 1e-4 relative) and real
 Acceptance (issue #6): image AUROC equal to 3 decimals and every image score within 1 %.
 
     .venv/bin/python benchmarks/bench_fast_accuracy.py [--sources brick gravel grass] \\
-        [--embeddings native reference] [--root CACHE_DIR] [--device cpu] [--batch-size 16]
+        [--embeddings native reference] [--root CACHE_DIR] [--device cpu] [--batch-size 16] \\
+        [--backbone-dtype auto|float16|bfloat16]
 """
 
 from __future__ import annotations
@@ -129,6 +130,10 @@ def evaluate(source: str, embedding: str, root: Path, work: Path, args: argparse
           f"in {time.perf_counter() - t:.0f} s", flush=True)
     models = {p: PatchCoreModel.load(file, device=args.device, precision=p) for p in ("fp32", "bf16")}
     assert torch.equal(models["fp32"].bank, models["bf16"].bank)
+    if args.backbone_dtype != "auto":
+        # What the fast path's backbone would compute in that type (emulated on this CPU:
+        # the figures are its accuracy, not its speed).
+        models["bf16"]._half_dtype = getattr(torch, args.backbone_dtype)
     fast = models["bf16"].search
 
     test_paths, labels, images, masks = load_test(root, models["fp32"])
@@ -233,19 +238,21 @@ def main() -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0, help="data set seed")
+    ap.add_argument("--backbone-dtype", default="auto", choices=["auto", "float16", "bfloat16"],
+                    help="force the fast path's backbone into this type (auto: what the device uses)")
     args = ap.parse_args()
 
     import faiss
 
     from patchcore_gui.core.demo_data import build_demo_dataset
-    from patchcore_gui.core.model import bf16_native, resolve_device
+    from patchcore_gui.core.model import half_backbone_dtype, resolve_device
 
     dev = resolve_device(args.device)
     print(f"date: {datetime.now().astimezone().isoformat(timespec='seconds')}")
     print(f"machine: {platform.node()} {platform.machine()} {cpu_name()}, {os.cpu_count()} cpus; "
           f"{platform.system()} {platform.release()}; python {platform.python_version()}, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), faiss {faiss.__version__}; device {dev}, "
-          f"bf16 backbone native: {bf16_native(dev)}")
+          f"fast-path backbone: {args.backbone_dtype if args.backbone_dtype != 'auto' else half_backbone_dtype(dev) or 'float32'}")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print("model: efficientnet_lite0, coreset 0.1, holdout 0.1; data: 60 train / 20 good + 30 defect "
           f"test tiles of 128 px, seed {args.seed}", flush=True)

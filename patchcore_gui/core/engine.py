@@ -34,8 +34,8 @@ from .model import (
     PRECISION_CHOICES,
     ModelConfig,
     PatchCoreModel,
-    bf16_native,
     eq7_weight,
+    half_backbone_dtype,
     resolve_device,
     resolve_precision,
 )
@@ -241,7 +241,7 @@ def extract_features(
     shell = PatchCoreModel.__new__(PatchCoreModel)  # embed() only needs these attributes
     shell.config, shell.extractor, shell.device = model_cfg, extractor, device
     shell.precision = precision
-    shell._bf16_backbone = precision == "bf16" and bf16_native(device)
+    shell._half_dtype = half_backbone_dtype(device) if precision == "bf16" else None
     shell._fast_extractor = None
     if precision == "bf16":
         from .fusion import fold_batchnorm

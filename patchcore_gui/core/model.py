@@ -58,16 +58,18 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return precision
 
 
-def bf16_native(device: torch.device) -> bool:
-    """True where bfloat16 convolutions and products run natively (not emulated)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = fh.read(200_000)
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def half_backbone_dtype(device: torch.device) -> torch.dtype | None:
+    """The reduced precision the fast path's backbone runs in on ``device``; None: float32.
+
+    float16 on CUDA (tensor cores; as fast as bfloat16 there). Not bfloat16: with 8
+    significant bits it moved image scores by up to 3.3 % (median 0.2-1.2 %) and image
+    AUROC at the third decimal on real EfficientNet-Lite0 features, against at most
+    0.46 % for float16's 11 bits (``benchmarks/bench_fast_accuracy.py --backbone-dtype``,
+    docs/performance.md); the fast path promises scores within 1 % of the exact one.
+    On the CPU the backbone stays float32: float16 is emulated on nearly every CPU, and
+    bfloat16, which some CPUs run natively, is too coarse for that promise.
+    """
+    return torch.float16 if device.type == "cuda" else None
 
 
 @dataclass(frozen=True)
@@ -140,13 +142,13 @@ class PatchCoreModel:
         """Choose the search and backbone arithmetic for ``self.precision`` on this device.
 
         fp32: the exact path (faiss IndexFlatL2 on the CPU), what parity is checked on.
-        bf16: channels-last backbone with its batch norms folded into the convolutions
-        (``fusion.fold_batchnorm``), in bfloat16 where the hardware computes it natively
-        (CUDA, or a CPU with AVX-512 BF16 / AMX; elsewhere bf16 is emulated and slower,
-        so the backbone stays float32), and a candidate search in a 128-d principal
-        subspace whose candidates are re-scored exactly in float32.
+        bf16 (the fast path; the name is the CLI's): channels-last backbone with its batch
+        norms folded into the convolutions (``fusion.fold_batchnorm``), in float16 on
+        CUDA (``half_backbone_dtype``: bfloat16 itself moves scores too much) and float32
+        on the CPU, and a candidate search in a principal subspace whose candidates are
+        re-scored exactly in float32 (``reduced_search``).
         """
-        self._bf16_backbone = self.precision == "bf16" and bf16_native(self.device)
+        self._half_dtype = half_backbone_dtype(self.device) if self.precision == "bf16" else None
         if self.precision == "bf16":
             from .fusion import fold_batchnorm
             from .reduced_search import ReducedBoundSearch
@@ -230,11 +232,14 @@ class PatchCoreModel:
         if self._fast_extractor is not None:
             backbone = self._fast_extractor
             x = x.contiguous(memory_format=torch.channels_last)
-        if self._bf16_backbone:
-            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16):
-                feats = backbone(x)
-            feats = {k: v.float() for k, v in feats.items()}
-        else:
+        feats = None
+        if self._half_dtype is not None:
+            with torch.autocast(device_type=self.device.type, dtype=self._half_dtype):
+                half = backbone(x)
+            # float16 overflows above 65,504: such a batch is computed again in float32.
+            if all(bool(torch.isfinite(v).all()) for v in half.values()):
+                feats = {k: v.float() for k, v in half.items()}
+        if feats is None:
             feats = backbone(x)
         return embed([feats[lay].contiguous() for lay in self.config.layers], self.config.embedding)
 

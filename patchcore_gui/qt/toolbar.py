@@ -81,8 +81,9 @@ class MainToolBar(QToolBar):
             self.precision_combo.addItem(label, value)
         self.precision_combo.setToolTip(
             "exact: float32, the reference's scores (parity path)\n"
-            "fast: bf16 where the hardware has it, and a reduced-dimension candidate search\n"
-            "      whose nearest rows are re-scored exactly (image scores within 1 %)\n"
+            "fast: float16 backbone on CUDA (float32 on the CPU) and a reduced-dimension\n"
+            "      candidate search whose nearest rows are re-scored exactly\n"
+            "      (image scores within 1 %)\n"
             "auto: exact on the CPU, fast on CUDA"
         )
         self.addWidget(self.precision_combo)

@@ -111,3 +111,38 @@ def test_a_fold_that_changes_the_output_is_rejected(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(opt, "fuse", bad_fuse)
     assert fold_batchnorm(_resnet18(), probe_size=probe) is None
+
+
+def test_half_precision_backbone_is_float16_on_cuda_and_float32_on_cpu() -> None:
+    from patchcore_gui.core.model import half_backbone_dtype
+
+    assert half_backbone_dtype(torch.device("cuda", 0)) is torch.float16
+    assert half_backbone_dtype(torch.device("cpu")) is None
+    cfg = ModelConfig(backbone="resnet18", resize=72, crop=64)
+    m = PatchCoreModel(cfg, _resnet18(), torch.randn(16, 384), {}, device="cpu", precision="bf16")
+    assert m._half_dtype is None  # the CPU's fast path keeps a float32 backbone
+    assert PatchCoreModel(cfg, _resnet18(), torch.randn(16, 384), {}, device="cpu")._half_dtype is None
+
+
+def test_a_float16_overflow_is_computed_again_in_float32() -> None:
+    """Features beyond float16's range (65,504) must not come back as inf."""
+    cfg = ModelConfig(backbone="resnet18", resize=72, crop=64)
+    bank = torch.randn(16, 384)
+    exact = PatchCoreModel(cfg, _resnet18(), bank, {}, device="cpu", precision="fp32")
+    fast = PatchCoreModel(cfg, _resnet18(), bank, {}, device="cpu", precision="bf16")
+    fast._half_dtype = torch.float16  # as on CUDA
+    g = torch.Generator().manual_seed(4)
+    calm = torch.randn(2, 3, 64, 64, generator=g)
+    wild = calm * 1e6  # activations far beyond float16's range
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.float16):
+        raw = fast._fast_extractor(wild.contiguous(memory_format=torch.channels_last))
+    assert not all(bool(torch.isfinite(v).all()) for v in raw.values())  # it does overflow
+    got, _ = fast.embed(wild)
+    want, _ = exact.embed(wild)
+    assert bool(torch.isfinite(got).all())
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4 * float(want.abs().max()))
+    # In range, float16 is used: close to float32, not identical.
+    h, _ = fast.embed(calm)
+    f, _ = exact.embed(calm)
+    assert not torch.equal(h, f)
+    torch.testing.assert_close(h, f, rtol=0, atol=2e-2 * float(f.abs().max()))
