@@ -42,6 +42,9 @@ from .search import torch_knn
 #: sized); on a GPU memory bandwidth is plentiful, so blocks are much larger.
 _CPU_BLOCK_ELEMENTS = 3_200_000
 _GPU_BLOCK_ELEMENTS = 1 << 28
+#: Bank rows per chunk where whole-bank temporaries (centred rows, projections) would be
+#: large: 16k x 1024 float32 is 64 MB.
+_ROW_CHUNK = 16384
 
 
 #: Ranks tried when the rank is chosen from the data (the smallest that is tight enough
@@ -102,7 +105,8 @@ class ReducedBoundSearch:
         self.backend = f"reduced-{rank}"
         self.axes = self._vecs[:, :rank].to(torch.float32).contiguous()  # (D, r)
         # (N, r + 1), in chunks of rows: no full centred copy of a large bank.
-        aug = torch.cat([self._augment(self.bank[i : i + 16384] - self.mean) for i in range(0, self.size, 16384)])
+        aug = torch.cat([self._augment(self.bank[i : i + _ROW_CHUNK] - self.mean)
+                         for i in range(0, self.size, _ROW_CHUNK)])
         # Bound minus the query constant = [q', e_q, 1] . [-2 b', -2 e_b, ||[b', e_b]||^2].
         bound_rows = torch.cat([-2.0 * aug, (aug * aug).sum(dim=1, keepdim=True)], dim=1)
         self.bound_t = bound_rows.T.contiguous()  # (r + 2, N): query-major blocks
@@ -132,17 +136,18 @@ class ReducedBoundSearch:
         qp = qc @ axes  # (sample, top)
         q_tot = (qc * qc).sum(dim=1)
         q_in = {r: (qp[:, :r] ** 2).sum(dim=1) for r in steps}
+        e_qs = {r: (q_tot - q_in[r]).clamp_min(0.0).sqrt() for r in steps}
         below = {r: torch.zeros(qs.shape[0], device=q.device) for r in steps}
         # Bank rows in chunks: the counts add up, and a 256k-row bank never needs a
         # full centred copy or a (rows x 512) projection at once.
-        for start in range(0, self.size, 16384):
-            bc = self.bank[start : start + 16384] - self.mean
+        for start in range(0, self.size, _ROW_CHUNK):
+            bc = self.bank[start : start + _ROW_CHUNK] - self.mean
             bp = bc @ axes
             b_tot = (bc * bc).sum(dim=1)
             for r in steps:
                 b_in = (bp[:, :r] ** 2).sum(dim=1)
                 e_b = (b_tot - b_in).clamp_min(0.0).sqrt()
-                e_q = (q_tot - q_in[r]).clamp_min(0.0).sqrt()
+                e_q = e_qs[r]
                 proj = (q_in[r][:, None] + b_in[None, :] - 2.0 * qp[:, :r] @ bp[:, :r].T).clamp_min(0.0)
                 bound = proj + (e_q[:, None] - e_b[None, :]) ** 2
                 below[r] += (bound < d).sum(dim=1).float()
@@ -215,8 +220,7 @@ class ReducedBoundSearch:
             self.last_second_pass += int(rows.numel())
             if rows.numel():
                 glob = rows + s
-                d_extra = (self.bank_sq[cols] + q_sq[glob]
-                           - 2.0 * (q[glob] * self.bank[cols]).sum(dim=1)).clamp_min(0.0)
+                d_extra = self._pair_distances(q, q_sq, cols, glob)
                 self._merge(best_d, best_i, rows, cols, d_extra, k)
             out_d[s:e], out_i[s:e] = best_d, best_i
         return out_d.cpu().numpy(), out_i.cpu().numpy()
@@ -337,10 +341,9 @@ class ReducedBoundSearch:
             best_d[r], best_i[r] = ds[order], ids[order]
 
     def _exact(self, q: torch.Tensor, q_sq: torch.Tensor, cand: torch.Tensor) -> torch.Tensor:
-        """Exact squared distances of each query to its candidate rows, faiss's formula."""
-        rows = self.bank[cand.reshape(-1)].reshape(*cand.shape, self.dim)  # (Q, c, D)
-        dots = torch.bmm(rows, q[:, :, None])[:, :, 0]
-        return (q_sq[:, None] + self.bank_sq[cand] - 2.0 * dots).clamp_min_(0.0)
+        """Exact squared distances of each query to its candidate rows (Q, c): the pair formula."""
+        owner = torch.arange(cand.shape[0], device=cand.device).repeat_interleave(cand.shape[1])
+        return self._pair_distances(q, q_sq, cand.reshape(-1), owner).reshape(cand.shape)
 
     def patch_scores(self, queries: torch.Tensor | np.ndarray, k: int = 1) -> np.ndarray:
         """Mean squared distance to the k nearest bank rows, float32 (Q,)."""
