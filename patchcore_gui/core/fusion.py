@@ -35,6 +35,8 @@ def fold_batchnorm(module: nn.Module, probe_size: int = 64) -> nn.Module | None:
     """
     from torch.fx.experimental.optimization import fuse
 
+    if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
+        return None
     was_training = module.training
     module.eval()
     try:
@@ -44,8 +46,6 @@ def fold_batchnorm(module: nn.Module, probe_size: int = 64) -> nn.Module | None:
         return None
     finally:
         module.train(was_training)
-    if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
-        return None
     if any(type(m) is nn.BatchNorm2d for m in folded.modules()):
         return None  # some pairs could not be folded: nothing gained over the original
     dev = next(module.parameters()).device
