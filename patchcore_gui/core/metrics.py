@@ -33,6 +33,7 @@ __all__ = [
     "image_auroc",
     "pixel_auroc",
     "precision_recall_f1",
+    "precision_recall_f1_counts",
     "pro_score",
     "roc_curve",
     "threshold_for_false_reject_rate",
@@ -247,7 +248,11 @@ def precision_recall_f1(
     predicted NG), so the GUI never shows NaN for an empty selection.
     """
     c = confusion(scores, labels, threshold)
-    tp, fp, fn = c["tp"], c["fp"], c["fn"]
+    return precision_recall_f1_counts(c["tp"], c["fp"], c["fn"])
+
+
+def precision_recall_f1_counts(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
+    """:func:`precision_recall_f1` from confusion counts (a zero denominator gives 0.0)."""
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0

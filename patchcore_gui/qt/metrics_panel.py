@@ -46,14 +46,6 @@ def decimate_curve(x: np.ndarray, y: np.ndarray, resolution: int = 1000) -> tupl
     return x[keep], y[keep]
 
 
-def precision_recall_f1(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
-    """``metrics.precision_recall_f1`` from the counts: a zero denominator gives 0.0."""
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    return float(precision), float(recall), float(f1)
-
-
 class MetricsPanel(QWidget):
     """Tabs "ROC" and "Confusion"; emits ``threshold_proposed`` from its buttons."""
 
@@ -192,7 +184,7 @@ class MetricsPanel(QWidget):
         self.confusion = c
         for key, cell in self.cells.items():
             cell.setText(f"{c[key]:,}")
-        self.prf = precision_recall_f1(tp, fp, c["fn"])
+        self.prf = metrics.precision_recall_f1_counts(tp, fp, c["fn"])
         p, r, f1 = self.prf
         self.prf_label.setText(f"precision {p:.3f}    recall {r:.3f}    F1 {f1:.3f}")
         n_good, n_bad = len(good), len(defect)

@@ -12,12 +12,14 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
+from patchcore_gui.core.model import PRECISION_CHOICES
+
 ORGANIZATION = "PatchCore"
 APPLICATION = "PatchCore Inspector"
 MAX_RECENT = 8
 DEVICES = ("auto", "cpu", "cuda")
-#: Run arithmetic (core.model.PRECISION_CHOICES): auto = exact on the CPU, fast on CUDA.
-PRECISIONS = ("auto", "fp32", "bf16")
+#: Run arithmetic: auto = exact on the CPU, fast on CUDA.
+PRECISIONS = PRECISION_CHOICES
 
 
 class AppSettings:
