@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="score every image in a folder")
     pr.add_argument("--model", default=None, help="model file (required unless --resume)")
+    t.add_argument("--bn-warmup", choices=["official", "none"], default="official",
+                   help="BatchNorm warm-up before feature extraction: official (one train-mode forward of ones, "
+                        "as patchcore-inspection; default) or none")
     pr.add_argument("--images", default=None, help="folder of images (recursive; required unless --resume)")
     pr.add_argument("--output", default=None, help="CSV file to write (default: standard output)")
     pr.add_argument("--maps-out", default=None, help=".npz with paths and (N, crop, crop) float32 maps")
@@ -279,6 +282,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
+        bn_warmup=args.bn_warmup,
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = _progress_bar(stage, total, args.quiet)
@@ -506,6 +510,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     tensors, meta = read_model_file(args.model)
     bank = tensors["memory_bank"]
+    from .core.model import bn_warmup_label
     info = dict(meta)
     info.get("calibration", {}).pop("scores", None)
     info["memory_bank"] = {"rows": int(bank.shape[0]), "dims": int(bank.shape[1]), "dtype": str(bank.dtype)}
@@ -514,6 +519,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     info["file_bytes"] = Path(args.model).stat().st_size
     print(json.dumps(_json_safe(info), indent=2, sort_keys=True))
     return EXIT_OK
+    info["bn_warmup_summary"] = bn_warmup_label(meta)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .. import __version__
-from .backbones import build_extractor, get_spec
+from .backbones import BN_WARMUP_CHOICES, build_extractor, get_spec, official_bn_warmup
 from .batching import AdaptiveScorer, default_batch_size, default_num_workers
 from .calibration import calibrate, uncalibrated
 from .coreset import CancelledError, coreset_size, greedy_coreset
@@ -175,7 +175,9 @@ class TrainConfig:
     seed: int = 0
     holdout: float = 0.1
     reweight: int = 0
-    precision: str = "auto"  # backbone arithmetic while building the bank (see model.PRECISION_CHOICES)
+    precision: str = "auto"  # backbone arithmetic while building the bank (see core.precision)
+    # The official code's BatchNorm warm-up (backbones.official_bn_warmup); "none" skips it.
+    bn_warmup: str = "official"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -294,6 +296,8 @@ def train_model(
         raise ValueError(f"--coreset must be in (0, 1], got {cfg.coreset}")
     if not 0.0 <= cfg.holdout < 1.0:
         raise ValueError(f"--holdout must be in [0, 1), got {cfg.holdout}")
+    if cfg.bn_warmup not in BN_WARMUP_CHOICES:
+        raise ValueError(f"--bn-warmup must be one of {', '.join(BN_WARMUP_CHOICES)}, got {cfg.bn_warmup!r}")
     if cfg.precision not in PRECISION_CHOICES:
         raise ValueError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {cfg.precision!r}")
     precision = resolve_precision(cfg.precision, dev)
@@ -311,6 +315,10 @@ def train_model(
         layers=tuple(cfg.layers or spec.default_layers),
         embedding=embedding_for(cfg),
         resize=cfg.resize,
+    if cfg.bn_warmup == "official":
+        # After the weights load and before any feature, as the official code does; the
+        # warmed buffers are saved with the backbone, so prediction needs no extra step.
+        official_bn_warmup(extractor, cfg.crop)
         crop=cfg.crop,
         mean=spec.mean,
         std=spec.std,
@@ -361,6 +369,7 @@ def train_model(
     sel = greedy_coreset(flat, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
     bank = flat[torch.from_numpy(np.asarray(sel))].contiguous()
     meta: dict[str, Any] = {
+        "bn_warmup": cfg.bn_warmup,
         "backbone": cfg.backbone,
         "layers": list(model_cfg.layers),
         "feature_dim": int(dim),

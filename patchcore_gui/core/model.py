@@ -413,10 +413,20 @@ class PatchCoreModel:
         m = self.metadata
         return {
             "file": str(self.path) if self.path else "",
+            "bn_warmup": bn_warmup_label(m),
             "backbone": self.config.backbone,
             "layers": list(self.config.layers),
             "embedding": self.config.embedding.mode,
             "resize": self.config.resize,
+def bn_warmup_label(meta: dict[str, Any]) -> str:
+    """One line for ``info`` and the model card: were BatchNorm statistics warmed, and why not."""
+    mode = meta.get("bn_warmup", "none")
+    if mode == "official":
+        return "official (one train-mode forward of ones, as patchcore-inspection)"
+    note = meta.get("bn_warmup_note")
+    return f"no BatchNorm warm-up ({note})" if note else "no BatchNorm warm-up (--bn-warmup none)"
+
+
             "crop": self.config.crop,
             "k": self.config.k,
             "bank_rows": self.bank_size,

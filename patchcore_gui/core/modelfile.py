@@ -21,7 +21,13 @@ import torch
 from .atomic import atomic_write_bytes
 
 FORMAT_NAME = "patchcore_gui.model"
-FORMAT_VERSION = 1
+#: 2: the backbone's BatchNorm buffers carry the official warm-up (or say they do not:
+#: metadata ``bn_warmup``). Format-1 files predate the warm-up and are read as "none".
+FORMAT_VERSION = 2
+#: What ``bn_warmup`` may say (backbones.BN_WARMUP_CHOICES; not imported: no torch models here).
+BN_WARMUP_VALUES = ("official", "none")
+#: The note a format-1 file gets on reading, kept if the model is saved again.
+LEGACY_BN_NOTE = "made before format 2 (PatchCore Inspector 0.1)"
 #: Key of our JSON document inside safetensors' ``__metadata__``.
 META_KEY = "patchcore_gui"
 BANK_KEY = "memory_bank"
@@ -186,9 +192,16 @@ def _validate_metadata(path: Path, meta: dict[str, Any], bank_shape: list[int]) 
         # NaN (no threshold) is a number here; null is not: readers call float() on it.
         if key in threshold and not (_is_int(threshold[key]) or isinstance(threshold[key], float)):
             raise bad(f"threshold.{key} is not a number")
+    warmup = meta.get("bn_warmup")
+    if warmup is not None and warmup not in BN_WARMUP_VALUES:
+        raise bad(f"bn_warmup must be one of {', '.join(BN_WARMUP_VALUES)}")
     cfg = meta.get("config")
     if cfg is None:
         return
+    if warmup is None and meta.get("format_version", 1) >= 2:
+        # A format-2 model must say whether its statistics were warmed; guessing
+        # would score with the wrong ones.
+        raise bad("bn_warmup missing")
     if not isinstance(cfg, dict):
         raise bad("config is not an object")
     if not isinstance(cfg.get("backbone"), str):
@@ -264,6 +277,11 @@ def read_model_file(path: str | os.PathLike[str], *, verify: bool = True) -> tup
             if BANK_KEY not in entries:
                 raise ModelFileError(p, "no memory bank in the file")
             _validate_metadata(p, meta, entries[BANK_KEY][1])
+            if version < 2 and "bn_warmup" not in meta:
+                # Format 1 never warmed BatchNorms: say so explicitly, so the file keeps
+                # scoring as it was trained and a re-save does not pass for a warmed one.
+                meta["bn_warmup"] = "none"
+                meta["bn_warmup_note"] = LEGACY_BN_NOTE
             fh.seek(0)
             data = fh.read()
     except FileNotFoundError:

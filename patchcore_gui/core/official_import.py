@@ -358,7 +358,7 @@ def import_official(
         weights: backbone state dict (file or mapping); None searches the hub cache.
         resize: shorter-side resize; None uses the reference's pairing for the crop.
     """
-    from .backbones import build_extractor
+    from .backbones import build_extractor, official_bn_warmup
     from .calibration import uncalibrated
     from .engine import software_versions
     from .model import PatchCoreModel, resolve_device
@@ -389,6 +389,11 @@ def import_official(
     produced = config.embedding.output_dim(extractor.channels())
     if produced != bank.shape[1]:
         raise OfficialImportError(f"the settings produce {produced}-d features but the bank has {bank.shape[1]}")
+    # The official bank was computed with warmed BatchNorm statistics, and its
+    # load_from_path warms a freshly loaded backbone the same way before scoring
+    # (docs/patchcore-spec.md, section 1a): without this, imported scores are off by
+    # orders of magnitude.
+    official_bn_warmup(extractor, config.crop)
     blocks = uncalibrated()
     blocks["threshold"]["rule"] = (
         "none: imported from patchcore-inspection, which stores no threshold; set one by hand"
@@ -400,6 +405,7 @@ def import_official(
         "feature_dim": int(bank.shape[1]),
         "patch_size": config.embedding.patch_size,
         "k": config.k,
+        "bn_warmup": "official",
         "resize": config.resize,
         "crop": config.crop,
         "normalization": {"mean": list(config.mean), "std": list(config.std)},

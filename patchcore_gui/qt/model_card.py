@@ -16,6 +16,7 @@ _FIELDS = (
     ("training", "Trained on"),
     ("threshold", "Threshold"),
     ("rule", "Set by"),
+    ("bn_warmup", "BatchNorm"),
     ("created", "Created"),
 )
 
@@ -39,6 +40,7 @@ def describe(summary: dict[str, Any]) -> dict[str, str]:
             f"image {thr:.4g}  ·  pixel {pix:.4g}" if math.isfinite(thr) else "none set (set one by hand)"
         ),
         "rule": str(summary.get("threshold_rule") or "—"),
+        "bn_warmup": str(summary.get("bn_warmup") or "—"),
         "created": _date(str(summary.get("created") or "")),
     }
 

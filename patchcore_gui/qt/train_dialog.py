@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QLabel, QSpinBox, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QSpinBox, QWidget
 
 from .dialogs import MODEL_FILTER, PathField
 from .task_dialog import TaskDialog
@@ -113,7 +113,22 @@ class TrainDialog(TaskDialog):
         self.form.addRow("Device", self.device_combo)
         self.output_field = PathField("save", "Save the model as", MODEL_FILTER, "model file (.patchcore)")
         self.form.addRow("Save model as", self.output_field)
-        for spin in (self.crop_spin, self.resize_spin, self.coreset_spin, self.holdout_spin, self.device_combo):
+        # Advanced: hidden until asked for, so an operator cannot change it by accident.
+        self.advanced_check = QCheckBox("Show advanced options")
+        self.form.addRow("", self.advanced_check)
+        self.bn_warmup_combo = QComboBox()
+        self.bn_warmup_combo.addItem("official (as patchcore-inspection)", "official")
+        self.bn_warmup_combo.addItem("none (weights as loaded)", "none")
+        self.bn_warmup_combo.setToolTip(
+            "The official code runs one train-mode forward of an all-ones image before any feature, "
+            "which updates every BatchNorm's statistics; its scores depend on it. Keep 'official' "
+            "unless you compare against code that skips it."
+        )
+        self.form.addRow("BatchNorm warm-up", self.bn_warmup_combo)
+        self.advanced_check.toggled.connect(self._show_advanced)
+        self._show_advanced(False)
+        for spin in (self.crop_spin, self.resize_spin, self.coreset_spin, self.holdout_spin, self.device_combo,
+                     self.bn_warmup_combo):
             spin.setMinimumWidth(170)
         self.finish_layout()
         self._on_backbone()
@@ -158,7 +173,8 @@ class TrainDialog(TaskDialog):
         if isinstance(out, str):
             return self.refuse(out)
         cfg = TrainConfig(backbone=backbone, resize=resize, crop=crop, coreset=self.coreset_spin.value() / 100.0,
-                          holdout=self.holdout_spin.value() / 100.0)
+                          holdout=self.holdout_spin.value() / 100.0,
+                          bn_warmup=str(self.bn_warmup_combo.currentData()))
         device = self.device_combo.currentText()
         batch = self.batch_size
 
@@ -180,6 +196,9 @@ class TrainDialog(TaskDialog):
         return f"Model saved: {result}. It is now open in the window."
 
     # ------------------------------------------------------------------ internals
+    def _show_advanced(self, shown: bool) -> None:
+        self.form.setRowVisible(self.bn_warmup_combo, shown)
+
     def _on_folder(self, text: str) -> None:
         from patchcore_gui.core.datasets import mvtec_train_paths
 

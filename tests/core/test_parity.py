@@ -1,9 +1,10 @@
 """Numerical parity with the reference PatchCore computation (spec sections 1-4).
 
-Every check compares the engine with an independent, naive computation written here:
-explicit patch loops and the adaptive-pooling formula for features, ``torch.cdist``
-in float64 for distances, a hand-written bilinear upsample and
-``scipy.ndimage.gaussian_filter`` for maps.
+Every check compares the engine with an independent computation written in the tests:
+explicit patch loops and the adaptive-pooling formula for features, a hand-written
+bilinear upsample and ``scipy.ndimage.gaussian_filter`` for maps, and end to end the
+official pipeline as its source does it (tests/official_reference.py: BatchNorm
+warm-up, hooks, Unfold features, faiss search), sharing no code with the engine.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 import torch
 import torchvision
 import torchvision.transforms as T
+from official_reference import OfficialReference, load_images, save_official_folder
 from PIL import Image
 from scipy import ndimage
 
@@ -180,8 +182,24 @@ def _brick_images(tmp_path, n: int) -> list:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_scores_and_maps_match_naive_computation_wr50(tmp_path, wr50_random_weights) -> None:  # type: ignore[no-untyped-def]
-    """Default configuration, 100 % bank: scores and maps within 1e-4 relative of a naive path."""
+def _official_wr50(weights_path, **kw):  # type: ignore[no-untyped-def]
+    """The official pipeline on a fresh full WR50 holding the same weights (train mode, as built)."""
+    net = torchvision.models.wide_resnet50_2(weights=None)
+    net.load_state_dict(torch.load(weights_path, weights_only=True))
+    return OfficialReference(net, ["layer2", "layer3"], 224, **kw)
+
+
+def _assert_close_to_official(scores, maps, want_scores, want_maps) -> None:  # type: ignore[no-untyped-def]
+    for i in range(len(want_scores)):
+        assert abs(scores[i] - want_scores[i]) / want_scores[i] < 1e-4, (scores[i], want_scores[i])
+        rel = np.abs(maps[i] - want_maps[i]).max() / np.abs(want_maps[i]).max()
+        assert rel < 1e-4, rel
+
+
+def test_scores_and_maps_match_the_official_computation_wr50(tmp_path, wr50_random_weights) -> None:  # type: ignore[no-untyped-def]
+    """Default configuration, 100 % bank: scores and maps within 1e-4 relative of the
+    official pipeline re-created in tests/official_reference.py (BatchNorm warm-up,
+    hooks, Unfold features, faiss search), which shares no code with the engine."""
     from patchcore_gui.core.engine import TrainConfig, train_model
 
     paths = _brick_images(tmp_path, 4)
@@ -190,25 +208,41 @@ def test_scores_and_maps_match_naive_computation_wr50(tmp_path, wr50_random_weig
     assert model.bank_size == 2 * 784 and model.feature_dim == 1024
     scores, maps = model.predict([str(p) for p in paths[2:]])
 
-    # Naive: same backbone outputs, the reference's general feature path, float64 cdist.
-    batch_train = torch.stack([model.preprocess(Image.open(p).convert("RGB")) for p in paths[:2]])
-    batch_test = torch.stack([model.preprocess(Image.open(p).convert("RGB")) for p in paths[2:]])
-    with torch.no_grad():
-        ft = model.extractor(batch_train)
-        fq = model.extractor(batch_test)
-    bank, _ = _embed_general([ft["layer2"], ft["layer3"]], EmbeddingConfig())
-    query, _ = _embed_general([fq["layer2"], fq["layer3"]], EmbeddingConfig())
-    bank64 = bank.reshape(-1, 1024).double()
-    for i in range(2):
-        d2 = torch.cdist(query[i].double(), bank64).square().min(dim=1).values.numpy()
-        want_score = d2.max()
-        assert abs(scores[i] - want_score) / want_score < 1e-4
-        want_map = ndimage.gaussian_filter(bilinear_resize(d2.reshape(28, 28), 224, 224), sigma=4)
-        rel = np.abs(maps[i] - want_map).max() / np.abs(want_map).max()
-        assert rel < 1e-4, rel
+    ref = _official_wr50(wr50_random_weights)
+    ref.fit(load_images(paths[:2], 256, 224))
+    want_scores, want_maps = ref.predict(load_images(paths[2:], 256, 224))
+    _assert_close_to_official(scores, maps, want_scores, want_maps)
+    # The comparison can tell: without the warm-up the official numbers are far away.
+    cold = _official_wr50(wr50_random_weights, warmup=False)
+    cold.fit(load_images(paths[:2], 256, 224))
+    cold_scores, _ = cold.predict(load_images(paths[2:], 256, 224))
+    assert np.abs(np.asarray(scores) / cold_scores - 1).max() > 0.1
     # A training image scores (near) zero against a 100 % bank of itself.
     s_train, _ = model.predict([str(paths[0])])
     assert s_train[0] < 1e-3 * scores[0]
+
+
+@pytest.mark.parametrize(("coreset", "k"), [(1.0, 1), (0.25, 3)])
+def test_imported_official_model_scores_like_the_official_predict(tmp_path, wr50_random_weights, coreset,  # type: ignore[no-untyped-def]
+                                                                  k) -> None:
+    """A folder written the way the official save_to_path writes it (identity or
+    approximate-greedy bank, 1 or 3 neighbours), imported, scores real photographs as the
+    official predict does: images within 1e-4 relative, maps within 1e-3."""
+    from patchcore_gui.core.official_import import import_official
+
+    paths = _brick_images(tmp_path, 4)
+    ref = _official_wr50(wr50_random_weights, k=k)
+    bank = ref.fit(load_images(paths[:2], 256, 224), coreset=coreset)
+    assert len(bank) == int(2 * 784 * coreset)
+    folder = save_official_folder(tmp_path / "official", bank, "wideresnet50", ["layer2", "layer3"], 224, k=k)
+    model = import_official(folder, weights=wr50_random_weights, device="cpu")
+    assert model.config.k == k and model.bank_size == len(bank)
+    scores, maps = model.predict([str(p) for p in paths[2:]])
+    want_scores, want_maps = ref.predict(load_images(paths[2:], 256, 224))
+    for i in range(2):
+        assert abs(scores[i] - want_scores[i]) / want_scores[i] < 1e-4, (scores[i], want_scores[i])
+        rel = np.abs(maps[i] - want_maps[i]).max() / np.abs(want_maps[i]).max()
+        assert rel < 1e-3, rel
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (28, 20), (7, 7)])

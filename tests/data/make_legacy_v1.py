@@ -2,9 +2,14 @@
 
 Kept for provenance only; the tests never run it (the code that made the file is gone).
 """
-import json
+
+import os
+import tempfile
+
 import numpy as np
 import torch
+from PIL import Image
+
 from patchcore_gui.core.backbones import FeatureExtractor
 from patchcore_gui.core.engine import TrainConfig, train_model
 
@@ -20,12 +25,12 @@ for k, v in sd.items():
         sd[k] = 0.2 * torch.randn(v.shape, generator=g)
 rng = np.random.default_rng(42)
 train = [rng.integers(0, 256, (48, 48, 3), dtype=np.uint8) for _ in range(6)]
-from PIL import Image
-import tempfile, os
 d = tempfile.mkdtemp()
 paths = []
 for i, a in enumerate(train):
-    p = os.path.join(d, f"t{i}.png"); Image.fromarray(a).save(p); paths.append(p)
+    p = os.path.join(d, f"t{i}.png")
+    Image.fromarray(a).save(p)
+    paths.append(p)
 m = train_model(paths, TrainConfig(backbone="efficientnet_lite0", layers=("blocks.1", "blocks.2"),
                                    resize=40, crop=32, coreset=0.5, holdout=0.0),
                 weights=sd, device="cpu")
