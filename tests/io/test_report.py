@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from guard_helpers import report_rows
 from PIL import Image
 from tests_helpers import textured, with_defect
 
@@ -105,15 +106,21 @@ def test_html_holds_every_flagged_image(run_file: dict[str, Path], tmp_path: Pat
 
 
 def test_html_all_and_threshold_override(run_file: dict[str, Path], tmp_path: Path) -> None:
+    with RunStore.open(run_file["run"], readonly=True) as st:
+        scores = st.columns()["score"]
+        names = [f"{Path(p).parent.name}/{Path(p).name}" for p in st.paths()]
+    # A threshold that is one image's own score, between the others: some rows OK
+    # (that image included: NG only when score > threshold), some NG.
+    t = float(np.sort(scores[np.isfinite(scores)])[4])
+    want = [(n, "error" if np.isnan(s) else ("NG" if s > t else "OK")) for n, s in zip(names, scores, strict=True)]
+    assert [v for _, v in want].count("OK") == 5 and [v for _, v in want].count("NG") == 3
     out = tmp_path / "all.html"
-    res = write_report(run_file["run"], out, include_all=True, threshold=1e9)
+    res = write_report(run_file["run"], out, include_all=True, threshold=t)
     srcs, text = _parse(out)
     assert res.images == 9
     assert len(srcs) == 2 * 8 + 2  # 8 scored x 2 (the broken one none), histogram, colour scale
     assert "given for this report" in text.lower()
-    assert text.count("NG") >= 1 and "OK" in text
-    flagged, _ = _flagged(run_file["run"], threshold=1e9)
-    assert flagged == []
+    assert report_rows(out) == want  # every image, in run order, each with its verdict at t
 
 
 def test_pdf_first_page_renders(run_file: dict[str, Path], tmp_path: Path) -> None:
