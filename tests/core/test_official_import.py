@@ -11,6 +11,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import faiss  # a hard dependency: a skip here would hide the pickle-safety tests
 import numpy as np
 import pytest
 import torch
@@ -28,8 +29,6 @@ from patchcore_gui.core.official_import import (
     load_params,
     read_faiss_flat_l2,
 )
-
-faiss = pytest.importorskip("faiss")
 
 CROP = 64
 #: round(64 * 256 / 224) = 73: the default the importer must derive for this crop.
