@@ -2,7 +2,12 @@
 
 * ``load_image``: any bytes give an 8-bit RGB image or ``ImageLoadError``, never
   another exception (arbitrary bytes, mutated valid files of every format, and
-  structurally valid PNGs with random headers, palettes and EXIF blocks).
+  structurally valid PNGs with random headers, palettes and EXIF blocks). Since
+  ``load_image`` wraps every exception by construction, that alone could only fail by
+  hanging; so each example is also decoded by plain PIL here (open, size check, load,
+  EXIF transpose, convert): what PIL decodes, ``load_image`` must return with the same
+  size (and, for 8-bit modes, the same pixels); what PIL refuses, it must refuse with
+  a one-line reason that does not repeat the file's path (the caller adds the path).
 * ``read_model_file`` / ``PatchCoreModel.load``: any bytes give ``ModelFileError`` or
   a usable model, never another exception, never a hang (arbitrary bytes, mutated
   valid files, and valid files whose metadata values are replaced by random JSON).
@@ -29,7 +34,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
+from PIL import Image, ImageOps
 
 from patchcore_gui.core.modelfile import ModelFileError, read_model_file
 from patchcore_gui.io.images import IMAGE_EXTENSIONS, ImageLoadError, load_image
@@ -100,20 +105,63 @@ SEEDS = _seeds()
 EXTS = sorted(IMAGE_EXTENSIONS)
 
 
+#: Modes whose RGB conversion ``load_image`` scales itself (16-bit, 32-bit and float
+#: greyscale): only their size is compared with plain PIL's, not their pixels.
+_SCALED_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+def _plain_pil(path: Path) -> np.ndarray | str | None:
+    """What plain PIL makes of the file, independently of ``load_image``.
+
+    Returns the RGB pixels (an (h, w, 0) array of the right size for the scaled
+    modes), "too large" over the fuzz pixel limit, or None when PIL cannot decode it.
+    """
+    try:
+        with Image.open(path) as im:
+            if im.size[0] * im.size[1] > FUZZ_MAX_PIXELS:
+                return "too large"
+            im.load()
+            im = ImageOps.exif_transpose(im) or im
+            if im.mode in _SCALED_MODES:
+                return np.zeros((im.size[1], im.size[0], 0), dtype=np.uint8)
+            return np.asarray(im.convert("RGB"))
+    except Exception:  # noqa: BLE001 - any failure means "PIL cannot decode this"
+        return None
+
+
 def _check_image(path: Path) -> None:
-    """The property: an 8-bit RGB image or a one-line ImageLoadError; nothing else."""
+    """The property: plain PIL's image as 8-bit RGB, or a one-line ImageLoadError when PIL fails."""
+    want = _plain_pil(path)
     t0 = time.perf_counter()
     try:
         img = load_image(path, max_pixels=FUZZ_MAX_PIXELS)
     except ImageLoadError as exc:
         msg = str(exc)
         assert msg.strip() and "\n" not in msg, repr(msg)
+        assert str(path) not in msg and len(msg) < 300, msg
+        assert not isinstance(want, np.ndarray), f"plain PIL decodes {want.shape} but load_image says: {msg}"
+        if isinstance(want, str):
+            assert "too large" in msg, msg
     else:
+        assert isinstance(want, np.ndarray), f"load_image returned an image where plain PIL gives {want!r}"
         assert img.mode == "RGB"
         arr = np.asarray(img)
         assert arr.dtype == np.uint8 and arr.ndim == 3 and arr.shape[2] == 3
-        assert arr.shape[0] * arr.shape[1] <= FUZZ_MAX_PIXELS
+        assert arr.shape[:2] == want.shape[:2]
+        if want.shape[2]:  # 8-bit modes: exactly PIL's own conversion
+            np.testing.assert_array_equal(arr, want)
     assert time.perf_counter() - t0 < MAX_SECONDS
+
+
+@pytest.mark.parametrize("seed", sorted(SEEDS))
+def test_valid_seed_images_decode_to_their_size(work: Path, seed: str) -> None:
+    # The unmutated files decode (12 x 16, or 16 x 12 where EXIF orientation 6 rotates them).
+    path = work / f"seed_{seed}.img"
+    path.write_bytes(SEEDS[seed])
+    img = load_image(path)
+    rotated = seed in ("png_exif", "jpeg_progressive")
+    assert img.mode == "RGB" and img.size == ((12, 16) if rotated else (16, 12))
+    _check_image(path)
 
 
 _mutation = st.one_of(
