@@ -58,6 +58,7 @@ def _fraction(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from .core.backbones import BACKBONES
+    from .core.precision import ACCEPTED_PRECISIONS
 
     p = argparse.ArgumentParser(prog="patchcore", description="PatchCore anomaly detection (headless).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -70,9 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="DataLoader worker processes decoding images (default: 0 on the CPU, "
                              "up to 8 on CUDA)")
         sp.add_argument("--quiet", action="store_true", help="no progress bars")
-        sp.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                        help="fp32: exact (reference parity); bf16: fast path with exact re-ranking; "
-                             "auto (default): fp32 on the CPU, bf16 on CUDA")
+        sp.add_argument("--precision", choices=ACCEPTED_PRECISIONS, default="auto", metavar="{auto,exact,fast,half}",
+                        help="exact: the official code's scores; fast: reduced search with exact re-scoring "
+                             "(float16 backbone on CUDA, float32 on the CPU; scores within 1 %%); half: fast "
+                             "with a bfloat16 backbone on CPUs with native bfloat16 (float16 on CUDA), scores "
+                             "move more (see README); auto (default): exact on the CPU, fast on CUDA. "
+                             "fp32 and bf16 are accepted as the old names of exact and fast")
 
     t = sub.add_parser("train", help="train a model from a folder of good images")
     t.add_argument("--images", required=True, help="folder of good images (MVTec class root: uses train/good)")
@@ -90,13 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="patch-feature layout (default: reference; native for efficientnet_lite0)")
     t.add_argument("--reweight", type=_non_negative_int, default=0,
                    help="paper Eq. 7 image-score re-weighting with N bank neighbours (anomalib: 9; default 0 = off, as the reference)")
+    t.add_argument("--bn-warmup", choices=["official", "none"], default="official",
+                   help="BatchNorm warm-up before feature extraction: official (one train-mode forward of ones, "
+                        "as patchcore-inspection; default) or none")
     device_opts(t)
 
     pr = sub.add_parser("predict", help="score every image in a folder")
     pr.add_argument("--model", default=None, help="model file (required unless --resume)")
-    t.add_argument("--bn-warmup", choices=["official", "none"], default="official",
-                   help="BatchNorm warm-up before feature extraction: official (one train-mode forward of ones, "
-                        "as patchcore-inspection; default) or none")
     pr.add_argument("--images", default=None, help="folder of images (recursive; required unless --resume)")
     pr.add_argument("--output", default=None, help="CSV file to write (default: standard output)")
     pr.add_argument("--maps-out", default=None, help=".npz with paths and (N, crop, crop) float32 maps")
@@ -278,11 +282,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         holdout=args.holdout,
         reweight=args.reweight,
         precision=args.precision,
+        bn_warmup=args.bn_warmup,
     )
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
-        bn_warmup=args.bn_warmup,
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = _progress_bar(stage, total, args.quiet)
@@ -506,20 +510,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from .core.model import bn_warmup_label
     from .core.modelfile import read_model_file
 
     tensors, meta = read_model_file(args.model)
     bank = tensors["memory_bank"]
-    from .core.model import bn_warmup_label
     info = dict(meta)
     info.get("calibration", {}).pop("scores", None)
     info["memory_bank"] = {"rows": int(bank.shape[0]), "dims": int(bank.shape[1]), "dtype": str(bank.dtype)}
     info["backbone_tensors"] = sum(1 for k in tensors if k.startswith("backbone."))
+    info["bn_warmup_summary"] = bn_warmup_label(meta)
     info["file"] = str(Path(args.model).resolve())
     info["file_bytes"] = Path(args.model).stat().st_size
     print(json.dumps(_json_safe(info), indent=2, sort_keys=True))
     return EXIT_OK
-    info["bn_warmup_summary"] = bn_warmup_label(meta)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -31,14 +31,13 @@ from .datasets import ImageDataset, ImageSet, collate
 from .features import EmbeddingConfig
 from .maps import anomaly_maps
 from .model import (
-    PRECISION_CHOICES,
     ModelConfig,
     PatchCoreModel,
     eq7_weight,
-    half_backbone_dtype,
     resolve_device,
     resolve_precision,
 )
+from .precision import backbone_dtype, fast_backbone
 from .results import BatchResult
 from .search import NearestNeighbourSearch
 
@@ -237,18 +236,14 @@ def extract_features(
     num_workers: int,
     progress: Progress | None,
     cancel: threading.Event | None,
-    precision: str = "fp32",
+    precision: str = "exact",
 ) -> tuple[torch.Tensor, list[str], list[tuple[str, str]], tuple[int, int]]:
     """Patch features of all readable images: (n_ok, h*w, D) on the CPU, ok paths, skipped."""
     shell = PatchCoreModel.__new__(PatchCoreModel)  # embed() only needs these attributes
     shell.config, shell.extractor, shell.device = model_cfg, extractor, device
     shell.precision = precision
-    shell._half_dtype = half_backbone_dtype(device) if precision == "bf16" else None
-    shell._fast_extractor = None
-    if precision == "bf16":
-        from .fusion import fold_batchnorm
-
-        shell._fast_extractor = (fold_batchnorm(extractor) or extractor).to(memory_format=torch.channels_last)
+    shell._half_dtype = backbone_dtype(precision, device)
+    shell._fast_extractor = fast_backbone(extractor, precision)
     loader = make_loader(ImageDataset(paths, model_cfg.preprocess), batch_size, num_workers, device)
     chunks: list[torch.Tensor] = []
     ok_paths: list[str] = []
@@ -296,15 +291,13 @@ def train_model(
         raise ValueError(f"--coreset must be in (0, 1], got {cfg.coreset}")
     if not 0.0 <= cfg.holdout < 1.0:
         raise ValueError(f"--holdout must be in [0, 1), got {cfg.holdout}")
-    if cfg.bn_warmup not in BN_WARMUP_CHOICES:
-        raise ValueError(f"--bn-warmup must be one of {', '.join(BN_WARMUP_CHOICES)}, got {cfg.bn_warmup!r}")
-    if cfg.precision not in PRECISION_CHOICES:
-        raise ValueError(f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {cfg.precision!r}")
-    precision = resolve_precision(cfg.precision, dev)
+    precision = resolve_precision(cfg.precision, dev)  # unknown names and unsupported half raise
     if cfg.reweight < 0:
         raise ValueError(f"--reweight must be 0 (off) or a neighbour count, got {cfg.reweight}")
     if cfg.k < 1:
         raise ValueError(f"--k must be at least 1, got {cfg.k}")
+    if cfg.bn_warmup not in BN_WARMUP_CHOICES:
+        raise ValueError(f"--bn-warmup must be one of {', '.join(BN_WARMUP_CHOICES)}, got {cfg.bn_warmup!r}")
     if cfg.crop < 32 or cfg.resize < 0 or (cfg.resize and cfg.resize < cfg.crop):
         raise ValueError(f"need crop >= 32 and resize >= crop (or 0), got resize {cfg.resize}, crop {cfg.crop}")
     str_paths = [os.fspath(p) for p in paths]
@@ -315,10 +308,6 @@ def train_model(
         layers=tuple(cfg.layers or spec.default_layers),
         embedding=embedding_for(cfg),
         resize=cfg.resize,
-    if cfg.bn_warmup == "official":
-        # After the weights load and before any feature, as the official code does; the
-        # warmed buffers are saved with the backbone, so prediction needs no extra step.
-        official_bn_warmup(extractor, cfg.crop)
         crop=cfg.crop,
         mean=spec.mean,
         std=spec.std,
@@ -326,6 +315,10 @@ def train_model(
         reweight=cfg.reweight,
     )
     extractor = build_extractor(cfg.backbone, model_cfg.layers, weights).to(dev).eval()
+    if cfg.bn_warmup == "official":
+        # After the weights load and before any feature, as the official code does; the
+        # warmed buffers are saved with the backbone, so prediction needs no extra step.
+        official_bn_warmup(extractor, cfg.crop)
     feats, ok_paths, skipped, grid = extract_features(
         model_cfg, extractor, str_paths, dev, batch_size, num_workers, progress, cancel, precision
     )
@@ -369,7 +362,6 @@ def train_model(
     sel = greedy_coreset(flat, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
     bank = flat[torch.from_numpy(np.asarray(sel))].contiguous()
     meta: dict[str, Any] = {
-        "bn_warmup": cfg.bn_warmup,
         "backbone": cfg.backbone,
         "layers": list(model_cfg.layers),
         "feature_dim": int(dim),
@@ -377,6 +369,7 @@ def train_model(
         "k": cfg.k,
         "reweight": cfg.reweight,
         "precision": precision,
+        "bn_warmup": cfg.bn_warmup,
         "resize": cfg.resize,
         "crop": cfg.crop,
         "normalization": {"mean": list(spec.mean), "std": list(spec.std)},

@@ -24,8 +24,29 @@ from .backbones import FeatureExtractor, WeightsUnavailableError, get_spec, load
 from .features import EmbeddingConfig, embed
 from .maps import anomaly_maps, anomaly_maps_torch
 from .modelfile import BACKBONE_PREFIX, BANK_KEY, ModelFileError, read_model_file, save_model_file
+from .precision import (  # re-exported: callers import the precision API from here too
+    PRECISION_CHOICES,
+    PRECISIONS,
+    PrecisionUnsupportedError,
+    backbone_dtype,
+    canonical_precision,
+    fast_backbone,
+    half_backbone_dtype,
+    resolve_precision,
+)
 from .preprocess import Preprocess
 from .search import NearestNeighbourSearch
+
+__all__ = [
+    "PRECISIONS",
+    "PRECISION_CHOICES",
+    "ModelConfig",
+    "PatchCoreModel",
+    "PrecisionUnsupportedError",
+    "half_backbone_dtype",
+    "resolve_device",
+    "resolve_precision",
+]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -41,35 +62,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     elif dev.type != "cpu":
         raise ValueError(f"unsupported device {device!r}; use auto, cpu or cuda[:N]")
     return dev
-
-
-#: Arithmetic modes: "fp32" exact (reference parity), "bf16" fast (see _setup_precision).
-PRECISIONS = ("fp32", "bf16")
-#: What callers may ask for: "auto" is the exact path on the CPU and bf16 on CUDA.
-PRECISION_CHOICES = ("auto", *PRECISIONS)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """The arithmetic mode ``precision`` means on ``device`` ("auto": fp32 on CPU, bf16 on CUDA)."""
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; use {', '.join(PRECISION_CHOICES)}")
-    return precision
-
-
-def half_backbone_dtype(device: torch.device) -> torch.dtype | None:
-    """The reduced precision the fast path's backbone runs in on ``device``; None: float32.
-
-    float16 on CUDA (tensor cores; as fast as bfloat16 there). Not bfloat16: with 8
-    significant bits it moved image scores by up to 3.3 % (median 0.2-1.2 %) and image
-    AUROC at the third decimal on real EfficientNet-Lite0 features, against at most
-    0.46 % for float16's 11 bits (``benchmarks/bench_fast_accuracy.py --backbone-dtype``,
-    docs/performance.md); the fast path promises scores within 1 % of the exact one.
-    On the CPU the backbone stays float32: float16 is emulated on nearly every CPU, and
-    bfloat16, which some CPUs run natively, is too coarse for that promise.
-    """
-    return torch.float16 if device.type == "cuda" else None
 
 
 @dataclass(frozen=True)
@@ -141,26 +133,20 @@ class PatchCoreModel:
     def _setup_precision(self) -> None:
         """Choose the search and backbone arithmetic for ``self.precision`` on this device.
 
-        fp32: the exact path (faiss IndexFlatL2 on the CPU), what parity is checked on.
-        bf16 (the fast path; the name is the CLI's): channels-last backbone with its batch
-        norms folded into the convolutions (``fusion.fold_batchnorm``), in float16 on
-        CUDA (``half_backbone_dtype``: bfloat16 itself moves scores too much) and float32
-        on the CPU, and a candidate search in a principal subspace whose candidates are
-        re-scored exactly in float32 (``reduced_search``).
+        exact: faiss IndexFlatL2 on the CPU and the NCHW float32 backbone (parity).
+        fast and half (``core.precision``): a batch-norm-folded channels-last copy of the
+        backbone (the original stays for saving and for the exact path) under the mode's
+        autocast dtype, and a candidate search in a principal subspace whose candidates
+        are re-scored exactly in float32 (``reduced_search``).
         """
-        self._half_dtype = half_backbone_dtype(self.device) if self.precision == "bf16" else None
-        if self.precision == "bf16":
-            from .fusion import fold_batchnorm
+        self._half_dtype = backbone_dtype(self.precision, self.device)
+        self._fast_extractor = fast_backbone(self.extractor, self.precision)
+        if self._fast_extractor is not None:
             from .reduced_search import ReducedBoundSearch
 
             self.search = ReducedBoundSearch(self.bank, self.device)
-            # A batch-norm-folded copy where the backbone allows it (the original stays
-            # for saving and for the exact path); otherwise the backbone itself.
-            self._fast_extractor = (fold_batchnorm(self.extractor) or self.extractor).to(
-                memory_format=torch.channels_last)
         else:
             self.search = NearestNeighbourSearch(self.bank, self.device)
-            self._fast_extractor = None
             # Channels-last convolutions round differently; the exact path is NCHW.
             self.extractor = self.extractor.to(memory_format=torch.contiguous_format)
 
@@ -207,7 +193,7 @@ class PatchCoreModel:
         return self
 
     def set_precision(self, precision: str) -> PatchCoreModel:
-        """Switch between the exact and the fast path ("auto", "fp32", "bf16"); returns self."""
+        """Switch arithmetic ("auto", "exact", "fast", "half"; old "fp32", "bf16"); returns self."""
         resolved = resolve_precision(precision, self.device)
         self.requested_precision = precision
         if resolved != self.precision:
@@ -372,8 +358,7 @@ class PatchCoreModel:
     def load(cls, path: str | os.PathLike[str], device: str | torch.device = "auto",
              precision: str = "auto") -> PatchCoreModel:
         """Load a model file (never unpickles); raises ModelFileError with one line."""
-        if precision not in PRECISION_CHOICES:
-            raise ValueError(f"unknown precision {precision!r}; use {', '.join(PRECISION_CHOICES)}")
+        canonical_precision(precision)  # an unknown name fails before the file is read
         tensors, meta = read_model_file(path)
         p = Path(path)
         try:
@@ -405,6 +390,8 @@ class PatchCoreModel:
             raise ModelFileError(p, f"bank has {bank.shape[1]} dims but the configuration produces {expected}")
         try:
             return cls(config, ext, bank, meta, device=device, path=p, precision=precision)
+        except PrecisionUnsupportedError:
+            raise  # about this machine, not about the file
         except ValueError as exc:
             raise ModelFileError(p, str(exc)) from None
 
@@ -413,20 +400,10 @@ class PatchCoreModel:
         m = self.metadata
         return {
             "file": str(self.path) if self.path else "",
-            "bn_warmup": bn_warmup_label(m),
             "backbone": self.config.backbone,
             "layers": list(self.config.layers),
             "embedding": self.config.embedding.mode,
             "resize": self.config.resize,
-def bn_warmup_label(meta: dict[str, Any]) -> str:
-    """One line for ``info`` and the model card: were BatchNorm statistics warmed, and why not."""
-    mode = meta.get("bn_warmup", "none")
-    if mode == "official":
-        return "official (one train-mode forward of ones, as patchcore-inspection)"
-    note = meta.get("bn_warmup_note")
-    return f"no BatchNorm warm-up ({note})" if note else "no BatchNorm warm-up (--bn-warmup none)"
-
-
             "crop": self.config.crop,
             "k": self.config.k,
             "bank_rows": self.bank_size,
@@ -436,8 +413,18 @@ def bn_warmup_label(meta: dict[str, Any]) -> str:
             "image_threshold": self.image_threshold,
             "pixel_threshold": self.pixel_threshold,
             "threshold_rule": self.threshold_info.get("rule", ""),
+            "bn_warmup": bn_warmup_label(m),
             "created": m.get("created", ""),
         }
+
+
+def bn_warmup_label(meta: dict[str, Any]) -> str:
+    """One line for ``info`` and the model card: were BatchNorm statistics warmed, and why not."""
+    mode = meta.get("bn_warmup", "none")
+    if mode == "official":
+        return "official (one train-mode forward of ones, as patchcore-inspection)"
+    note = meta.get("bn_warmup_note")
+    return f"no BatchNorm warm-up ({note})" if note else "no BatchNorm warm-up (--bn-warmup none)"
 
 
 def _as_pil(item: Any) -> Image.Image:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .datasets import ImageSet
+from .precision import recorded_precision
 from .results import BatchResult
 from .runstore import TEST_DELAY_ENV, ModelChangedError, RunStore, RunStoreError, file_sha256
 
@@ -93,7 +94,8 @@ def predict_into_run(
                     f"(not {batch_size}) so the scores match an uninterrupted run"
                 )
             batch_size = stored_bs or batch_size or 8
-            stored_precision = store.settings.get("precision")
+            # Old run files say fp32 / bf16: the same arithmetic as exact / fast.
+            stored_precision = recorded_precision(store.settings.get("precision"))
             if stored_precision and stored_precision != model.precision:
                 raise ValueError(
                     f"this run was scored with precision {stored_precision}; resume with the same "

@@ -65,6 +65,7 @@ from urllib.parse import quote
 import numpy as np
 
 from .datasets import ImageSet
+from .precision import recorded_precision
 from .results import BatchResult
 
 if TYPE_CHECKING:
@@ -226,8 +227,9 @@ class RunStore:
         """Write a new run file for ``image_set`` and open it for writing (status "running").
 
         ``settings`` holds at least ``batch_size`` (resume needs it), ``device`` and
-        ``num_workers``. The model file's hash is computed unless given. Refuses to
-        overwrite an existing file.
+        ``num_workers``, and ``precision`` (stored as its resolved name: exact, fast or
+        half). The model file's hash is computed unless given. Refuses to overwrite an
+        existing file.
         """
         from .engine import software_versions
 
@@ -236,6 +238,11 @@ class RunStore:
             raise RunStoreError(f"run file {target} already exists; resume it or choose another name")
         if "batch_size" not in settings:
             raise ValueError("settings need 'batch_size' (resume must batch images the same way)")
+        settings = dict(settings)
+        if "precision" in settings:  # the resolved name, never an old alias
+            if not recorded_precision(settings["precision"]):
+                raise ValueError(f"settings' precision must be exact, fast or half, got {settings['precision']!r}")
+            settings["precision"] = recorded_precision(settings["precision"])
         if model_sha256 is None:
             model_sha256 = file_sha256(model.path) if model.path is not None and Path(model.path).is_file() else ""
         th = model.threshold_info
@@ -445,7 +452,11 @@ class RunStore:
 
     @property
     def settings(self) -> dict[str, Any]:
-        return dict(self._meta.get("settings", {}))
+        """The run's settings; an old file's precision "fp32" / "bf16" reads as exact / fast."""
+        st = dict(self._meta.get("settings", {}))
+        if recorded_precision(st.get("precision")):
+            st["precision"] = recorded_precision(st["precision"])
+        return st
 
     @property
     def status(self) -> str:

@@ -41,6 +41,7 @@ import numpy as np
 
 from ..core import metrics
 from ..core.atomic import atomic_output
+from ..core.precision import recorded_precision
 from ..core.runstore import RunStore, RunStoreError, ThresholdChange, file_sha256
 from . import render
 
@@ -161,8 +162,25 @@ class ReportContext:
             ("Status", status + (f", resumed {resumed} time(s)" if resumed else "")),
             ("Device", f"{st.get('device', '?')}, batch size {st.get('batch_size', '?')}, "
                        f"{st.get('num_workers', 0)} loader workers"),
+            ("Precision", precision_text(st.get("precision"))),
             ("Software", ", ".join(f"{k} {v}" for k, v in sw.items())),
         ]
+
+
+#: What each resolved precision computes, for the reports' run facts.
+PRECISION_TEXT = {
+    "exact": "exact (float32, the official code's scores)",
+    "fast": "fast (reduced search, exact float32 re-scoring; scores within 1 % of exact)",
+    "half": "half (fast with a bfloat16 backbone on the CPU, float16 on CUDA; scores move more)",
+}
+
+
+def precision_text(value: object) -> str:
+    """A run's recorded precision in words; old names (fp32, bf16) read as exact and fast."""
+    name = recorded_precision(value)
+    if name:
+        return PRECISION_TEXT[name]
+    return "not recorded" if not value else str(value)
 
 
 def verdict_of(score: float, threshold: float, done: bool, error: bool) -> str:

@@ -12,13 +12,13 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths
 
-from patchcore_gui.core.model import PRECISION_CHOICES
+from patchcore_gui.core.precision import PRECISION_ALIASES, PRECISION_CHOICES
 
 ORGANIZATION = "PatchCore"
 APPLICATION = "PatchCore Inspector"
 MAX_RECENT = 8
 DEVICES = ("auto", "cpu", "cuda")
-#: Run arithmetic: auto = exact on the CPU, fast on CUDA.
+#: Run arithmetic: auto (exact on the CPU, fast on CUDA), exact, fast, half.
 PRECISIONS = PRECISION_CHOICES
 
 
@@ -123,7 +123,9 @@ class AppSettings:
 
     @property
     def precision(self) -> str:
+        """The remembered choice; values stored by older versions (fp32, bf16) read as exact / fast."""
         value = str(self._qs.value("run/precision", "auto"))
+        value = PRECISION_ALIASES.get(value, value)
         return value if value in PRECISIONS else "auto"
 
     @precision.setter

@@ -143,16 +143,16 @@ def test_fast_precision_matches_exact_path(tiny_model_path, image_dirs) -> None:
         PatchCoreModel.load(tiny_model_path, device="cpu", precision="int4")
 
 
-def test_auto_precision_is_exact_on_cpu_and_bf16_on_cuda(tiny_model_path) -> None:  # type: ignore[no-untyped-def]
+def test_auto_precision_is_exact_on_cpu_and_fast_on_cuda(tiny_model_path) -> None:  # type: ignore[no-untyped-def]
     from patchcore_gui.core.model import resolve_precision
 
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
-    assert resolve_precision("auto", torch.device("cuda", 0)) == "bf16"
-    assert resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    assert resolve_precision("auto", torch.device("cpu")) == "exact"
+    assert resolve_precision("auto", torch.device("cuda", 0)) == "fast"
+    assert resolve_precision("bf16", torch.device("cpu")) == "fast"
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp16", torch.device("cpu"))
     auto = PatchCoreModel.load(tiny_model_path, device="cpu")
-    assert auto.precision == "fp32" and auto.search.backend == "faiss-cpu"
+    assert auto.precision == "exact" and auto.search.backend == "faiss-cpu"
     assert auto.requested_precision == "auto"
 
 
@@ -161,11 +161,11 @@ def test_set_precision_switches_paths_and_back_exactly(tiny_model_path, image_di
     m = PatchCoreModel.load(tiny_model_path, device="cpu", precision="fp32")
     exact, _ = m.predict(paths)
     m.set_precision("bf16")
-    assert m.precision == "bf16" and m.search.backend.startswith("reduced")
+    assert m.precision == "fast" and m.search.backend.startswith("reduced")
     fast, _ = m.predict(paths)
     np.testing.assert_allclose(fast, exact, rtol=1e-2)
     m.set_precision("auto")  # the CPU's auto is the exact path, bit for bit as before
-    assert m.precision == "fp32" and m.search.backend == "faiss-cpu"
+    assert m.precision == "exact" and m.search.backend == "faiss-cpu"
     again, _ = m.predict(paths)
     np.testing.assert_array_equal(again, exact)
     with pytest.raises(ValueError, match="precision"):

@@ -307,7 +307,7 @@ def test_settings_are_remembered(qtbot: object, settings_path: Path, qt_model_pa
     w.toolbar.batch_spin.setValue(3)
     w.toolbar.workers_spin.setValue(2)
     w.toolbar.device_combo.setCurrentText("cpu")
-    w.toolbar.set_precision("bf16")
+    w.toolbar.set_precision("fast")
     w.image_pane.set_opacity(20)
     w.image_pane.set_colormap("viridis")
     w.splitter.setSizes([300, 900, 300])
@@ -318,7 +318,7 @@ def test_settings_are_remembered(qtbot: object, settings_path: Path, qt_model_pa
     assert again.toolbar.batch_spin.value() == 3
     assert again.toolbar.workers_spin.value() == 2
     assert again.toolbar.device_combo.currentText() == "cpu"
-    assert again.toolbar.precision == "bf16" and again.toolbar.precision_combo.currentText() == "fast"
+    assert again.toolbar.precision == "fast" and again.toolbar.precision_combo.currentText() == "fast"
     assert again.image_pane.opacity_slider.value() == 20
     assert again.image_pane.cmap_combo.currentText() == "viridis"
     assert again.splitter.sizes() == sizes
@@ -347,7 +347,7 @@ def test_menus_list_the_commands_with_unique_shortcuts(window: MainWindow) -> No
 
 
 def test_fast_precision_run_uses_its_own_model_copy(ready: MainWindow, run_to_end: Callable) -> None:
-    """Choosing "fast" scores with the bf16 path on a copy; the window's (exact) model,
+    """Choosing "fast" scores with the fast path on a copy; the window's (exact) model,
     which the overlays use, keeps its search and NCHW backbone."""
     import torch
 
@@ -356,14 +356,14 @@ def test_fast_precision_run_uses_its_own_model_copy(ready: MainWindow, run_to_en
     st = w.store
     assert st is not None
     exact = st.scores.copy()
-    w.toolbar.set_precision("bf16")
+    w.toolbar.set_precision("fast")
     assert run_to_end(w) is False
     st = w.store
     assert st is not None
     ok = ~np.isnan(exact)
     np.testing.assert_allclose(st.scores[ok], exact[ok], rtol=1e-2)
-    assert w.model is not None and w.model.precision == "fp32" and w.model.search.backend == "faiss-cpu"
+    assert w.model is not None and w.model.precision == "exact" and w.model.search.backend == "faiss-cpu"
     conv = next(m for m in w.model.extractor.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous()  # not switched to channels-last under the window's feet
     with RunStore.open(w.session.path, readonly=True) as run:
-        assert run.settings["precision"] == "bf16"
+        assert run.settings["precision"] == "fast"
