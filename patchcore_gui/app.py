@@ -1,7 +1,12 @@
-"""Entry point of the GUI: ``patchcore-gui [--model MODEL] [--images DIR] [--run RUN.pcrun]``.
+"""Entry point of the GUI: ``patchcore-gui [FILE ...] [--model MODEL] [--images DIR] [--run RUN.pcrun]``.
 
 With no arguments the embedded demo (a model and a folder of images) is opened; it
-is prepared in the background so the window shows at once.
+is prepared in the background so the window shows at once. Bare paths are what a file
+manager passes (the desktop entry's ``%F``): a ``.pcrun`` file opens as a run, a folder
+as the images, any other file as the model. ``--self-test`` drives the window through
+one inspection and exits (``patchcore_gui.qt.self_test``).
+
+Imports are absolute so the module also works as a frozen program's entry point.
 """
 
 from __future__ import annotations
@@ -9,10 +14,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from . import __version__
+from patchcore_gui import __version__
+
+#: Run files (``qt/run_session.RUN_SUFFIX``, spelled out to keep start-up imports small).
+RUN_SUFFIX = ".pcrun"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -21,8 +30,28 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--images", help="a folder of images to open (searched recursively)")
     p.add_argument("--run", help="a run file (.pcrun) to open for review or to resume")
     p.add_argument("--settings", help="an ini file for the window's settings (default: per user)")
+    p.add_argument("--self-test", action="store_true",
+                   help="open the demo model and folder (or --model / --images), run, move the threshold, "
+                        "write a PDF report to a temporary folder, print one line per step and exit "
+                        "(0 when all passed)")
+    p.add_argument("--self-test-dir", metavar="DIR",
+                   help="with --self-test: keep its settings, run file and report in DIR")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    return p.parse_args(argv)
+    p.add_argument("files", nargs="*", metavar="FILE",
+                   help="a model (.patchcore), run (.pcrun) or folder to open, as a file manager passes them")
+    args = p.parse_args(argv)
+    _sort_files(p, args)
+    return args
+
+
+def _sort_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Give each bare path its role: a run file, an image folder or a model (one of each)."""
+    for name in args.files:
+        path = Path(name)
+        role = "run" if path.suffix.lower() == RUN_SUFFIX else "images" if path.is_dir() else "model"
+        if getattr(args, role):
+            parser.error(f"more than one {role} given ({getattr(args, role)} and {name})")
+        setattr(args, role, name)
 
 
 def create_window(  # noqa: ANN201 - MainWindow is imported lazily
@@ -33,8 +62,8 @@ def create_window(  # noqa: ANN201 - MainWindow is imported lazily
     ``demo_target`` ("module:function") and ``demo_path`` replace the demo builder
     (tests use a stand-in; the default is ``patchcore_gui.core.demo:ensure_demo``).
     """
-    from .qt.main_window import MainWindow
-    from .qt.settings import AppSettings
+    from patchcore_gui.qt.main_window import MainWindow
+    from patchcore_gui.qt.settings import AppSettings
 
     window = MainWindow(AppSettings(args.settings) if args.settings else None)
     if args.model:
@@ -50,8 +79,8 @@ def create_window(  # noqa: ANN201 - MainWindow is imported lazily
 
 def start_demo(window, target: str | None = None, extra_path: Sequence[str] = ()) -> None:  # noqa: ANN001
     """Open the demo model and folder once they are ready; show any failure in the window."""
-    from .qt.demo_child import DEFAULT_TARGET
-    from .qt.demo_loader import DemoLoader
+    from patchcore_gui.qt.demo_child import DEFAULT_TARGET
+    from patchcore_gui.qt.demo_loader import DemoLoader
 
     loader = DemoLoader(window, target=target or DEFAULT_TARGET, extra_path=extra_path)
     window.demo_loader = loader
@@ -81,9 +110,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.setOrganizationName("PatchCore")
     app.setApplicationName("PatchCore Inspector")
     app.setApplicationVersion(__version__)
-    from .qt.style import apply_style
+    from patchcore_gui.qt.style import apply_style
 
     apply_style(app)  # type: ignore[arg-type]
+    if args.self_test:
+        from patchcore_gui.qt.self_test import run_self_test
+
+        workdir = Path(args.self_test_dir) if args.self_test_dir else None
+        if workdir is not None:
+            workdir.mkdir(parents=True, exist_ok=True)
+        return run_self_test(app, args, workdir=workdir)  # type: ignore[arg-type]
     window = create_window(args)
     window.show()
     return app.exec()
