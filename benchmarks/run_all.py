@@ -20,8 +20,8 @@ HERE = Path(__file__).resolve().parent
 
 #: (script, quick arguments, time limit in seconds for the quick run).
 BENCHMARKS: list[tuple[str, list[str], int]] = [
-    ("bench_coreset.py", ["--rows", "20000", "--synthetic", "--check"], 600),
-    ("bench_official_coreset.py", ["--rows", "20000", "--picks", "20", "--synthetic", "--check"], 600),
+    ("bench_coreset.py", ["--rows", "8000", "--synthetic", "--check"], 600),
+    ("bench_official_coreset.py", ["--rows", "8000", "--picks", "10", "--synthetic", "--check"], 600),
     ("bench_predict.py", ["--images", "4", "--batch-size", "2", "--bank", "2048", "--rounds", "1"], 900),
     ("bench_report.py", ["--images", "20", "--size", "64"], 600),
     ("bench_memory.py", ["--images", "5200", "--batch-size", "64"], 900),
