@@ -47,8 +47,13 @@ def ensure_demo(
     model_path = demo_model_path(data_root)
     if model_path.exists() and not rebuild:
         try:
-            PatchCoreModel.load(model_path, device="cpu")
-            return model_path, data_root / "test"
+            cached = PatchCoreModel.load(model_path, device="cpu")
+            if cached.metadata.get("bn_warmup") == "official":
+                return model_path, data_root / "test"
+            # Cached by a version before the official BatchNorm warm-up: the demo should
+            # show what training gives today, so it is trained again.
+            if log:
+                log("cached demo model predates the BatchNorm warm-up; training it again")
         except ModelFileError as exc:
             if log:
                 log(f"cached demo model unusable ({exc}); training it again")

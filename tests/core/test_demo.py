@@ -26,3 +26,10 @@ def test_demo_builds_trains_caches_and_separates_defects(tmp_path) -> None:  # t
     test = mvtec_test_set(root)
     scores = np.concatenate([r.scores for r in iter_predict(model, test, batch_size=16)])
     assert image_auroc(scores, test.labels) > 0.95
+    # A demo model cached by a version before the BatchNorm warm-up is trained again.
+    import shutil
+    from pathlib import Path
+
+    shutil.copyfile(Path(__file__).resolve().parents[1] / "data" / "legacy_v1.patchcore", model_path)
+    assert ensure_demo(root) == (model_path, folder)
+    assert PatchCoreModel.load(model_path, device="cpu").metadata["bn_warmup"] == "official"
