@@ -293,7 +293,8 @@ def small_model(work: Path) -> Path:
     cfg = ModelConfig(backbone="resnet18", layers=("layer1",), embedding=EmbeddingConfig(mode="native"),
                       resize=40, crop=32)
     bank = torch.randn(16, 64)
-    model = PatchCoreModel(cfg, ext, bank, dict(uncalibrated()), device="cpu")
+    # Format 2 requires the BatchNorm warm-up to be recorded; this random stem had none.
+    model = PatchCoreModel(cfg, ext, bank, {**uncalibrated(), "bn_warmup": "none"}, device="cpu")
     path = work / "small.patchcore"
     model.save(path)
     PatchCoreModel.load(path, device="cpu")  # the seed itself is valid
@@ -382,7 +383,7 @@ _META_TARGETS = [
     "config.crop", "config.resize", "config.k", "config.mean", "config.std", "config.layers",
     "config.backbone", "config.embedding.mode", "config.embedding.patch_size", "config.embedding.pretrain_dim",
     "config.embedding.target_dim", "config.embedding", "config", "bank_rows", "feature_dim",
-    "threshold", "threshold.image", "threshold.pixel", "training", "format_version",
+    "threshold", "threshold.image", "threshold.pixel", "training", "format_version", "bn_warmup",
 ]
 _near_valid = st.one_of(
     st.integers(-2, 300), st.sampled_from([0, 1, 3, 32, 40, 64, 2**31, 2**63, -(2**63)]),
