@@ -170,16 +170,21 @@ def run_tests(python: str, copy: Path, tests: tuple[str, ...], timeout: int) -> 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="+", default=None, metavar="TEXT", help="mutations whose name contains TEXT")
-    ap.add_argument("--list", action="store_true", help="list the mutations and their tests")
+    ap.add_argument("--list", action="store_true", help="list the mutations, their tests and whether each snippet still matches")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run (faster, proves less)")
     ap.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"))
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per pytest run")
     a = ap.parse_args()
     chosen = [m for m in MUTATIONS if not a.only or any(t.lower() in m.name.lower() for t in a.only)]
     if a.list or not chosen:
+        # Also a cheap way to re-check every snippet after the code moved.
+        stale = 0
         for m in chosen:
-            print(f"{m.name:<50} {m.file}  ->  {' '.join(m.tests)}")
-        return 0 if chosen else 2
+            n = (ROOT / m.file).read_text(encoding="utf-8").count(m.old)
+            stale += n != 1
+            state = "ok" if n == 1 else f"SNIPPET FOUND {n} TIMES"
+            print(f"{m.name:<50} {state:<8} {m.file}  ->  {' '.join(m.tests)}")
+        return 2 if not chosen else (1 if stale else 0)
     for m in chosen:  # every snippet must still match before anything runs
         text = (ROOT / m.file).read_text(encoding="utf-8")
         if text.count(m.old) != 1:
