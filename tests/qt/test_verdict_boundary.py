@@ -1,8 +1,8 @@
 """The window's verdicts at the boundary: a score equal to the threshold is OK (NG only when >).
 
-A run file with hand-picked scores (exact in float32; ``guard_helpers.BOUNDARY_ROWS``) is opened in the window, so the
-table, the OK/NG counts, the filters, the image header and the "false reject <=" button
-are all checked at thresholds that equal a score. The button sets the threshold to a
+A run file with hand-picked scores (exact in float32; ``guard_helpers.BOUNDARY_ROWS``)
+is opened in the window, so the table, the OK/NG counts, the filters, the image header
+and the "false reject <=" button are all checked at thresholds that equal a score. The button sets the threshold to a
 good image's own score: that image must then be OK, or the button rejects it.
 """
 
