@@ -37,7 +37,8 @@ $(BUNDLE_STAMP): $(STAMP) pyproject.toml
 
 bundle: $(BUNDLE_STAMP)
 	rm -rf dist/patchcore-inspector dist/patchcore-inspector-*.tar.gz
-	$(BIN)/pyinstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+	# --clean: a kept PYZ can carry modules compiled before the last edit.
+	$(BIN)/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/pyinstaller \
 		packaging/patchcore_inspector.spec
 	$(BIN)/python packaging/pack_bundle.py
 

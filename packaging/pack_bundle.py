@@ -124,7 +124,8 @@ def mib(n: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--dist", default=str(ROOT / "dist"), help="PyInstaller's output folder")
-    p.add_argument("--gzip-level", type=int, default=6, choices=range(1, 10), metavar="1-9")
+    # Level 1 by default to keep the build short; --gzip-level 9 gives a smaller archive.
+    p.add_argument("--gzip-level", type=int, default=1, choices=range(1, 10), metavar="1-9")
     p.add_argument("--no-archive", action="store_true", help="finish the folder only")
     args = p.parse_args(argv)
     recipe = load_recipe()
