@@ -1,5 +1,9 @@
 """Prediction benchmark: images/s for WideResNet-50-2 at 224 px with a 16,385-row bank.
 
+One column per precision (exact, fast, half; half only where the device runs it
+natively): end-to-end s/image from PNG files, and the backbone alone (the model's own
+``embed``: its backbone copy, memory layout and autocast dtype) on a preprocessed batch.
+
 Weights are fixed-seed random (speed does not depend on them); the bank holds real-shaped
 rows (features of brick crops). Prints the compute floor measured in the same run:
 backbone forward to layer3 + one float32 (784 x 1024) x (1024 x bank) product per image,
@@ -7,6 +11,7 @@ and the official code's steps re-implemented (its code cannot be fetched here; s
 ``official_steps``). Everything runs ``--rounds`` times, interleaved; the best counts.
 
     .venv/bin/python benchmarks/bench_predict.py [--images 32] [--batch-size 8] [--bank 16385] [--rounds 2]
+        [--precision exact fast half]
 """
 
 from __future__ import annotations
@@ -32,7 +37,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--bank", type=int, default=16385)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    ap.add_argument("--precision", nargs="+", default=["exact", "fast", "half"],
+                    help="exact, fast, half (old names fp32, bf16 accepted); half is left out where unsupported")
     ap.add_argument("--rounds", type=int, default=2, help="repeat everything; the best round counts")
     args = ap.parse_args()
 
@@ -44,6 +50,7 @@ def main() -> None:
     from patchcore_gui.core.engine import iter_predict
     from patchcore_gui.core.features import EmbeddingConfig
     from patchcore_gui.core.model import ModelConfig, PatchCoreModel
+    from patchcore_gui.core.precision import canonical_precision, half_unsupported_reason
 
     torch.manual_seed(0)
     sd = torchvision.models.wide_resnet50_2(weights=None).state_dict()
@@ -76,8 +83,15 @@ def main() -> None:
     scores: dict[str, np.ndarray] = {}
     # Each path gets its own backbone copy: the fast path switches its backbone to
     # channels-last in place, and the exact path, floor and official steps must stay NCHW.
+    wanted = [canonical_precision(p) for p in args.precision]
+    reason = half_unsupported_reason(torch.device(args.device))
+    if "half" in wanted and reason:
+        print(f"half left out: {reason}")
+        wanted.remove("half")
     models = {prec: PatchCoreModel(cfg, copy.deepcopy(ext), bank, {}, device=args.device, precision=prec)
-              for prec in args.precision}
+              for prec in dict.fromkeys(wanted)}
+    x_backbone = torch.stack(train[: args.batch_size])
+    backbone: dict[str, float] = {}
     for m in models.values():
         list(iter_predict(m, paths[: args.batch_size], batch_size=args.batch_size))  # warm-up
     floors: list[tuple[float, float]] = []
@@ -95,15 +109,19 @@ def main() -> None:
             dt = (time.perf_counter() - t) / len(paths)
             scores[prec] = np.concatenate(out)
             per_image[prec] = min(per_image.get(prec, np.inf), dt)
-            extra = f", bound pass re-scored {second / len(paths):.0f} pairs per image" if prec == "bf16" else ""
-            print(f"round {rnd + 1} [{prec}] search {m.search.backend}: {dt:.3f} s/image ({1 / dt:.2f} images/s){extra}")
+            bb = measure_backbone(m, x_backbone, args.images)
+            backbone[prec] = min(backbone.get(prec, np.inf), bb)
+            extra = f", bound pass re-scored {second / len(paths):.0f} pairs per image" if prec != "exact" else ""
+            print(f"round {rnd + 1} [{prec}] search {m.search.backend}: {dt:.3f} s/image ({1 / dt:.2f} images/s), "
+                  f"backbone {bb:.3f} s/image{extra}")
         floors.append(measure_floor(ext, bank, args.batch_size, args.images))
         officials.append(official_steps(ext, bank, paths, cfg))
         print(f"round {rnd + 1} floor: backbone {floors[-1][0]:.3f} s + product {floors[-1][1]:.3f} s; "
               f"official-equivalent steps {officials[-1]:.3f} s/image")
-    if "fp32" in scores and "bf16" in scores:
-        rel = np.abs(scores["bf16"] - scores["fp32"]) / scores["fp32"]
-        print(f"bf16 vs fp32 image scores: max relative difference {rel.max():.2e}")
+    for prec in scores:
+        if prec != "exact" and "exact" in scores:
+            rel = np.abs(scores[prec] - scores["exact"]) / scores["exact"]
+            print(f"{prec} vs exact image scores: max relative difference {rel.max():.2e} (random weights)")
 
     from patchcore_gui.core.search import NearestNeighbourSearch
 
@@ -119,8 +137,19 @@ def main() -> None:
     official = min(officials)
     print(f"best of {args.rounds} rounds: floor backbone {fwd:.3f} s + product {mm:.3f} s = {floor:.3f} s/image; "
           f"official-equivalent steps {official:.3f} s/image")
+    print(f"{'precision':>9} | {'backbone+embed s/img':>20} | {'end-to-end s/img':>16} | {'x floor':>7} | {'x official':>10}")
     for prec, v in per_image.items():
-        print(f"[{prec}] {v:.3f} s/image = {v / floor:.2f} x floor, {official / v:.2f} x the official-equivalent images/s")
+        print(f"{prec:>9} | {backbone[prec]:>20.3f} | {v:>16.3f} | {v / floor:>7.2f} | {official / v:>10.2f}")
+
+
+def measure_backbone(model: object, x: torch.Tensor, images: int) -> float:
+    """Seconds per image of ``model.embed`` (backbone in the model's precision + patch embedding)."""
+    reps = max(1, images // x.shape[0])
+    model.embed(x)  # type: ignore[attr-defined]
+    t = time.perf_counter()
+    for _ in range(reps):
+        model.embed(x)  # type: ignore[attr-defined]
+    return (time.perf_counter() - t) / (reps * x.shape[0])
 
 
 def measure_floor(ext: torch.nn.Module, bank: torch.Tensor, batch: int, images: int) -> tuple[float, float]:
