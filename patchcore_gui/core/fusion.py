@@ -4,7 +4,7 @@ In eval mode a BatchNorm2d after a convolution is an affine map per channel, so 
 be folded into that convolution's weights and bias: one pass over the activations less
 per convolution (about 8 % of the WideResNet-50-2 forward on a 2-core CPU). The folded
 backbone rounds differently (relative differences ~3e-6 in the features), so only the
-fast path (``--precision bf16``) uses it; the exact path keeps the original modules.
+fast and half paths (``--precision fast`` / ``half``) use it; the exact path keeps the original modules.
 
 Folding goes through ``torch.fx``: only a convolution whose output feeds nothing but the
 batch norm is folded. A backbone that cannot be traced (timm's EfficientNet, whose

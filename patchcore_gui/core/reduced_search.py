@@ -1,4 +1,4 @@
-"""Fast nearest-neighbour search with exact final distances (the ``--precision bf16`` path).
+"""Fast nearest-neighbour search with exact final distances (the ``--precision fast`` and ``half`` paths).
 
 How candidates are chosen: the bank is centred and projected onto its top ``rank``
 principal axes. For a query q and bank row b with projections q', b' and residual norms

@@ -44,7 +44,7 @@ class RunRequest:
     run_path: str | None = None
     #: An open run file to resume (only its images not yet done are scored).
     resume: GuardedRunStore | None = None
-    #: "auto", "fp32" (exact) or "bf16" (fast); see core.model.resolve_precision.
+    #: "auto", "exact", "fast" or "half" (old "fp32" / "bf16" accepted); see core.precision.
     precision: str = "auto"
 
 
