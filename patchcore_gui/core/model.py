@@ -186,8 +186,8 @@ class PatchCoreModel:
         """Move the model to another device (rebuilding the search index there); returns self."""
         dev = resolve_device(device)
         if dev != self.device:
-            self.device = dev
-            self.precision = resolve_precision(self.requested_precision, dev)
+            precision = resolve_precision(self.requested_precision, dev)  # raises before anything moves
+            self.device, self.precision = dev, precision
             self.extractor = self.extractor.to(dev).eval()
             self._setup_precision()
         return self
