@@ -349,6 +349,9 @@ class PatchCoreModel:
         for k, v in self.extractor.state_dict().items():
             tensors[BACKBONE_PREFIX + k] = v
         meta = dict(self.metadata)
+        # Format 2 says whether the BatchNorms were warmed; a model built by hand from an
+        # extractor nobody warmed (training and import always record it) was not.
+        meta.setdefault("bn_warmup", "none")
         meta["config"] = self.config.to_json()
         meta["bank_rows"], meta["feature_dim"] = self.bank_size, self.feature_dim
         self.metadata = save_model_file(path, tensors, meta)
