@@ -149,4 +149,4 @@ def fast_backbone(extractor: torch.nn.Module, precision: str) -> torch.nn.Module
 
 #: The measured cost of half, in one line (README, the window's note beside the choice);
 #: figures from docs/performance.md, "Half precision".
-HALF_COST = "half: ~2.5x faster backbone; scores move up to 4.6 %, image AUROC -0.02 at worst on our sets"
+HALF_COST = "half: ~2x faster backbone; scores move up to 4.6 %, image AUROC -0.02 at worst on our sets"
