@@ -2,17 +2,41 @@
 
 Backends, chosen by device:
 
-* CPU: faiss ``IndexFlatL2`` (what the reference uses, so scores match it exactly);
+* CPU: ``blocked``, a blocked float32 torch product (below); faiss ``IndexFlatL2``
+  stays available as ``faiss-cpu`` (tests and benchmarks compare the two);
 * CUDA with a faiss build that has GPU support: faiss ``GpuIndexFlatL2``;
 * CUDA otherwise: an exact chunked torch matmul search on the GPU.
 
 All return (distances, indices) with distances squared and ascending per row.
+
+Why not faiss on the CPU: faiss 1.15 runs ``IndexFlatL2.search`` without BLAS whenever
+queries x dimension < 128,000 (``distance_compute_blas_threshold``), which is every
+PatchCore image with a native EfficientNet-Lite0 embedding (784 x 152): one SIMD
+difference loop per (query, row) pair, 8 x the CPU time of the same arithmetic as a
+matrix product on the AVX-512 Xeon this was measured on (docs/performance.md). Its
+OpenMP pool is also a second one beside torch's, and on two cores the two spin against
+each other between calls. The blocked search runs in torch's pool only.
+
+How ``blocked`` stays exact: per block of bank rows, one product gives
+``||b||^2 - 2 q.b`` (faiss's formula without the query's constant, which does not change
+the order), reduced to the nearest row(s) while the block is in cache; the k rows found
+are then re-scored as ``sum((q - b)^2)`` in float32, the value faiss's non-BLAS loop
+returns and the true distance to float32 rounding (the product formula loses digits to
+cancellation when a distance is small against the norms). A returned distance is
+therefore a function of the query and its row only, never of the other queries in the
+call, and only a near-tie (rows whose distances differ by float rounding) can choose
+another row than faiss does.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+#: Bank rows per block of the CPU search: a (784 x 1024) float32 block is 3.2 MB, which
+#: stays in cache while it is reduced; larger blocks measured slower (micro-benchmark in
+#: docs/performance.md, "Exact search").
+CPU_BANK_BLOCK = 1024
 
 
 def faiss_has_gpu() -> bool:
@@ -61,6 +85,73 @@ def torch_knn(
     return best_d, best_i
 
 
+def direct_distances(queries: torch.Tensor, bank: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``sum((q - b)^2)`` in float32 for each query and its rows ``idx`` (Q, k).
+
+    Elementwise, then one sum per (query, row): the same value whichever other queries
+    share the call.
+    """
+    rows = bank.index_select(0, idx.reshape(-1)).view(*idx.shape, bank.shape[1])
+    diff = rows - queries[:, None, :]
+    return (diff * diff).sum(dim=2)
+
+
+def blocked_knn(
+    queries: torch.Tensor,
+    bank: torch.Tensor,
+    k: int,
+    bank_sq: torch.Tensor | None = None,
+    block: int = CPU_BANK_BLOCK,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k-NN on the CPU: blocked product to find the rows, direct distances to score them.
+
+    Returns (Q, k) squared distances (float32, ascending) and int64 indices; on equal
+    distances the lower row index comes first for k = 1, as in faiss.
+    """
+    q = queries.to(torch.float32).contiguous()
+    b = bank
+    n, n_q = int(b.shape[0]), int(q.shape[0])
+    k = min(int(k), n)
+    if bank_sq is None:
+        bank_sq = (b * b).sum(dim=1)
+    if n_q == 0:
+        return torch.empty(0, k), torch.empty(0, k, dtype=torch.long)
+    step = max(1, int(block))
+    buf = torch.empty(n_q, min(step, n))
+    best_v = torch.full((n_q,), float("inf"))
+    best_i = torch.zeros(n_q, dtype=torch.long)
+    top_v: torch.Tensor | None = None
+    top_i: torch.Tensor | None = None
+    for start in range(0, n, step):
+        end = min(n, start + step)
+        # ||b||^2 - 2 q.b: beta copies the row norms in, MKL adds -2 q.b on top.
+        part = buf[:, : end - start]
+        torch.addmm(bank_sq[start:end][None, :], q, b[start:end].T, alpha=-2.0, out=part)
+        if k == 1:
+            v, i = part.min(dim=1)  # first minimum within the block
+            better = v < best_v  # strict: an earlier block keeps a tie, as faiss does
+            best_v = torch.where(better, v, best_v)
+            best_i = torch.where(better, i + start, best_i)
+            continue
+        kk = min(k, end - start)
+        v, i = torch.topk(part, kk, dim=1, largest=False, sorted=True)
+        i = i + start
+        if top_v is None or top_i is None:
+            top_v, top_i = v, i
+        else:
+            cat_v, cat_i = torch.cat([top_v, v], dim=1), torch.cat([top_i, i], dim=1)
+            top_v, order = torch.topk(cat_v, min(k, cat_v.shape[1]), dim=1, largest=False, sorted=True)
+            top_i = torch.gather(cat_i, 1, order)
+    idx = best_i[:, None] if k == 1 else top_i
+    assert idx is not None
+    dist = direct_distances(q, b, idx)
+    if k > 1:
+        # Re-scored values may reorder near-equal neighbours; ties keep the lower index.
+        order = torch.argsort(dist + 0.0, dim=1, stable=True)
+        dist, idx = torch.gather(dist, 1, order), torch.gather(idx, 1, order)
+    return dist, idx
+
+
 class NearestNeighbourSearch:
     """Exact k-NN over a fixed bank; picks the backend from the device."""
 
@@ -74,7 +165,7 @@ class NearestNeighbourSearch:
             if self.device.type == "cuda":
                 backend = "faiss-gpu" if faiss_has_gpu() else "torch"
             else:
-                backend = "faiss-cpu"
+                backend = "blocked"
         self.backend = backend
         self._index = None
         self._bank: torch.Tensor | None = None
@@ -91,12 +182,15 @@ class NearestNeighbourSearch:
             else:
                 self._index = faiss.IndexFlatL2(self.dim)
             self._index.add(arr)
-        elif backend == "torch":
-            self._bank = bank_t.to(self.device)
+        elif backend in ("torch", "blocked"):
+            if backend == "blocked" and self.device.type != "cpu":
+                raise ValueError("the blocked search runs on the CPU; use torch on CUDA")
+            self._bank = bank_t.to(self.device).contiguous()
             self._bank_sq = (self._bank * self._bank).sum(dim=1)
         else:
             raise ValueError(f"unknown search backend {backend!r}")
 
+    @torch.no_grad()
     def search(self, queries: torch.Tensor | np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(distances, indices), each (Q, k): squared L2, ascending."""
         k = min(int(k), self.size)
@@ -108,6 +202,9 @@ class NearestNeighbourSearch:
             return dist, idx
         assert self._bank is not None
         q_t = torch.as_tensor(queries).to(self.device, torch.float32)
+        if self.backend == "blocked":
+            d, i = blocked_knn(q_t, self._bank, k, self._bank_sq)
+            return d.numpy(), i.numpy()
         d, i = torch_knn(q_t, self._bank, k, self._bank_sq)
         return d.cpu().numpy(), i.cpu().numpy()
 

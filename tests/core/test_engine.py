@@ -152,7 +152,7 @@ def test_auto_precision_is_exact_on_cpu_and_fast_on_cuda(tiny_model_path) -> Non
     with pytest.raises(ValueError, match="precision"):
         resolve_precision("fp16", torch.device("cpu"))
     auto = PatchCoreModel.load(tiny_model_path, device="cpu")
-    assert auto.precision == "exact" and auto.search.backend == "faiss-cpu"
+    assert auto.precision == "exact" and auto.search.backend == "blocked"
     assert auto.requested_precision == "auto"
 
 
@@ -165,7 +165,7 @@ def test_set_precision_switches_paths_and_back_exactly(tiny_model_path, image_di
     fast, _ = m.predict(paths)
     np.testing.assert_allclose(fast, exact, rtol=1e-2)
     m.set_precision("auto")  # the CPU's auto is the exact path, bit for bit as before
-    assert m.precision == "exact" and m.search.backend == "faiss-cpu"
+    assert m.precision == "exact" and m.search.backend == "blocked"
     again, _ = m.predict(paths)
     np.testing.assert_array_equal(again, exact)
     with pytest.raises(ValueError, match="precision"):

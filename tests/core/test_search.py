@@ -42,7 +42,7 @@ def test_patch_scores_mean_of_k() -> None:
     q = torch.tensor([[1.0, 0.0]])
     assert s.patch_scores(q, 1)[0] == pytest.approx(1.0)
     assert s.patch_scores(q, 2)[0] == pytest.approx((1.0 + 4.0) / 2)
-    assert s.backend == "faiss-cpu"
+    assert s.backend == "blocked"
 
 
 def test_reduced_bound_search_finds_exact_neighbours() -> None:
@@ -142,3 +142,101 @@ def test_reduced_bound_search_chooses_its_rank_from_the_first_queries() -> None:
     few = ReducedBoundSearch(bank, "cpu")
     few.search(q[:5], 1)
     assert few.auto_rank and few.rank == 128
+
+
+# --------------------------------------------------------------------------- blocked (CPU default)
+
+
+def _low_rank_rows(n: int, q: int, dim: int, rank: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bank and query rows with low-rank structure plus noise, non-negative like ReLU
+    features, with large norms against their distances (where the product formula
+    loses digits): the shape of real patch features."""
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.randn(rank, dim, generator=g)
+    bank = (torch.randn(n, rank, generator=g) @ basis + noise * torch.randn(n, dim, generator=g)).relu() + 1.0
+    qs = (torch.randn(q, rank, generator=g) @ basis + noise * torch.randn(q, dim, generator=g)).relu() + 1.0
+    return bank, qs
+
+
+@pytest.mark.parametrize("k", [1, 3])
+@pytest.mark.parametrize("dim", [64, 152])
+def test_blocked_matches_faiss_on_random_rows(k: int, dim: int) -> None:
+    """Below faiss's BLAS threshold (queries x dim < 128,000) faiss sums (q - b)^2 per
+    pair: the blocked search's re-scored distances are that sum, to float32 rounding."""
+    g = torch.Generator().manual_seed(dim + k)
+    bank = torch.randn(3000, dim, generator=g)
+    q = torch.randn(700, dim, generator=g)
+    fd, fi = NearestNeighbourSearch(bank, "cpu", backend="faiss-cpu").search(q, k)
+    blocked = NearestNeighbourSearch(bank, "cpu")
+    assert blocked.backend == "blocked"
+    bd, bi = blocked.search(q, k)
+    np.testing.assert_array_equal(bi, fi)
+    np.testing.assert_allclose(bd, fd, rtol=2e-6, atol=0)
+    assert bd.dtype == np.float32 and bi.dtype == np.int64 and bd.shape == (700, k)
+
+
+@pytest.mark.parametrize("k", [1, 4])
+def test_blocked_matches_faiss_on_real_shaped_rows(k: int) -> None:
+    """784 queries x 1024 dims (one WR50 image; faiss takes its BLAS path): same rows,
+    distances equal to float64 truth closer than faiss's own product formula gets."""
+    bank, q = _low_rank_rows(5000, 784, 1024, 24, 0.3, seed=2)
+    fd, fi = NearestNeighbourSearch(bank, "cpu", backend="faiss-cpu").search(q, k)
+    bd, bi = NearestNeighbourSearch(bank, "cpu").search(q, k)
+    np.testing.assert_array_equal(bi, fi)
+    np.testing.assert_allclose(bd, fd, rtol=1e-5, atol=0)
+    truth = torch.cdist(q.double(), bank.double()).square().topk(k, largest=False).values.numpy()
+    assert np.abs(bd - truth).max() <= np.abs(fd - truth).max()
+    np.testing.assert_allclose(bd, truth, rtol=1e-6)
+
+
+def test_blocked_result_does_not_depend_on_batch_mates() -> None:
+    """A query's distance and row are the same alone, with other queries, or at another
+    position: an image's scores must not change with the batch it came in."""
+    bank, q = _low_rank_rows(2500, 300, 152, 16, 0.2, seed=4)
+    s = NearestNeighbourSearch(bank, "cpu")
+    all_d, all_i = s.search(q, 1)
+    for j in (0, 17, 299):
+        d1, i1 = s.search(q[j : j + 1], 1)
+        assert d1[0, 0] == all_d[j, 0] and i1[0, 0] == all_i[j, 0]
+    rev_d, rev_i = s.search(q.flip(0), 1)
+    np.testing.assert_array_equal(rev_d[::-1], all_d)
+    np.testing.assert_array_equal(rev_i[::-1], all_i)
+
+
+def test_blocked_ties_and_block_edges() -> None:
+    """Equal rows in different blocks: the lower index wins (faiss's rule); blocks smaller
+    than k and a ragged last block still give the exact k nearest."""
+    from patchcore_gui.core.search import blocked_knn
+
+    g = torch.Generator().manual_seed(9)
+    bank = torch.randn(1000, 32, generator=g)
+    bank[900] = bank[5]  # duplicate of a row in the first block
+    q = bank[5:6] + 1e-3 * torch.randn(1, 32, generator=g)
+    d, i = blocked_knn(q, bank, 1, block=128)
+    assert int(i[0, 0]) == 5
+    qs = torch.randn(50, 32, generator=g)
+    want_d, want_i = NearestNeighbourSearch(bank, "cpu", backend="faiss-cpu").search(qs, 7)
+    for block in (3, 97, 1000, 5000):
+        bd, bi = blocked_knn(qs, bank, 7, block=block)
+        np.testing.assert_array_equal(bi.numpy(), want_i)
+        np.testing.assert_allclose(bd.numpy(), want_d, rtol=2e-6)
+    d_all, i_all = blocked_knn(qs[:2], bank[:5], 9)  # k above the bank size: every row
+    assert d_all.shape == (2, 5) and sorted(i_all[0].tolist()) == [0, 1, 2, 3, 4]
+    assert bool((d_all[:, 1:] >= d_all[:, :-1]).all())
+
+
+def test_blocked_distances_are_exact_where_the_product_formula_cancels() -> None:
+    """Rows far from the origin and close to each other: ||q||^2 + ||b||^2 - 2 q.b loses
+    most digits in float32 (which row wins is then a near-tie for faiss's BLAS path as
+    well); the distance returned for the row found is re-scored and keeps them."""
+    from patchcore_gui.core.search import blocked_knn
+
+    g = torch.Generator().manual_seed(12)
+    centre = 100.0 + torch.rand(1, 256, generator=g)
+    bank = centre + 0.01 * torch.randn(400, 256, generator=g)
+    q = centre + 0.01 * torch.randn(20, 256, generator=g)
+    d, i = blocked_knn(q, bank, 2)
+    truth = (q.double()[:, None, :] - bank.double()[i]).square().sum(dim=2)
+    np.testing.assert_allclose(d.numpy(), truth.numpy(), rtol=1e-5)
+    formula, _ = torch_knn(q, bank, 1)
+    assert float((formula[:, 0].double() - truth[:, 0]).abs().max()) > 100 * float((d[:, 0].double() - truth[:, 0]).abs().max())

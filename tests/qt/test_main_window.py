@@ -362,7 +362,7 @@ def test_fast_precision_run_uses_its_own_model_copy(ready: MainWindow, run_to_en
     assert st is not None
     ok = ~np.isnan(exact)
     np.testing.assert_allclose(st.scores[ok], exact[ok], rtol=1e-2)
-    assert w.model is not None and w.model.precision == "exact" and w.model.search.backend == "faiss-cpu"
+    assert w.model is not None and w.model.precision == "exact" and w.model.search.backend == "blocked"
     conv = next(m for m in w.model.extractor.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous()  # not switched to channels-last under the window's feet
     with RunStore.open(w.session.path, readonly=True) as run:
