@@ -5,11 +5,18 @@ small fixed batch. On CUDA the batch is the largest power of two whose measured 
 memory fits in half the free memory; if an out-of-memory error still happens mid-run
 (another process took memory), the batch is halved and stays halved for the rest of
 the run, so one error does not repeat on every following batch.
+
+``Prefetcher`` decodes the next batch in a thread while the current one is computed
+(prediction on the CPU, where no worker processes run).
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,3 +99,60 @@ class AdaptiveScorer:
             half = int(images.shape[0]) // 2
             self.limit = half if self.limit is None else min(self.limit, half)
             return self(images)
+
+
+class Prefetcher:
+    """Iterate ``iterable`` one item ahead in a daemon thread (``depth`` items queued).
+
+    Exceptions raised while fetching are re-raised by ``__next__`` in the consumer's
+    thread; ``close`` stops the thread at its next item (the consumer stopped early).
+    """
+
+    _DONE = object()
+
+    def __init__(self, iterable: Any, depth: int = 1) -> None:
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(iter(iterable),), name="patchcore-prefetch", daemon=True)
+        self._thread.start()
+
+    def _run(self, it: Iterator[Any]) -> None:
+        try:
+            for item in it:
+                if not self._put((True, item)):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            self._put((False, exc))
+            return
+        self._put((True, self._DONE))
+
+    def _put(self, entry: tuple[bool, Any]) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self) -> Any:
+        ok, item = self._queue.get()
+        if not ok:
+            raise item
+        if item is self._DONE:
+            self._queue.put((True, self._DONE))  # later calls stop too
+            raise StopIteration
+        return item
+
+    def close(self) -> None:
+        """Stop the thread (it may finish the item in hand first) and drop queued items."""
+        self._stop.set()
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._thread.join(timeout=5.0)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from .. import __version__
 from .backbones import BN_WARMUP_CHOICES, build_extractor, get_spec, official_bn_warmup
-from .batching import AdaptiveScorer, default_batch_size, default_num_workers
+from .batching import AdaptiveScorer, Prefetcher, default_batch_size, default_num_workers
 from .calibration import calibrate, uncalibrated
 from .coreset import CancelledError, coreset_size, greedy_coreset
 from .datasets import ImageDataset, ImageSet, collate
@@ -111,7 +111,10 @@ def iter_predict(
     loader = make_loader(dataset, batch_size, num_workers, model.device)
     score = AdaptiveScorer(model)
     grid_shape: tuple[int, int] | None = None
-    it = iter(loader)
+    # Without worker processes, one thread decodes the next batch while this one
+    # computes: PIL's decoding and resizing release the GIL, and on two cores they fill
+    # the gaps torch's pool leaves (single-threaded steps, Python between operators).
+    it = iter(loader) if num_workers > 0 else Prefetcher(loader)
     try:
         while True:
             if cancel is not None and cancel.is_set():
@@ -145,7 +148,10 @@ def iter_predict(
                 labels=lab[idx],
             )
     finally:
-        # Shut loader workers down promptly when the consumer stops early (cancel, close).
+        # Shut loader workers (or the prefetch thread) down promptly when the consumer
+        # stops early (cancel, close).
+        if isinstance(it, Prefetcher):
+            it.close()
         del it
 
 
