@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .search import torch_knn
+from .search import blocked_knn, torch_knn
 
 #: Bound-matrix elements per query block: about 13 MB of float32 on the CPU (cache
 #: sized); on a GPU memory bandwidth is plentiful, so blocks are much larger.
@@ -56,6 +56,14 @@ RANK_STEPS = (64, 96, 128, 192, 256, 384, 512)
 MAX_RESCORE_MEAN = 12.0
 #: ... and at most this share of the queries would need an exact search instead.
 MAX_FALLBACK_SHARE = 0.05
+#: Exact mode: a row is re-scored when its computed bound is below the best distance
+#: found plus EXACT_MARGIN x (||q - mean||^2 + max ||b - mean||^2). The bound is a float32
+#: product of r + 2 terms after a float32 projection; its rounding is typically
+#: sqrt(r) x 6e-8 of those norms (1.4e-6 at rank 512), so the margin covers it many times
+#: over (the linear worst case, r x 6e-8, is not reached by sums of this kind). And a
+#: row hidden by a larger error could only be nearer than the returned one by less than
+#: that error: exact to float32 rounding either way.
+EXACT_MARGIN = 2e-5
 #: Queries of the first search that calibrate the rank.
 _CALIBRATION_QUERIES = 64
 
@@ -71,8 +79,12 @@ class ReducedBoundSearch:
     """
 
     def __init__(self, bank: torch.Tensor | np.ndarray, device: str | torch.device = "cpu",
-                 rank: int | None = None, candidates: int = 4) -> None:
+                 rank: int | None = None, candidates: int = 4, exact: bool = False) -> None:
         self.device = torch.device(device)
+        #: Exact mode (the exact path's search, ``search.NearestNeighbourSearch``): distances
+        #: re-scored as sum((q - b)^2), a margin for the bound's rounding, k > 1 searched
+        #: blocked (see EXACT_MARGIN).
+        self.exact = bool(exact)
         b = torch.as_tensor(bank, dtype=torch.float32).to(self.device)
         self.size, self.dim = int(b.shape[0]), int(b.shape[1])
         self.candidates = min(candidates, self.size)
@@ -102,7 +114,7 @@ class ReducedBoundSearch:
     def _set_rank(self, rank: int) -> None:
         """Project on the first ``rank`` principal axes and build the bound products."""
         self.rank = rank
-        self.backend = f"reduced-{rank}"
+        self.backend = f"{'pruned' if self.exact else 'reduced'}-{rank}"
         self.axes = self._vecs[:, :rank].to(torch.float32).contiguous()  # (D, r)
         # (N, r + 1), in chunks of rows: no full centred copy of a large bank.
         aug = torch.cat([self._augment(self.bank[i : i + _ROW_CHUNK] - self.mean)
@@ -112,6 +124,8 @@ class ReducedBoundSearch:
         self.bound_t = bound_rows.T.contiguous()  # (r + 2, N): query-major blocks
         # (N, r + 2): bank-major blocks (CPU, k = 1)
         self.bound_rows = bound_rows.contiguous() if self.device.type == "cpu" else None
+        #: Largest ||[b', e_b]||^2 = ||b - mean||^2 of the bank: scales the exact mode's margin.
+        self._max_aug_sq = float(bound_rows[:, -1].max())
 
     def _calibrate(self, q: torch.Tensor) -> None:
         """Choose the rank from real queries: the smallest step whose bound is tight enough.
@@ -160,7 +174,7 @@ class ReducedBoundSearch:
                 return
         # No projection well below the full dimension bounds these queries usefully.
         self.exact_only = True
-        self.backend = "reduced-exact"
+        self.backend = "pruned-blocked" if self.exact else "reduced-exact"
 
     def _augment(self, centred: torch.Tensor) -> torch.Tensor:
         """[projection, residual norm] of centred rows: (n, rank + 1)."""
@@ -176,7 +190,7 @@ class ReducedBoundSearch:
         k = min(int(k), self.size)
         if self.auto_rank and k == 1 and n_q >= 32:
             self._calibrate(q)
-        if self.exact_only:
+        if self.exact_only or (self.exact and (k != 1 or self.bound_rows is None)):
             return self._exact_search(q, k)
         c = min(max(self.candidates, k), self.size)
         aug = self._augment(q - self.mean)
@@ -250,7 +264,11 @@ class ReducedBoundSearch:
             inf = torch.full((nb,), float("inf"))
             best = inf.scatter_reduce(0, cols, d1, reduce="amin")
             # Every row whose bound is below the best exact distance may be nearer still.
-            limit = best * (1.0 + 1e-5) + 1e-6 - qc
+            if self.exact:
+                # The bound's own float32 rounding scales with the norms, not the distance.
+                limit = best + EXACT_MARGIN * (qc + self._max_aug_sq) - qc
+            else:
+                limit = best * (1.0 + 1e-5) + 1e-6 - qc
             rows2, cols2 = self._mask_pairs(torch.lt(lb, limit, out=mask_buf[: n * nb].view(n, nb)), mask_buf)
             counts = torch.bincount(cols2, minlength=nb)
             heavy = counts > self.max_rescore
@@ -259,7 +277,10 @@ class ReducedBoundSearch:
                 keep = ~heavy[cols2]
                 rows2, cols2 = rows2[keep], cols2[keep]
                 hq = torch.nonzero(heavy)[:, 0]
-                _, hi = torch_knn(qs[hq], self.bank, 1, self.bank_sq)
+                if self.exact:
+                    _, hi = blocked_knn(qs[hq], self.bank, 1, self.bank_sq)
+                else:
+                    _, hi = torch_knn(qs[hq], self.bank, 1, self.bank_sq)
                 # Distances from the same formula as every other query's.
                 hd = self._pair_distances(qs, qsq, hi[:, 0], hq)[:, None]
                 self.last_exact_fallbacks += int(hq.numel())
@@ -281,11 +302,11 @@ class ReducedBoundSearch:
         self.last_second_pass = self.last_misses = 0
         self.last_exact_fallbacks = int(q.shape[0])
         if self.device.type == "cpu":
-            # faiss's blocked search is faster than torch's product + top-k on the CPU.
+            # The blocked search (search.py) is faster than torch_knn's product + top-k.
             if self._exact_index is None:
                 from .search import NearestNeighbourSearch
 
-                self._exact_index = NearestNeighbourSearch(self.bank, self.device)
+                self._exact_index = NearestNeighbourSearch(self.bank, self.device, backend="blocked")
             dn, inn = self._exact_index.search(q, k)
             d, i = torch.from_numpy(dn), torch.from_numpy(inn).long()
         else:
@@ -313,7 +334,11 @@ class ReducedBoundSearch:
 
     def _pair_distances(self, q: torch.Tensor, q_sq: torch.Tensor, rows: torch.Tensor,
                         cols: torch.Tensor) -> torch.Tensor:
-        """Exact squared distances of query ``cols[i]`` to bank row ``rows[i]`` (faiss's formula)."""
+        """Exact squared distances of query ``cols[i]`` to bank row ``rows[i]`` (faiss's formula;
+        sum((q - b)^2) in exact mode, as the blocked search returns)."""
+        if self.exact:
+            diff = self.bank.index_select(0, rows) - q.index_select(0, cols)
+            return (diff * diff).sum(dim=1)
         dots = torch.bmm(self.bank.index_select(0, rows)[:, None, :], q.index_select(0, cols)[:, :, None])
         return (q_sq[cols] + self.bank_sq[rows] - 2.0 * dots[:, 0, 0]).clamp_min_(0.0)
 

@@ -2,8 +2,11 @@
 
 Backends, chosen by device:
 
-* CPU: ``blocked``, a blocked float32 torch product (below); faiss ``IndexFlatL2``
-  stays available as ``faiss-cpu`` (tests and benchmarks compare the two);
+* CPU: ``blocked``, a blocked float32 torch product (below), for features under
+  ``PRUNE_MIN_DIM`` dims; ``pruned`` from there on: for k = 1 a principal-subspace lower
+  bound skips rows that cannot be nearest (``reduced_search.ReducedBoundSearch`` in
+  exact mode), the blocked search does the rest; faiss ``IndexFlatL2`` stays available
+  as ``faiss-cpu`` (tests and benchmarks compare them);
 * CUDA with a faiss build that has GPU support: faiss ``GpuIndexFlatL2``;
 * CUDA otherwise: an exact chunked torch matmul search on the GPU.
 
@@ -33,6 +36,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+#: Feature dimension from which the CPU default prunes with the lower bound. Measured
+#: (1 thread, CPU ms per 784-query image, docs/performance.md): 16,385 x 1024 WR50 rows
+#: blocked 227, pruned 159 (rank 96); 7,840 x 152 EfficientNet-Lite0 rows blocked 22,
+#: pruned 49 (the product is already small, the bound pass's overhead is not).
+PRUNE_MIN_DIM = 512
 #: Bank rows per block of the CPU search: a (784 x 1024) float32 block is 3.2 MB, which
 #: stays in cache while it is reduced; larger blocks measured slower (micro-benchmark in
 #: docs/performance.md, "Exact search").
@@ -165,12 +173,19 @@ class NearestNeighbourSearch:
             if self.device.type == "cuda":
                 backend = "faiss-gpu" if faiss_has_gpu() else "torch"
             else:
-                backend = "blocked"
+                backend = "pruned" if self.dim >= PRUNE_MIN_DIM else "blocked"
         self.backend = backend
         self._index = None
         self._bank: torch.Tensor | None = None
         self._bank_sq: torch.Tensor | None = None
-        if backend in ("faiss-cpu", "faiss-gpu"):
+        self._pruned = None
+        if backend == "pruned":
+            from .reduced_search import ReducedBoundSearch
+
+            if self.device.type != "cpu":
+                raise ValueError("the pruned search runs on the CPU; use torch on CUDA")
+            self._pruned = ReducedBoundSearch(bank_t, "cpu", exact=True)
+        elif backend in ("faiss-cpu", "faiss-gpu"):
             import faiss
 
             arr = np.ascontiguousarray(bank_t.numpy(), dtype=np.float32)
@@ -194,6 +209,8 @@ class NearestNeighbourSearch:
     def search(self, queries: torch.Tensor | np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """(distances, indices), each (Q, k): squared L2, ascending."""
         k = min(int(k), self.size)
+        if self._pruned is not None:
+            return self._pruned.search(queries, k)
         if self._index is not None:
             if isinstance(queries, torch.Tensor):
                 queries = queries.detach().to("cpu", torch.float32).numpy()

@@ -42,7 +42,7 @@ def test_patch_scores_mean_of_k() -> None:
     q = torch.tensor([[1.0, 0.0]])
     assert s.patch_scores(q, 1)[0] == pytest.approx(1.0)
     assert s.patch_scores(q, 2)[0] == pytest.approx((1.0 + 4.0) / 2)
-    assert s.backend == "blocked"
+    assert s.backend == "blocked"  # 2-d rows: no pruning
 
 
 def test_reduced_bound_search_finds_exact_neighbours() -> None:
@@ -240,3 +240,42 @@ def test_blocked_distances_are_exact_where_the_product_formula_cancels() -> None
     np.testing.assert_allclose(d.numpy(), truth.numpy(), rtol=1e-5)
     formula, _ = torch_knn(q, bank, 1)
     assert float((formula[:, 0].double() - truth[:, 0]).abs().max()) > 100 * float((d[:, 0].double() - truth[:, 0]).abs().max())
+
+
+def test_pruned_is_the_default_for_wide_rows_and_matches_faiss_and_blocked() -> None:
+    """1024-d rows with low-rank structure (WR50's layout): the CPU default prunes with
+    the principal-subspace bound, and still returns faiss's rows and the blocked
+    search's distances; k > 1 and few queries take the blocked search."""
+    bank, q = _low_rank_rows(6000, 784, 1024, 24, 0.3, seed=21)
+    pruned = NearestNeighbourSearch(bank, "cpu")
+    assert pruned.backend == "pruned"
+    pd, pi = pruned.search(q, 1)
+    assert pruned._pruned is not None and pruned._pruned.backend.startswith("pruned-")
+    assert pruned._pruned.last_exact_fallbacks < q.shape[0] // 10  # the bound did the work
+    fd, fi = NearestNeighbourSearch(bank, "cpu", backend="faiss-cpu").search(q, 1)
+    bd, bi = NearestNeighbourSearch(bank, "cpu", backend="blocked").search(q, 1)
+    np.testing.assert_array_equal(pi, fi)
+    np.testing.assert_array_equal(pi, bi)
+    np.testing.assert_allclose(pd, bd, rtol=1e-6)
+    for k, n in ((3, 784), (1, 5)):
+        kd, ki = pruned.search(q[:n], k)
+        wd, wi = NearestNeighbourSearch(bank, "cpu", backend="blocked").search(q[:n], k)
+        np.testing.assert_array_equal(ki, wi)
+        np.testing.assert_allclose(kd, wd, rtol=1e-6)
+
+
+def test_pruned_stays_exact_where_the_bound_is_loose() -> None:
+    """Isotropic rows: no projection bounds them usefully; the pruned search falls back
+    to the blocked one (whole searches or per query) and returns the same rows."""
+    from patchcore_gui.core.search import PRUNE_MIN_DIM
+
+    g = torch.Generator().manual_seed(22)
+    bank = torch.randn(3000, PRUNE_MIN_DIM, generator=g)
+    q = torch.randn(200, PRUNE_MIN_DIM, generator=g)
+    s = NearestNeighbourSearch(bank, "cpu")
+    assert s.backend == "pruned"
+    d, i = s.search(q, 1)
+    bd, bi = NearestNeighbourSearch(bank, "cpu", backend="blocked").search(q, 1)
+    np.testing.assert_array_equal(i, bi)
+    np.testing.assert_allclose(d, bd, rtol=1e-6)
+    assert s._pruned is not None and s._pruned.last_exact_fallbacks > 0
