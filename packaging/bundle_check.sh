@@ -86,7 +86,12 @@ clean "$bin/patchcore" predict --model "$model" --images "$images" --device cpu 
 (cd "$work/elsewhere" && env -u PYTHONPATH HOME="$work/home" "$venv_cli" predict --model "$model" \
     --images "$images" --device cpu --quiet --output "$work/out/venv.csv") || fail ".venv predict exit $?"
 cmp -s "$work/out/bundle.csv" "$work/out/venv.csv" || {
-    diff "$work/out/bundle.csv" "$work/out/venv.csv" | head -20; fail "bundle and .venv scores differ"; }
+    diff "$work/out/bundle.csv" "$work/out/venv.csv" | head -20
+    built=$(sed -n 's/^source_commit=//p' "$unpacked/BUNDLE_INFO.txt")
+    now=$(git -C "$root" rev-parse HEAD 2>/dev/null || echo unknown)
+    [ "$built" = "$now" ] && [ -z "$(git -C "$root" status --porcelain -- patchcore_gui)" ] || \
+        echo "bundle-check: the bundle was built from $built, the .venv runs $now (+ local edits?): run make bundle again" >&2
+    fail "bundle and .venv scores differ"; }
 echo "scores identical: $(($(wc -l < "$work/out/bundle.csv") - 1)) rows (cmp of the two CSV files)"
 
 step "patchcore report to PDF"

@@ -147,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     site = Path(next(p for p in sys.path if p.endswith("site-packages")))
     torch_version, cuda_version = torch_build(site)
     elves = elf_files(bundle)
+    git = ["git", "-C", str(ROOT)]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
+    # The package's own files as built: bundle-check compares scores with the .venv,
+    # which runs the working tree, so it must know whether that tree has moved since.
+    dirty = subprocess.run([*git, "status", "--porcelain", "--", "patchcore_gui"], capture_output=True, text=True,
+                           check=False).stdout.strip()
     info = {
         "name": "PatchCore Inspector",
         "version": version,
@@ -156,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch_version,
         "torch_cuda": cuda_version,
         "glibc_min": glibc_min(elves),
+        "source_commit": commit or "unknown",
+        "source_dirty": "yes" if dirty else "no",
         "bytes_unpacked": str(tree_bytes(bundle)),
         "bytes_cuda_libraries": str(cuda_bytes(internal)),
         "bytes_pruned": str(freed),
