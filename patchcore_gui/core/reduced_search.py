@@ -64,6 +64,13 @@ MAX_FALLBACK_SHARE = 0.05
 #: row hidden by a larger error could only be nearer than the returned one by less than
 #: that error: exact to float32 rounding either way.
 EXACT_MARGIN = 2e-5
+#: On the CPU the bound pass (its compares, minima and bitmap) costs about as much as
+#: this many more product columns: a tight rank is used only where r + 2 + this is below
+#: half the dimension, else the blocked exact search runs. Measured on an Intel Xeon
+#: (AVX-512), 1 thread, CPU ms per 784-query image: 152-d EfficientNet-Lite0 rows,
+#: rank 64: bound 46, blocked 21; 1024-d WR50 rows, rank 96: bound 159 (exact mode),
+#: blocked 227.
+BOUND_PASS_COLUMNS = 40
 #: Queries of the first search that calibrate the rank.
 _CALIBRATION_QUERIES = 64
 
@@ -169,6 +176,8 @@ class ReducedBoundSearch:
             heavy = below[r] > self.max_rescore
             light_mean = float(below[r][~heavy].mean()) if bool((~heavy).any()) else float("inf")
             if float(heavy.float().mean()) <= MAX_FALLBACK_SHARE and light_mean <= MAX_RESCORE_MEAN:
+                if self.device.type == "cpu" and r + 2 + BOUND_PASS_COLUMNS >= self.dim / 2:
+                    break  # the bound pass would cost about what the blocked product does
                 if r != self.rank:
                     self._set_rank(r)
                 return
