@@ -133,7 +133,8 @@ class PatchCoreModel:
     def _setup_precision(self) -> None:
         """Choose the search and backbone arithmetic for ``self.precision`` on this device.
 
-        exact: faiss IndexFlatL2 on the CPU and the NCHW float32 backbone (parity).
+        exact: the exact search of ``core.search`` (blocked or pruned on the CPU) and the
+        NCHW float32 backbone (parity).
         fast and half (``core.precision``): a batch-norm-folded channels-last copy of the
         backbone (the original stays for saving and for the exact path) under the mode's
         autocast dtype, and a candidate search in a principal subspace whose candidates

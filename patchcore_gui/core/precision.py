@@ -2,8 +2,9 @@
 
 Three resolved modes, named for what runs:
 
-- ``exact``: float32 NCHW backbone and faiss ``IndexFlatL2``: the official code's
-  scores, what parity is checked on.
+- ``exact``: float32 NCHW backbone and an exact search (``core.search``: faiss
+  ``IndexFlatL2``'s nearest rows, float32 distances): the official code's scores, what
+  parity is checked on.
 - ``fast``: a channels-last backbone with its batch norms folded (float16 on CUDA,
   float32 on the CPU) and a candidate search in a principal subspace whose nearest rows
   are re-scored exactly in float32 (image scores within 1 % of exact).
