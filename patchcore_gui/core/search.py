@@ -42,8 +42,8 @@ import torch
 #: pruned 49 (the product is already small, the bound pass's overhead is not).
 PRUNE_MIN_DIM = 512
 #: Bank rows per block of the CPU search: a (784 x 1024) float32 block is 3.2 MB, which
-#: stays in cache while it is reduced; larger blocks measured slower (micro-benchmark in
-#: docs/performance.md, "Exact search").
+#: stays in cache while it is reduced; larger blocks measured slower (docs/performance.md,
+#: "Exact at fast-path speed").
 CPU_BANK_BLOCK = 1024
 
 
