@@ -11,12 +11,21 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QToolBar, QToolButton, QWidget
 
 from patchcore_gui.core.datasets import ImageSet
+from patchcore_gui.core.precision import HALF, HALF_COST, PRECISION_ALIASES, half_unsupported_reason
 
 from . import style
 from .settings import DEVICES, PRECISIONS
 
 #: Precision combo texts, in PRECISIONS order.
-PRECISION_LABELS = ("auto", "exact", "fast")
+PRECISION_LABELS = ("auto", "exact", "fast", "half")
+#: Each precision item's tooltip, in PRECISIONS order.
+PRECISION_TIPS = (
+    "auto: exact on the CPU, fast on CUDA",
+    "exact: float32, the official code's scores (parity path)",
+    "fast: float16 backbone on CUDA (float32 on the CPU) and a reduced-dimension\n"
+    "candidate search whose nearest rows are re-scored exactly (image scores within 1 %)",
+    "half: fast with a bfloat16 backbone on CPUs that run it natively (float16 on CUDA)\n" + HALF_COST,
+)
 
 
 def device_combo() -> QComboBox:
@@ -77,16 +86,19 @@ class MainToolBar(QToolBar):
         self.addWidget(self.device_combo)
         self.addWidget(QLabel("Precision"))
         self.precision_combo = QComboBox()
-        for label, value in zip(PRECISION_LABELS, PRECISIONS, strict=True):
+        for label, value, tip in zip(PRECISION_LABELS, PRECISIONS, PRECISION_TIPS, strict=True):
             self.precision_combo.addItem(label, value)
-        self.precision_combo.setToolTip(
-            "exact: float32, the reference's scores (parity path)\n"
-            "fast: float16 backbone on CUDA (float32 on the CPU) and a reduced-dimension\n"
-            "      candidate search whose nearest rows are re-scored exactly\n"
-            "      (image scores within 1 %)\n"
-            "auto: exact on the CPU, fast on CUDA"
-        )
+            self.precision_combo.setItemData(self.precision_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.precision_combo.setToolTip("\n".join(PRECISION_TIPS))
         self.addWidget(self.precision_combo)
+        # The cost of half, in one line beside the choice while it is chosen.
+        self.precision_note = QLabel(HALF_COST)
+        self.precision_note.setObjectName("precisionNote")
+        self._precision_note_action = self.addWidget(self.precision_note)
+        self._precision_note_action.setVisible(False)
+        self.precision_combo.currentIndexChanged.connect(self._precision_changed)
+        self.device_combo.currentIndexChanged.connect(self._update_half_item)
+        self._update_half_item()
         self.addWidget(QLabel("Batch"))
         self.batch_spin = QSpinBox()
         self.batch_spin.setRange(1, 1024)
@@ -108,11 +120,32 @@ class MainToolBar(QToolBar):
 
     @property
     def precision(self) -> str:
-        """The chosen precision: "auto", "fp32" or "bf16"."""
+        """The chosen precision: "auto", "exact", "fast" or "half"."""
         return str(self.precision_combo.currentData())
 
     def set_precision(self, value: str) -> None:
-        self.precision_combo.setCurrentIndex(max(0, self.precision_combo.findData(value)))
+        """Choose ``value`` (old names fp32 / bf16 mean exact / fast); auto when unknown or unavailable."""
+        i = self.precision_combo.findData(PRECISION_ALIASES.get(value, value))
+        item = self.precision_combo.model().item(i) if i >= 0 else None  # type: ignore[attr-defined]
+        self.precision_combo.setCurrentIndex(i if item is not None and item.isEnabled() else 0)
+
+    def half_unavailable_reason(self) -> str | None:
+        """Why half cannot run on the chosen device (None: it can)."""
+        choice = self.device_combo.currentText()
+        cuda = choice == "cuda" or (choice == "auto" and torch.cuda.is_available())
+        return half_unsupported_reason(torch.device("cuda" if cuda else "cpu"))
+
+    def _update_half_item(self) -> None:
+        """Enable half only where the chosen device runs it natively; the tooltip says why not."""
+        item = self.precision_combo.model().item(PRECISIONS.index(HALF))  # type: ignore[attr-defined]
+        reason = self.half_unavailable_reason()
+        item.setEnabled(reason is None)
+        item.setToolTip(PRECISION_TIPS[PRECISIONS.index(HALF)] if reason is None else reason)
+        if reason is not None and self.precision == HALF:
+            self.set_precision("auto")
+
+    def _precision_changed(self) -> None:
+        self._precision_note_action.setVisible(self.precision == HALF)
 
     def set_folder(self, path: Path, image_set: ImageSet) -> None:
         """Name the open folder and its image count (known before any run)."""
