@@ -315,7 +315,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Score a folder; with --run record the run in a run file, with --resume continue one."""
-    from .core.runstore import RunStoreError
+    from .core.run_file import RunFileError
 
     def _predict() -> int:
         from .core.datasets import list_images
@@ -331,10 +331,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if not resume and (not args.model or not args.images):
             raise CliError("predict needs --model and --images (or --run FILE --resume)")
         if run_file:
-            from .core import run_driver, runstore
+            from .core import run_driver
+            from .core.run_file import RunFile
 
             if resume:
-                with runstore.RunStore.open(run_file, readonly=True) as rs:
+                with RunFile.open(run_file, readonly=True) as rs:
                     run_meta = rs.meta
                 model_path = args.model or run_meta["model_path"]
                 if not Path(model_path).is_file():
@@ -380,7 +381,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 if args.maps_out:
                     grids_now.update(zip(r.indices.tolist(), r.grids, strict=True))
 
-            with runstore.RunStore.open(run_file, readonly=True) if resume else contextlib.nullcontext() as rs:
+            with RunFile.open(run_file, readonly=True) if resume else contextlib.nullcontext() as rs:
                 total = len(rs) if rs is not None else len(image_set)
                 start = len(rs.done_indices()) if rs is not None else 0
             bar = _progress_bar("predict", total, args.quiet)
@@ -393,7 +394,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 )
             finally:
                 bar.close()
-            with runstore.RunStore.open(run_file, readonly=True) as rs:
+            with RunFile.open(run_file, readonly=True) as rs:
                 out_paths, cols, err_map, thr = rs.paths(), rs.columns(), rs.errors(), rs.image_threshold
                 if image_set is not None:  # the CSV names images as listed (the run stores absolute paths)
                     out_paths = [str(p) for p in image_set.paths]
@@ -437,7 +438,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     try:
         return _predict()
-    except RunStoreError as exc:  # locked, not a run file, model changed: one line, exit 2
+    except RunFileError as exc:  # locked, not a run file, model changed: one line, exit 2
         raise CliError(str(exc)) from None
 
 

@@ -1,7 +1,7 @@
 """Driving a prediction run into a run file: new runs and resumes.
 
 ``predict_into_run`` runs ``engine.iter_predict`` and commits one transaction per batch
-into a :class:`~patchcore_gui.core.runstore.RunStore`; the CLI and the GUI worker use it.
+into a :class:`~patchcore_gui.core.run_file.RunFile`; the CLI and the GUI worker use it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from .datasets import ImageSet
 from .precision import recorded_precision
 from .results import BatchResult
-from .runstore import TEST_DELAY_ENV, ModelChangedError, RunStore, RunStoreError, file_sha256
+from .run_file import TEST_DELAY_ENV, ModelChangedError, RunFile, RunFileError, file_sha256
 
 if TYPE_CHECKING:
     from .model import PatchCoreModel
@@ -38,7 +38,7 @@ class RunOutcome:
     seconds: float
 
 
-def check_model(store: RunStore, model: PatchCoreModel) -> None:
+def check_model(store: RunFile, model: PatchCoreModel) -> None:
     """Raise ModelChangedError unless ``model`` was loaded from the run's model file, unchanged."""
     if model.path is None or not Path(model.path).is_file():
         raise ModelChangedError("the model has no file to check against the run's model")
@@ -53,7 +53,7 @@ def check_model(store: RunStore, model: PatchCoreModel) -> None:
 def predict_into_run(
     model: PatchCoreModel,
     image_set: ImageSet | None,
-    run: str | os.PathLike[str] | RunStore,
+    run: str | os.PathLike[str] | RunFile,
     *,
     batch_size: int | None = None,
     num_workers: int | None = 0,
@@ -66,14 +66,14 @@ def predict_into_run(
 ) -> RunOutcome:
     """Score ``image_set`` into a run file, one committed transaction per engine batch.
 
-    New run (``resume=False``): ``run`` must not exist (or be a fresh ``RunStore``).
+    New run (``resume=False``): ``run`` must not exist (or be a fresh ``RunFile``).
     Resume: ``run`` is an existing run file; ``image_set`` may be None (the run's own list
     is used), the model must be the run's model file unchanged (:class:`ModelChangedError`),
     ``batch_size`` None or equal to the run's. Only images not yet done are scored.
 
     ``progress(done, total)`` and ``on_batch(result)`` are called after each commit (from
     the calling thread). The status ends as finished, cancelled (``cancel`` set or
-    KeyboardInterrupt) or failed (an exception, re-raised). A ``RunStore`` passed in
+    KeyboardInterrupt) or failed (an exception, re-raised). A ``RunFile`` passed in
     stays open; a path is opened and closed here.
     """
     from .batching import default_batch_size, default_num_workers
@@ -82,9 +82,9 @@ def predict_into_run(
     dev = str(device or model.device)
     if num_workers is None:
         num_workers = default_num_workers(model.device)
-    owned = not isinstance(run, RunStore)
+    owned = not isinstance(run, RunFile)
     if resume:
-        store = RunStore.open(run) if owned else run  # type: ignore[arg-type]
+        store = RunFile.open(run) if owned else run  # type: ignore[arg-type]
         try:
             check_model(store, model)
             stored_bs = int(store.settings.get("batch_size", 0))
@@ -103,7 +103,7 @@ def predict_into_run(
                 )
             image_set = store.image_set() if image_set is None else image_set
             if len(image_set) != len(store):
-                raise RunStoreError(f"the run has {len(store)} images but {len(image_set)} were given")
+                raise RunFileError(f"the run has {len(store)} images but {len(image_set)} were given")
             store.add_session(device=dev, resume=True, num_workers=num_workers)
         except BaseException:
             if owned:
@@ -115,7 +115,7 @@ def predict_into_run(
         batch_size = batch_size or default_batch_size(model)
         settings = {"device": dev, "batch_size": int(batch_size), "num_workers": int(num_workers),
                     "precision": model.precision}
-        store = RunStore.create(run, model, image_set, settings) if owned else run  # type: ignore[arg-type]
+        store = RunFile.create(run, model, image_set, settings) if owned else run  # type: ignore[arg-type]
     delay = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
     total = len(image_set)
     done_idx = store.done_indices()

@@ -42,7 +42,7 @@ import numpy as np
 from ..core import metrics
 from ..core.atomic import atomic_output
 from ..core.precision import recorded_precision
-from ..core.runstore import RunStore, RunStoreError, ThresholdChange, file_sha256
+from ..core.run_file import RunFile, RunFileError, ThresholdChange, file_sha256
 from . import render
 
 FORMATS = {".html": "html", ".htm": "html", ".pdf": "pdf", ".csv": "csv"}
@@ -109,7 +109,7 @@ class ReportContext:
     include_all: bool
     model: Any = None
     maps_note: str = ""
-    store: RunStore | None = field(default=None, repr=False)
+    store: RunFile | None = field(default=None, repr=False)
 
     @property
     def review_line(self) -> str:
@@ -241,7 +241,7 @@ def _load_model(meta: dict[str, Any], model_path: str | os.PathLike[str] | None)
 
 
 def build_context(
-    run: str | os.PathLike[str] | RunStore,
+    run: str | os.PathLike[str] | RunFile,
     *,
     include_all: bool = False,
     operator: str = "",
@@ -250,7 +250,7 @@ def build_context(
     need_maps: bool = True,
 ) -> ReportContext:
     """Read a run file (read-only) into a :class:`ReportContext`; the caller closes ``ctx.store``."""
-    store = run if isinstance(run, RunStore) else RunStore.open(run, readonly=True)
+    store = run if isinstance(run, RunFile) else RunFile.open(run, readonly=True)
     meta = store.meta
     cols = store.columns()
     run_t = store.image_threshold
@@ -374,7 +374,7 @@ def report_format(output: str | os.PathLike[str]) -> str:
 
 
 def write_report(
-    run: str | os.PathLike[str] | RunStore,
+    run: str | os.PathLike[str] | RunFile,
     output: str | os.PathLike[str],
     *,
     include_all: bool = False,
@@ -392,7 +392,7 @@ def write_report(
     try:
         ctx = build_context(run, include_all=include_all, operator=operator, threshold=threshold,
                             model_path=model_path, need_maps=fmt != "csv")
-    except RunStoreError as exc:
+    except RunFileError as exc:
         raise ReportError(str(exc)) from None
     try:
         with atomic_output(out) as fh:
@@ -413,6 +413,6 @@ def write_report(
     except OSError as exc:
         raise ReportError(f"cannot write {out.name}: {exc.strerror or exc}") from None
     finally:
-        if ctx.store is not None and not isinstance(run, RunStore):
+        if ctx.store is not None and not isinstance(run, RunFile):
             ctx.store.close()
     return ReportResult(out, fmt, n, ctx.maps_note)

@@ -21,7 +21,7 @@ from patchcore_gui.cli import main
 from patchcore_gui.core.datasets import scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.run_driver import predict_into_run
-from patchcore_gui.core.runstore import RunStore
+from patchcore_gui.core.run_file import RunFile
 from patchcore_gui.io import render
 from patchcore_gui.io.report import ReportError, write_report
 
@@ -48,7 +48,7 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     model.save(model_path)
     run = root / "run.sqlite"
     predict_into_run(model, scan_folder(root / "test"), run, batch_size=4)
-    with RunStore.open(run) as st:
+    with RunFile.open(run) as st:
         st.set_operator_verdict(5, "NG", operator="Ana")
         st.set_operator_verdict(0, "OK", operator="Ana")
     return {"root": root, "run": run, "model": model_path}
@@ -76,7 +76,7 @@ def _parse(path: Path) -> tuple[list[str], str]:
 
 
 def _flagged(run: Path, threshold: float | None = None) -> tuple[list[str], list[str]]:
-    with RunStore.open(run, readonly=True) as st:
+    with RunFile.open(run, readonly=True) as st:
         cols, names = st.columns(), [Path(p).name for p in st.paths()]
         t = st.image_threshold if threshold is None else threshold
     ng = cols["score"] > t
@@ -106,7 +106,7 @@ def test_html_holds_every_flagged_image(run_file: dict[str, Path], tmp_path: Pat
 
 
 def test_html_all_and_threshold_override(run_file: dict[str, Path], tmp_path: Path) -> None:
-    with RunStore.open(run_file["run"], readonly=True) as st:
+    with RunFile.open(run_file["run"], readonly=True) as st:
         scores = st.columns()["score"]
         names = [f"{Path(p).parent.name}/{Path(p).name}" for p in st.paths()]
     # A threshold that is one image's own score, between the others: some rows OK
@@ -147,7 +147,7 @@ def test_csv_round_trip(run_file: dict[str, Path], tmp_path: Path) -> None:
     assert write_report(run_file["run"], out).images == 9
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    with RunStore.open(run_file["run"], readonly=True) as st:
+    with RunFile.open(run_file["run"], readonly=True) as st:
         paths, cols, thr, errs = st.paths(), st.columns(), st.image_threshold, st.errors()
     assert [r["path"] for r in rows] == paths
     for i, r in enumerate(rows):
