@@ -43,7 +43,7 @@ def main() -> None:
     from patchcore_gui.core.engine import TrainConfig, train_model
     from patchcore_gui.core.results import BatchResult
     from patchcore_gui.core.run_file import RunFile
-    from patchcore_gui.io.report import write_report
+    from patchcore_gui.reports.report import write_report
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_report_"))
     work.mkdir(parents=True, exist_ok=True)

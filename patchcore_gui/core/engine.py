@@ -27,8 +27,9 @@ from .backbones import BN_WARMUP_CHOICES, build_extractor, get_spec, official_bn
 from .batching import AdaptiveScorer, default_batch_size, default_num_workers
 from .calibration import calibrate, uncalibrated
 from .coreset import CancelledError, coreset_size, greedy_coreset
-from .datasets import ImageDataset, ImageSet, collate
+from .datasets import ImageSet
 from .features import EmbeddingConfig
+from .image_dataset import ImageDataset, collate
 from .maps import anomaly_maps
 from .model import (
     ModelConfig,

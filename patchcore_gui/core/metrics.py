@@ -26,6 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import ndimage
 
+from .verdict import ng_mask
+
 __all__ = [
     "auroc",
     "confusion",
@@ -231,7 +233,7 @@ def confusion(scores: ArrayLike, labels: ArrayLike, threshold: float) -> dict[st
         ``{"tp", "fp", "tn", "fn"}`` where positive = defect (label > 0).
     """
     s, y = _clean(scores, labels)
-    ng = s > threshold
+    ng = ng_mask(s, threshold)
     tp = int(np.count_nonzero(ng & y))
     fp = int(np.count_nonzero(ng & ~y))
     fn = int(np.count_nonzero(~ng & y))

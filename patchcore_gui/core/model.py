@@ -289,7 +289,7 @@ class PatchCoreModel:
             scores, grids = self.score_tensor(data)
             return list(map(float, scores)), list(self.anomaly_maps(grids))
         items = data if isinstance(data, (list, tuple)) else [data]
-        from .datasets import check_aspect_ratio
+        from .image_dataset import check_aspect_ratio
 
         pils = [_as_pil(item) for item in items]
         for img in pils:

@@ -149,3 +149,49 @@ def predict_into_run(
         if owned:
             store.close()
     return RunOutcome(status, scored, done, total, time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------- reading a run back
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """A run's per-image results in index order, as the predict CSV and maps need them."""
+
+    paths: list[str]
+    scores: np.ndarray  # float32, NaN when not scored or failed
+    errors: list[str]  # "" when the image scored
+    threshold: float  # the run's image threshold now
+    grids: list[np.ndarray]  # float32 grids, only when asked for; (1, 1) NaN for a failed image
+
+
+def run_progress(path: str | os.PathLike[str], image_set: ImageSet | None) -> tuple[int, int]:
+    """(images done, images in all) of the run about to start or resume at ``path``."""
+    if image_set is not None:
+        return 0, len(image_set)
+    with RunFile.open(path, readonly=True) as rs:
+        return len(rs.done_indices()), len(rs)
+
+
+def read_results(path: str | os.PathLike[str], listed: ImageSet | None = None,
+                 grids_now: dict[int, np.ndarray] | None = None) -> RunResults:
+    """Read a run's results back (read-only).
+
+    ``listed``: the image set the run was started with; its paths name the images as
+    they were listed (the run stores absolute paths). ``grids_now``: float32 grids kept
+    while predicting, by index; when given, the grids of the other images (scored before
+    a resume) are read from the run's float16 grids and every image's grid is returned.
+    """
+    with RunFile.open(path, readonly=True) as rs:
+        paths, cols, err_map, thr = rs.paths(), rs.columns(), rs.errors(), rs.image_threshold
+        if listed is not None:
+            paths = [str(p) for p in listed.paths]
+        grids: list[np.ndarray] = []
+        if grids_now is not None:
+            have = dict(grids_now)
+            missing = [i for i in range(len(paths)) if i not in have]
+            for i, g in rs.iter_grids(missing):
+                have[i] = g.astype(np.float32) if g is not None else np.full((1, 1), np.nan, np.float32)
+            grids = [have[i] for i in range(len(paths))]
+    errors = [err_map.get(i, "") for i in range(len(paths))]
+    return RunResults(paths, cols["score"], errors, thr, grids)

@@ -132,7 +132,7 @@ def test_training_records_the_resolved_name(tiny_model_path: Path) -> None:
 def test_runs_record_the_resolved_name_and_old_run_files_still_resume(
         tiny_model_path: Path, image_dirs: dict[str, Path], tmp_path: Path) -> None:
     from patchcore_gui.cli import main
-    from patchcore_gui.io.report import build_context
+    from patchcore_gui.reports.context import build_context
 
     iset = scan_folder(image_dirs["test"])
     fast = PatchCoreModel.load(tiny_model_path, device="cpu", precision="bf16")  # old name asked for

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from guard_helpers import CROP, RESIZE, r18_weights, write_images
 
-from patchcore_gui.cli import main, results_csv
+from patchcore_gui.cli import main
 from patchcore_gui.core.engine import TrainConfig, train_model
 from patchcore_gui.core.run_file import RunFile
+from patchcore_gui.reports.predict_output import results_csv
 
 
 def _rows(text: str) -> list[dict[str, str]]:

@@ -23,7 +23,8 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from . import render
-from .report import Progress, ReportContext, histogram_png, iter_rendered, when
+from .context import Progress, ReportContext, when
+from .thumbnails import histogram_png, iter_rendered
 
 NAVY = (31, 58, 95)
 GREY = (82, 96, 109)

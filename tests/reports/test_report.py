@@ -18,12 +18,13 @@ from PIL import Image
 from tests_helpers import textured, with_defect
 
 from patchcore_gui.cli import main
+from patchcore_gui.core import heatmap
 from patchcore_gui.core.datasets import scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.run_driver import predict_into_run
 from patchcore_gui.core.run_file import RunFile
-from patchcore_gui.io import render
-from patchcore_gui.io.report import ReportError, write_report
+from patchcore_gui.reports import render
+from patchcore_gui.reports.report import ReportError, write_report
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +240,11 @@ def test_overlay_colours_are_absolute_and_contoured() -> None:
     b = np.asarray(render.overlay_heatmap(base, peak, pixel_threshold=1.0))
     # Same map value -> same colour, whatever else the image holds (no per-image min-max).
     assert np.array_equal(a[2, 2], b[2, 2])
-    assert np.array_equal(a[2, 2], [128, 128, 128])  # far below the threshold: transparent
+    # The window's rule (core/heatmap.py): every pixel in the crop is tinted at the window's
+    # opacity, 0.55, in inferno on the scale 0 .. 2 x threshold: 0.2 -> index int(0.2 / 2 x 255) = 25.
+    lut = heatmap.lookup_table("inferno")
+    assert render.OVERLAY_ALPHA == 0.55
+    np.testing.assert_array_equal(a[2, 2], np.floor(128 * 0.45 + lut[25] * 0.55 + 0.5).astype(np.uint8))
     assert tuple(b[5, 28]) == render.CONTOUR_RGB and tuple(b[10, 30]) != render.CONTOUR_RGB
     assert not (a == np.array(render.CONTOUR_RGB, dtype=np.uint8)).all(axis=2).any()  # nothing above threshold
 
