@@ -146,7 +146,7 @@ def measure_floor(ext: torch.nn.Module, bank: torch.Tensor, batch: int, images: 
 def official_steps(ext: torch.nn.Module, bank: torch.Tensor, paths: list[Path], cfg: object) -> float:
     """Seconds per image for the official code's steps, re-implemented (not its code).
 
-    What its ``predict`` does per batch of 2 (spec sections 2, 4, 7): NCHW float32
+    What its ``predict`` does per batch of 2 (docs/patchcore-spec.md section 2, 4, 7): NCHW float32
     backbone, Unfold + two adaptive_avg_pool1d stages (our general path, which follows
     it literally), faiss IndexFlatL2 over every patch of the batch, then upsample and
     Gaussian blur of every map. Image decoding as ours (PIL, the reference transform).

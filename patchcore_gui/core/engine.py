@@ -184,7 +184,7 @@ class TrainConfig:
 #: Per-backbone default embedding layout. The reference layout for the torchvision
 #: backbones (parity with the official code); the native concatenation for the small
 #: EfficientNet-Lite0, whose 152 real dims would otherwise be stretched to 1024 by
-#: repetition (spec section 9).
+#: repetition (docs/patchcore-spec.md section 9).
 DEFAULT_EMBEDDING = {"efficientnet_lite0": "native"}
 
 
@@ -280,7 +280,7 @@ def train_model(
     cancel: threading.Event | None = None,
     source: str = "",
 ) -> PatchCoreModel:
-    """Train a PatchCore model from good images (spec sections 2-3) with calibration.
+    """Train a PatchCore model from good images (docs/patchcore-spec.md section 2-3) with calibration.
 
     The final memory bank is built from all readable images, so scores match the
     reference for the same images; calibration holds out a slice, builds a bank from

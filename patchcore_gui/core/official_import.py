@@ -1,4 +1,4 @@
-"""Import a model saved by the official patchcore-inspection code (spec section 5).
+"""Import a model saved by the official patchcore-inspection code (docs/patchcore-spec.md section 5).
 
 The reference saves a folder with two files:
 
@@ -54,7 +54,7 @@ BACKBONE_NAMES: dict[str, str] = {
 }
 
 #: Resize that the reference's training command pairs with each crop ("imagesize").
-#: The saved model does not record it (spec section 5).
+#: The saved model does not record it (docs/patchcore-spec.md section 5).
 _RESIZE_FOR_CROP = {224: 256, 320: 366}
 
 # faiss's on-disk layout of an IndexFlat (faiss/impl/index_write.cpp: write_index_header
@@ -115,7 +115,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     barrier: even an opcode the allow-list missed could not reach a global.
     """
 
-    def find_class(self, module: str, name: str) -> Any:  # noqa: D401 - pickle API
+    def find_class(self, module: str, name: str) -> Any:  # pickle API
         raise UnsafePickleError(f"refused: the pickle asks to import {module}.{name}")
 
     def persistent_load(self, pid: Any) -> Any:
@@ -139,7 +139,7 @@ def check_pickle_opcodes(data: bytes) -> None:
                 recent = [*recent[-1:], (name, arg)]
     except UnsafePickleError:
         raise
-    except Exception as exc:  # noqa: BLE001 - genops raises ValueError and others on garbage
+    except Exception as exc:  # genops raises ValueError and others on garbage
         raise OfficialImportError(f"not a valid pickle ({_first_line(exc)})") from None
 
 
@@ -202,7 +202,7 @@ def load_params(path: str | os.PathLike[str]) -> dict[str, Any]:
                                 "numbers, booleans, None) are accepted") from None
     except OfficialImportError as exc:
         raise OfficialImportError(f"{p.name}: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - any decoding failure is one line for the user
+    except Exception as exc:  # any decoding failure is one line for the user
         raise OfficialImportError(f"{p.name}: not a valid pickle ({_first_line(exc)})") from None
     if not isinstance(value, dict):
         raise OfficialImportError(f"{p.name}: holds a {type(value).__name__}, not the settings dict")
