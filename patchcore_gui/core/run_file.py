@@ -210,12 +210,12 @@ class RunFile:
         self.close()
 
     # ------------------------------------------------------------------ helpers
-    def _write(self) -> _Transaction:
+    def _write(self) -> run_file_lock.Transaction:
         if self.readonly:
             raise RunFileError(f"run file {self.path.name} is open read-only")
         if self._conn is None:
             raise RunFileError("run file is closed")
-        return _Transaction(self._conn, self._mutex)
+        return run_file_lock.Transaction(self._conn, self._mutex)
 
     def _set_meta(self, **values: Any) -> None:
         """Inside a transaction: update meta keys (and the cached copy)."""
@@ -435,24 +435,3 @@ class RunFile:
             )
             if cur.rowcount != 1:
                 raise IndexError(f"no image with index {index} in this run")
-
-
-class _Transaction:
-    """``with``: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), holding the store's mutex."""
-
-    def __init__(self, conn: sqlite3.Connection, mutex: threading.RLock) -> None:
-        self.conn, self.mutex = conn, mutex
-
-    def __enter__(self) -> None:
-        self.mutex.acquire()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.mutex.release()
-            raise
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.mutex.release()

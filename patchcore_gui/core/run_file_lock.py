@@ -1,4 +1,5 @@
-"""The run file's writer lock: one writer at a time, a dead writer's lock taken over.
+"""The run file's concurrency: the writer lock (one writer at a time, a dead writer's lock
+taken over) and the write transaction.
 
 A writer records itself in the run file's ``lock`` table (pid, host, process start
 time, token). Another writer is refused while that process lives; a lock left by a dead
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import threading
 import uuid
 from typing import Any
 
@@ -98,3 +100,24 @@ def acquire(conn: sqlite3.Connection, name: str, break_lock: bool) -> str:
         raise
     HELD.add(token)
     return token
+
+
+class Transaction:
+    """``with``: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), holding the store's mutex."""
+
+    def __init__(self, conn: sqlite3.Connection, mutex: threading.RLock) -> None:
+        self.conn, self.mutex = conn, mutex
+
+    def __enter__(self) -> None:
+        self.mutex.acquire()
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.mutex.release()
+            raise
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self.mutex.release()
