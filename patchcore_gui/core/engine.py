@@ -34,12 +34,12 @@ from .maps import anomaly_maps
 from .model import (
     ModelConfig,
     PatchCoreModel,
-    eq7_weight,
     resolve_device,
     resolve_precision,
 )
 from .precision import backbone_dtype, fast_backbone
 from .results import BatchResult
+from .reweight import eq7_weight
 from .search import NearestNeighbourSearch
 
 #: progress(stage, done, total); stages in order: "features", "calibration coreset"
