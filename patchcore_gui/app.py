@@ -54,7 +54,7 @@ def _sort_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         setattr(args, role, name)
 
 
-def create_window(  # noqa: ANN201 - MainWindow is imported lazily
+def create_window(  # MainWindow is imported lazily
     args: argparse.Namespace, *, demo_target: str | None = None, demo_path: Sequence[str] = ()
 ):
     """Build the main window for ``args`` (a QApplication must exist).
@@ -77,7 +77,7 @@ def create_window(  # noqa: ANN201 - MainWindow is imported lazily
     return window
 
 
-def start_demo(window, target: str | None = None, extra_path: Sequence[str] = ()) -> None:  # noqa: ANN001
+def start_demo(window, target: str | None = None, extra_path: Sequence[str] = ()) -> None:
     """Open the demo model and folder once they are ready; show any failure in the window."""
     from patchcore_gui.qt.demo_child import DEFAULT_TARGET
     from patchcore_gui.qt.demo_loader import DemoLoader
@@ -94,7 +94,7 @@ def start_demo(window, target: str | None = None, extra_path: Sequence[str] = ()
 
     def failed(message: str) -> None:
         window.run_status.finish(0, 0.0, "")
-        window._show_error(f"The demo could not be prepared: {message}")
+        window.show_error(f"The demo could not be prepared: {message}")
         window.image_pane.clear(f"The demo could not be prepared:\n{message}")
 
     loader.ready.connect(ready)

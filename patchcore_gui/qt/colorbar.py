@@ -9,7 +9,9 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import QWidget
 
-from . import overlay, style
+from patchcore_gui.core import heatmap
+
+from . import style
 
 
 class ColorBar(QWidget):
@@ -19,7 +21,7 @@ class ColorBar(QWidget):
         super().__init__(parent)
         self.setFixedHeight(26)
         self.setMinimumWidth(180)
-        self._lut = overlay.lookup_table("inferno")
+        self._lut = heatmap.lookup_table()
         self._levels = (0.0, 2.0)
         self._threshold = 1.0
 

@@ -17,7 +17,7 @@ from typing import Any
 from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QVBoxLayout, QWidget
 
 from .background import one_line
-from .dialogs import MODEL_FILTER, PathField
+from .file_dialogs import MODEL_FILTER, PathField
 from .task_dialog import TaskDialog
 from .train_dialog import WEIGHTS_FILTER
 

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from patchcore_gui.core import metrics
+from patchcore_gui.core.verdict import count_ng
 
 from . import style
 
@@ -171,15 +172,15 @@ class MetricsPanel(QWidget):
         self.set_threshold(threshold)
 
     def set_threshold(self, threshold: float) -> None:
-        """Operating point, confusion matrix and P/R/F1 at ``threshold`` (NG when score > t).
+        """Operating point, confusion matrix and P/R/F1 at ``threshold`` (NG by ``core.verdict``).
 
         The counts are ``metrics.confusion``'s and P/R/F1 ``metrics.precision_recall_f1``'s
-        (a test holds them equal), taken from the sorted scores: ~10 us instead of ~2 ms
-        of 100k comparisons on every threshold move.
+        (a test holds them equal), taken from the sorted scores with ``verdict.count_ng``:
+        ~10 us instead of ~2 ms of 100k comparisons on every threshold move.
         """
         good, defect = self._good_sorted, self._defect_sorted
-        fp = len(good) - int(np.searchsorted(good, threshold, side="right"))
-        tp = len(defect) - int(np.searchsorted(defect, threshold, side="right"))
+        fp = count_ng(good, threshold)
+        tp = count_ng(defect, threshold)
         c = {"tp": tp, "fp": fp, "tn": len(good) - fp, "fn": len(defect) - tp}
         self.confusion = c
         for key, cell in self.cells.items():

@@ -16,7 +16,7 @@ from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QButtonGroup, QLabel, QLineEdit, QRadioButton, QVBoxLayout, QWidget
 
 from .background import one_line
-from .dialogs import PathField
+from .file_dialogs import PathField
 from .settings import AppSettings
 from .task_dialog import TaskDialog
 
@@ -26,7 +26,7 @@ FORMAT_NAMES = {".html": "HTML page", ".htm": "HTML page", ".pdf": "PDF document
 
 def describe_failure(exc: BaseException) -> str:
     """One line: the report error's own words, else the exception's first line."""
-    from patchcore_gui.io.report import ReportError
+    from patchcore_gui.reports.context import ReportError
 
     if isinstance(exc, ReportError):
         lines = str(exc).strip().splitlines()
@@ -113,7 +113,7 @@ class ReportDialog(TaskDialog):
 
     def start(self) -> bool:
         """Check the form, remember the choices, and write the report in the background."""
-        from patchcore_gui.io.report import report_format, write_report
+        from patchcore_gui.reports.report import report_format, write_report
 
         text = self.path_field.text()
         if not text:

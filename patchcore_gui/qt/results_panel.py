@@ -128,14 +128,14 @@ class ResultsPanel(QWidget):
 
     # ------------------------------------------------------------------ API
     def set_filter(self, kind: str) -> None:
-        """Show one filter (see ``results_store.FILTERS``), keeping the current image if it stays."""
+        """Show one filter (see ``result_table.FILTERS``), keeping the current image if it stays."""
         current = self.current_image()
         self.filter_buttons[kind].setChecked(True)
         self.model.set_filter(kind)
         self.restore_current(current)
 
     def set_review_filter(self, kind: str) -> None:
-        """One of ``results_store.REVIEW_FILTERS``; combined with the verdict filter."""
+        """One of ``result_table.REVIEW_FILTERS``; combined with the verdict filter."""
         current = self.current_image()
         pos = self.review_combo.findData(kind)
         if pos >= 0 and pos != self.review_combo.currentIndex():

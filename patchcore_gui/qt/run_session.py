@@ -1,8 +1,8 @@
 """The run file the window shows: naming, opening, and every write the GUI makes to it.
 
-Each GUI run writes a run file (``core.runstore``) through ``predict_into_run`` in the
+Each GUI run writes a run file (``core.run_file``) through ``predict_into_run`` in the
 worker thread. Once the worker has created it, the window holds the same
-``RunStore`` for the operator's verdicts and threshold changes (its methods are
+``RunFile`` for the operator's verdicts and threshold changes (its methods are
 serialised, so both threads may write). A run file that cannot be written (disk
 full, removed folder) never stops the inspection: the run goes on in memory, the
 user is told once, and later writes are not attempted.
@@ -22,7 +22,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from patchcore_gui.core.results import BatchResult
-from patchcore_gui.core.runstore import RunLockedError, RunStore, ThresholdChange
+from patchcore_gui.core.run_file import RunFile, RunLockedError, ThresholdChange
 
 from .background import one_line
 
@@ -47,8 +47,8 @@ def new_run_path(runs_dir: Path, folder_name: str, when: datetime | None = None)
     return path
 
 
-class GuardedRunStore(RunStore):
-    """A RunStore whose result writes never raise: the first failure is reported once.
+class GuardedRunFile(RunFile):
+    """A RunFile whose result writes never raise: the first failure is reported once.
 
     ``predict_into_run`` stops a run when a write fails; the GUI instead keeps scoring
     into memory. After a failure the file's status is set to "failed" (if it can still
@@ -84,16 +84,16 @@ class GuardedRunStore(RunStore):
             cb(self.write_error)
 
 
-def open_run_store(path: str | os.PathLike[str]) -> tuple[GuardedRunStore, str]:
+def open_run_file(path: str | os.PathLike[str]) -> tuple[GuardedRunFile, str]:
     """Open a run file for writing, else read-only when another window/process writes it.
 
     Returns the store and a note for the user ("" when opened for writing).
-    Raises RunStoreError (not a run file, missing...).
+    Raises RunFileError (not a run file, missing...).
     """
     try:
-        return GuardedRunStore.open(path), ""  # type: ignore[return-value]
+        return GuardedRunFile.open(path), ""  # type: ignore[return-value]
     except RunLockedError as exc:
-        store = GuardedRunStore.open(path, readonly=True)
+        store = GuardedRunFile.open(path, readonly=True)
         why = str(exc).split(";")[0].strip()  # the advice after ";" is what we do here
         return store, (  # type: ignore[return-value]
             f"Opened read-only because the {why}. Verdicts and threshold changes are not saved in it; "
@@ -115,7 +115,7 @@ class RunSession(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.store: GuardedRunStore | None = None
+        self.store: GuardedRunFile | None = None
         self.path: Path | None = None
         #: Why results are not (or no longer) written to the file ("" when fine).
         self.write_error = ""
@@ -143,7 +143,7 @@ class RunSession(QObject):
         return self.path.name + tail
 
     # ------------------------------------------------------------------ lifecycle
-    def attach(self, store: GuardedRunStore) -> None:
+    def attach(self, store: GuardedRunFile) -> None:
         """Take over an open store (created by the worker, or opened from a file)."""
         if store is not self.store:
             self.close()

@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QSpinBox, QWidget
 
-from .dialogs import MODEL_FILTER, PathField
+from .file_dialogs import MODEL_FILTER, PathField
 from .task_dialog import TaskDialog
 from .toolbar import device_combo
 

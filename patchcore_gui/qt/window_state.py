@@ -2,42 +2,40 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from PySide6.QtWidgets import QMainWindow
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from .settings import AppSettings
+from .window_layout import WindowWidgets
 
 DEFAULT_SIZE = (1500, 900)
 
 
-def restore_window_state(window: MainWindow) -> None:
+def restore_window_state(window: QMainWindow, ui: WindowWidgets, s: AppSettings) -> None:
     """Geometry, splitters, run options and overlay options from the settings."""
-    s = window.settings
     geometry = s.geometry("geometry")
     if geometry is None or not window.restoreGeometry(geometry):
         window.resize(*DEFAULT_SIZE)
-    for key, splitter in (("splitter", window.splitter), ("right_splitter", window.right_splitter)):
+    for key, splitter in (("splitter", ui.splitter), ("right_splitter", ui.right_splitter)):
         state = s.geometry(key)
         if state is not None:
             splitter.restoreState(state)
-    window.toolbar.device_combo.setCurrentText(s.device)
-    window.toolbar.set_precision(s.precision)
-    window.toolbar.batch_spin.setValue(s.batch_size)
-    window.toolbar.workers_spin.setValue(s.workers)
-    window.image_pane.set_opacity(s.overlay_opacity)
-    window.image_pane.set_colormap(s.colormap)
+    ui.toolbar.device_combo.setCurrentText(s.device)
+    ui.toolbar.set_precision(s.precision)
+    ui.toolbar.batch_spin.setValue(s.batch_size)
+    ui.toolbar.workers_spin.setValue(s.workers)
+    ui.image_pane.set_opacity(s.overlay_opacity)
+    ui.image_pane.set_colormap(s.colormap)
 
 
-def save_window_state(window: MainWindow) -> None:
+def save_window_state(window: QMainWindow, ui: WindowWidgets, s: AppSettings) -> None:
     """Store window layout and run / view options (recent lists are stored as used)."""
-    s = window.settings
     s.set_geometry("geometry", window.saveGeometry())
-    s.set_geometry("splitter", window.splitter.saveState())
-    s.set_geometry("right_splitter", window.right_splitter.saveState())
-    s.device = window.toolbar.device_combo.currentText()
-    s.precision = window.toolbar.precision
-    s.batch_size = window.toolbar.batch_spin.value()
-    s.workers = window.toolbar.workers_spin.value()
-    s.overlay_opacity = window.image_pane.opacity_slider.value()
-    s.colormap = window.image_pane.cmap_combo.currentText()
+    s.set_geometry("splitter", ui.splitter.saveState())
+    s.set_geometry("right_splitter", ui.right_splitter.saveState())
+    s.device = ui.toolbar.device_combo.currentText()
+    s.precision = ui.toolbar.precision
+    s.batch_size = ui.toolbar.batch_spin.value()
+    s.workers = ui.toolbar.workers_spin.value()
+    s.overlay_opacity = ui.image_pane.opacity_slider.value()
+    s.colormap = ui.image_pane.cmap_combo.currentText()
     s.sync()

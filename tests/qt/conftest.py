@@ -115,7 +115,7 @@ def _isolated_settings(
 
 @pytest.fixture(autouse=True)
 def _thaw_heap() -> Iterator[None]:
-    """A finished run freezes the heap (qt/heap.py); nothing frozen outlives its test."""
+    """A finished run freezes the heap (qt/gc_freeze.py); nothing frozen outlives its test."""
     yield
     import gc
 

@@ -13,10 +13,10 @@ from PySide6.QtGui import QAction, QDropEvent
 from PySide6.QtTest import QTest
 
 from patchcore_gui.core.model import PatchCoreModel
-from patchcore_gui.core.runstore import RunStore
+from patchcore_gui.core.result_table import ERROR, NG
+from patchcore_gui.core.run_file import RunFile
 from patchcore_gui.qt.main_window import MainWindow
 from patchcore_gui.qt.results_model import COL_VERDICT
-from patchcore_gui.qt.results_store import ERROR, NG
 from patchcore_gui.qt.settings import AppSettings
 
 DEFECT_CENTRE = (67, 67)  # (y, x) inside the planted square of the test images
@@ -365,5 +365,5 @@ def test_fast_precision_run_uses_its_own_model_copy(ready: MainWindow, run_to_en
     assert w.model is not None and w.model.precision == "exact" and w.model.search.backend == "faiss-cpu"
     conv = next(m for m in w.model.extractor.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous()  # not switched to channels-last under the window's feet
-    with RunStore.open(w.session.path, readonly=True) as run:
+    with RunFile.open(w.session.path, readonly=True) as run:
         assert run.settings["precision"] == "fast"

@@ -10,6 +10,7 @@ from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QStyledItemDelegate, QWidget
 
+from patchcore_gui.core.result_table import OP_NG, OP_OK, ResultTable
 from patchcore_gui.qt.results_model import (
     COL_FILE,
     COL_NORM,
@@ -19,7 +20,6 @@ from patchcore_gui.qt.results_model import (
     ResultsTableModel,
 )
 from patchcore_gui.qt.results_panel import ResultsPanel
-from patchcore_gui.qt.results_store import OP_NG, OP_OK, ResultStore
 from patchcore_gui.qt.results_view import ResultsDelegate
 
 N = 3000
@@ -37,7 +37,7 @@ def pixels(widget: QWidget) -> np.ndarray:
 def panel(qtbot: object, synthetic: Callable) -> Iterator[ResultsPanel]:
     """A shown results panel over ``N`` synthetic results (errors, both labels), threshold 6."""
     image_set, scores, grids, errors = synthetic(N)
-    store = ResultStore(image_set)
+    store = ResultTable(image_set)
     model = ResultsTableModel()
     model.set_store(store)
     model.set_threshold(6.0)
