@@ -29,7 +29,7 @@ class ColorBar(QWidget):
         self._lut, self._levels, self._threshold = lut, levels, threshold
         self.update()
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+    def paintEvent(self, event: object) -> None:  # Qt override
         p = QPainter(self)
         bar = QRectF(4, 2, self.width() - 8, 9)
         grad = QLinearGradient(bar.topLeft(), bar.topRight())

@@ -18,13 +18,9 @@ from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QHBoxLayout,
     QLabel,
-    QSlider,
     QStackedLayout,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -36,7 +32,7 @@ from patchcore_gui.core.verdict import is_ng
 from patchcore_gui.io.images import ImageLoadError, load_image
 
 from . import overlay, style
-from .colorbar import ColorBar
+from .overlay_controls import OverlayControls
 
 # No antialiasing: software-rasterised antialiased plots cost several times more to
 # paint, and painting competes with a run for the GIL.
@@ -143,44 +139,12 @@ class ImagePane(QWidget):
             sc.activated.connect(lambda s=step: self.step_requested.emit(s))
 
     def _build_strip(self) -> QWidget:
-        strip = QWidget()
-        row = QHBoxLayout(strip)
-        row.setContentsMargins(8, 4, 8, 4)
-        row.setSpacing(10)
-        self.heat_check = QCheckBox("Heatmap")
-        self.heat_check.setChecked(True)
-        self.heat_check.setToolTip("Show the anomaly heatmap (Space)")
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(round(heatmap.DEFAULT_OPACITY * 100))
-        self.opacity_slider.setFixedWidth(110)
-        self.opacity_slider.setToolTip("Heatmap opacity")
-        self.cmap_combo = QComboBox()
-        self.cmap_combo.addItems(heatmap.COLORMAPS)
-        self.cmap_combo.setToolTip("Heatmap colours")
-        self.region_check = QCheckBox("Region")
-        self.region_check.setChecked(True)
-        self.region_check.setToolTip("Outline where the map exceeds the pixel threshold")
-        self.gt_check = QCheckBox("Truth")
-        self.gt_check.setChecked(True)
-        self.gt_check.setToolTip("Outline of the ground-truth defect mask (cyan)")
-        self.fit_button = QToolButton()
-        self.fit_button.setIcon(style.make_icon("fit"))
-        self.fit_button.setToolTip("Fit the image to the view")
-        self.colorbar = ColorBar()
-        self.colorbar.setToolTip("Absolute heatmap scale: 0 to 2 × pixel threshold (white mark)")
-        row.addWidget(self.heat_check)
-        row.addWidget(self.opacity_slider)
-        row.addWidget(self.cmap_combo)
-        row.addWidget(self.region_check)
-        row.addWidget(self.gt_check)
-        row.addWidget(self.fit_button)
-        row.addStretch(1)
-        self.scale_label = QLabel("scale")
-        self.scale_label.setObjectName("muted")
-        row.addWidget(self.scale_label)
-        row.addWidget(self.colorbar, 1)
-
+        """The overlay controls under the image, wired to the layers."""
+        strip = OverlayControls()
+        # By name on the pane too: the window stores and restores their settings.
+        self.heat_check, self.opacity_slider, self.cmap_combo = strip.heat_check, strip.opacity_slider, strip.cmap_combo
+        self.region_check, self.gt_check, self.fit_button = strip.region_check, strip.gt_check, strip.fit_button
+        self.colorbar, self.scale_label = strip.colorbar, strip.scale_label
         self.heat_check.toggled.connect(self.heat_item.setVisible)
         self.region_check.toggled.connect(self.region_item.setVisible)
         self.gt_check.toggled.connect(self.gt_item.setVisible)

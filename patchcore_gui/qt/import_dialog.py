@@ -62,7 +62,7 @@ def peek_backbone(folder: Path) -> str | None:
 
         name = load_params(folder / PARAMS_FILE).get("backbone.name")
         return BACKBONE_NAMES.get(name) if isinstance(name, str) else None
-    except Exception:  # noqa: BLE001 - the import itself reports a bad file properly
+    except Exception:  # the import itself reports a bad file properly
         return None
 
 

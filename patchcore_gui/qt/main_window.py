@@ -59,7 +59,7 @@ class MainWindow(QMainWindow):
         self.doc = InspectionDocument(self)
         self.last_error = ""
         self._box: QMessageBox | None = None
-        #: set by ``app.start_demo`` while the demo is prepared (a ``DemoLoader``).
+        #: set by ``startup.start_demo`` while the demo is prepared (a ``DemoLoader``).
         self.demo_loader: Any = None
         self.setWindowTitle(TITLE)
         self.setAcceptDrops(True)
@@ -278,11 +278,11 @@ class MainWindow(QMainWindow):
         return file_dialogs.ask_save_path(self, default)
 
     # ------------------------------------------------------------------ Qt events
-    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # Qt override
         if event.mimeData().hasUrls():
             event.acceptProposedAction()
 
-    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt override
+    def dropEvent(self, event: QDropEvent) -> None:  # Qt override
         for url in event.mimeData().urls():
             path = Path(url.toLocalFile())
             if path.is_dir():
@@ -293,7 +293,7 @@ class MainWindow(QMainWindow):
                 self.open_model(path)
         event.acceptProposedAction()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
         """Cancel runs, training and exports, wait for their threads, then close the run file."""
         save_window_state(self, self.ui, self.settings)
         self.runs.shutdown()

@@ -98,6 +98,29 @@ class MetricsPanel(QWidget):
         self.roc_plot.addItem(self.op_point)
         self.tabs.addTab(self.roc_plot, "ROC")
 
+        self.tabs.addTab(self._build_confusion(), "Confusion")
+        lay.addWidget(self.tabs, 1)
+
+        brow = QHBoxLayout()
+        self.best_f1_button = QPushButton("Best F1")
+        self.best_f1_button.setToolTip("Threshold that maximises F1 on this labelled batch")
+        self.best_f1_button.clicked.connect(self.propose_best_f1)
+        self.frr_button = QPushButton("False reject ≤")
+        self.frr_button.setToolTip("Lowest threshold rejecting at most this share of good images")
+        self.frr_button.clicked.connect(self.propose_frr)
+        self.frr_spin = QDoubleSpinBox()
+        self.frr_spin.setRange(0.0, 100.0)
+        self.frr_spin.setDecimals(1)
+        self.frr_spin.setValue(1.0)
+        self.frr_spin.setSuffix(" %")
+        brow.addWidget(self.best_f1_button)
+        brow.addStretch(1)
+        brow.addWidget(self.frr_button)
+        brow.addWidget(self.frr_spin)
+        lay.addLayout(brow)
+
+    def _build_confusion(self) -> QWidget:
+        """The confusion matrix (truth x verdict) and the precision / recall / F1 line."""
         conf = QWidget()
         grid = QGridLayout(conf)
         grid.setSpacing(4)
@@ -130,26 +153,7 @@ class MetricsPanel(QWidget):
         self.prf_label = QLabel("")
         grid.addWidget(self.prf_label, 3, 0, 1, 3)
         grid.setRowStretch(4, 1)
-        self.tabs.addTab(conf, "Confusion")
-        lay.addWidget(self.tabs, 1)
-
-        brow = QHBoxLayout()
-        self.best_f1_button = QPushButton("Best F1")
-        self.best_f1_button.setToolTip("Threshold that maximises F1 on this labelled batch")
-        self.best_f1_button.clicked.connect(self.propose_best_f1)
-        self.frr_button = QPushButton("False reject ≤")
-        self.frr_button.setToolTip("Lowest threshold rejecting at most this share of good images")
-        self.frr_button.clicked.connect(self.propose_frr)
-        self.frr_spin = QDoubleSpinBox()
-        self.frr_spin.setRange(0.0, 100.0)
-        self.frr_spin.setDecimals(1)
-        self.frr_spin.setValue(1.0)
-        self.frr_spin.setSuffix(" %")
-        brow.addWidget(self.best_f1_button)
-        brow.addStretch(1)
-        brow.addWidget(self.frr_button)
-        brow.addWidget(self.frr_spin)
-        lay.addLayout(brow)
+        return conf
 
     # ------------------------------------------------------------------ data
     def set_data(self, scores: np.ndarray, labels: np.ndarray, threshold: float) -> None:

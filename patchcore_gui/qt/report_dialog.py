@@ -121,7 +121,7 @@ class ReportDialog(TaskDialog):
         out = Path(text).expanduser()
         try:
             report_format(out)
-        except Exception:  # noqa: BLE001 - ReportError: unknown extension
+        except Exception:  # ReportError: unknown extension
             return self.refuse(f"{out.name}: use .html, .pdf or .csv (the extension picks the format).")
         if not out.parent.is_dir():
             return self.refuse(f"The folder {out.parent} does not exist.")

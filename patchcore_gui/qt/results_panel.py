@@ -58,23 +58,7 @@ class ResultsPanel(QWidget):
         head.addWidget(self.count_label)
         lay.addLayout(head)
 
-        buttons = QHBoxLayout()
-        buttons.setSpacing(4)
-        self.filter_group = QButtonGroup(self)
-        self.filter_buttons: dict[str, QPushButton] = {}
-        for kind, text, tip in _FILTER_BUTTONS:
-            b = QPushButton(text)
-            b.setObjectName("filter")
-            b.setCheckable(True)
-            b.setToolTip(tip)
-            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)
-            self.filter_group.addButton(b)
-            self.filter_buttons[kind] = b
-            buttons.addWidget(b)
-            b.clicked.connect(lambda _=False, k=kind: self.set_filter(k))
-        buttons.addStretch(1)
-        self.filter_buttons["all"].setChecked(True)
-        lay.addLayout(buttons)
+        lay.addLayout(self._build_filters())
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search file names…  (Ctrl+F)")
@@ -125,6 +109,26 @@ class ResultsPanel(QWidget):
         self.view.selectionModel().currentRowChanged.connect(self._on_current)
         for sig in (model.modelReset, model.rowsInserted, model.layoutChanged):
             sig.connect(self._update_count)
+
+    def _build_filters(self) -> QHBoxLayout:
+        """The verdict filter buttons (one checked at a time)."""
+        buttons = QHBoxLayout()
+        buttons.setSpacing(4)
+        self.filter_group = QButtonGroup(self)
+        self.filter_buttons: dict[str, QPushButton] = {}
+        for kind, text, tip in _FILTER_BUTTONS:
+            b = QPushButton(text)
+            b.setObjectName("filter")
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+            self.filter_group.addButton(b)
+            self.filter_buttons[kind] = b
+            buttons.addWidget(b)
+            b.clicked.connect(lambda _=False, k=kind: self.set_filter(k))
+        buttons.addStretch(1)
+        self.filter_buttons["all"].setChecked(True)
+        return buttons
 
     # ------------------------------------------------------------------ API
     def set_filter(self, kind: str) -> None:

@@ -65,7 +65,7 @@ class GuardedRunFile(RunFile):
             return
         try:
             super().add_batch(result)
-        except Exception as exc:  # noqa: BLE001 - disk full, I/O error, closed file...
+        except Exception as exc:  # disk full, I/O error, closed file...
             self._failed(exc)
 
     def set_status(self, status: str, message: str = "") -> None:
@@ -73,7 +73,7 @@ class GuardedRunFile(RunFile):
             status, message = "failed", f"run file write failed: {self.write_error}"
         try:
             super().set_status(status, message)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not self.write_error:
                 self._failed(exc)
 
@@ -193,7 +193,7 @@ class RunSession(QObject):
             return []
         try:
             return self.store.threshold_log()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return []
 
     # ------------------------------------------------------------------ writes
@@ -205,7 +205,7 @@ class RunSession(QObject):
             self.store.log_threshold(  # type: ignore[union-attr]
                 old if math.isfinite(old) else math.nan, new, note, kind
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._tell("threshold-fail", f"Could not record the threshold change in the run file: {one_line(exc)}")
             return False
         self.threshold_logged.emit()
@@ -217,7 +217,7 @@ class RunSession(QObject):
             return False
         try:
             self.store.set_operator_verdict(index, verdict, operator=operator)  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._tell("verdict-fail", f"Could not save the operator verdict in the run file: {one_line(exc)}")
             return False
         return True

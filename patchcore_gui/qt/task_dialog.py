@@ -188,7 +188,7 @@ class TaskDialog(QDialog):
         self.set_status("Cancelled: nothing was written.")
         self.task_cancelled.emit()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
         """Closing while the job runs cancels it and waits: no thread outlives the dialog."""
         self.shutdown()
         super().closeEvent(event)

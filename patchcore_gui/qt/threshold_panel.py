@@ -126,7 +126,12 @@ class ThresholdPanel(QWidget):
         title = QLabel("Image threshold")
         title.setObjectName("sectionTitle")
         lay.addWidget(title)
+        lay.addWidget(self._build_plot(), 1)
+        self._build_controls(lay)
+        self.set_enabled(False)
 
+    def _build_plot(self) -> pg.PlotWidget:
+        """The histogram of this batch and the calibration scores, with the draggable line."""
         self.plot = pg.PlotWidget()
         self.plot.setBackground(style.BASE_BG)
         self.plot.setMinimumHeight(150)
@@ -164,8 +169,10 @@ class ThresholdPanel(QWidget):
         self.plot.addItem(self.empty_text, ignoreBounds=True)
         self.empty_text.setPos(0.5, 50)
         self.plot.setYRange(0, 100, padding=0)
-        lay.addWidget(self.plot, 1)
+        return self.plot
 
+    def _build_controls(self, lay: QVBoxLayout) -> None:
+        """Slider and number box, counts, origin line, pixel threshold, buttons."""
         row = QHBoxLayout()
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, SLIDER_STEPS)
@@ -228,7 +235,6 @@ class ThresholdPanel(QWidget):
         brow.addWidget(self.save_button, 1)
         brow.addWidget(self.log_button)
         lay.addLayout(brow)
-        self.set_enabled(False)
 
     # ------------------------------------------------------------------ public API
     @property

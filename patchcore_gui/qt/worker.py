@@ -138,7 +138,7 @@ class PredictWorker(QObject):
         try:
             Path(req.run_path).parent.mkdir(parents=True, exist_ok=True)
             store = GuardedRunFile.create(req.run_path, req.model, req.images, settings)
-        except Exception as exc:  # noqa: BLE001 - any reason: the run goes on in memory
+        except Exception as exc:  # any reason: the run goes on in memory
             traceback.print_exc()
             self.store_failed.emit(req.run_id, f"{Path(req.run_path).name}: {one_line(exc)}")
             return None

@@ -143,7 +143,7 @@ def window(qtbot: object, settings_path: Path) -> Iterator[object]:
 
 
 @pytest.fixture
-def run_to_end(qtbot: object):  # noqa: ANN201
+def run_to_end(qtbot: object):
     """``run_to_end(window)``: start a run, wait for ``run_finished``, return ``cancelled``."""
 
     def run(window: object, timeout: int = 60_000) -> bool:
@@ -153,7 +153,7 @@ def run_to_end(qtbot: object):  # noqa: ANN201
 
 
 @pytest.fixture
-def synthetic():  # noqa: ANN201
+def synthetic():
     """``synthetic(n, seed=0)`` -> (ImageSet, scores, grids, errors) without files."""
     return synthetic_results
 

@@ -215,7 +215,7 @@ def test_worker_exception_is_shown_and_app_stays_usable(ready: MainWindow, monke
 
     real = engine.iter_predict
 
-    def broken(*args: object, **kwargs: object):  # noqa: ANN202
+    def broken(*args: object, **kwargs: object):
         gen = real(*args, **kwargs)
         yield next(gen)
         raise RuntimeError("backbone exploded\nsecond line")

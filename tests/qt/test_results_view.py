@@ -116,7 +116,7 @@ class PaintRegions(QObject):
         super().__init__()
         self.rects: list[QRect] = []
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # Qt override
         if event.type() == QEvent.Type.Paint:
             self.rects.extend(event.region())  # type: ignore[attr-defined]
         return False
