@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Signal
@@ -59,6 +60,8 @@ class MainWindow(QMainWindow):
         self.doc = InspectionDocument(self)
         self.last_error = ""
         self._box: QMessageBox | None = None
+        #: ``confirm(title, question) -> bool``: asks before work is thrown away (tests replace it).
+        self.confirm: Callable[[str, str], bool] = self._ask_yes_no
         #: set by ``startup.start_demo`` while the demo is prepared (a ``DemoLoader``).
         self.demo_loader: Any = None
         self.setWindowTitle(TITLE)
@@ -73,9 +76,10 @@ class MainWindow(QMainWindow):
         self.run_status, self.run_file_label = ui.run_status, ui.run_file_label
         self.controller = RunController(self)
         self.view = RunView(self.doc, ui)
-        self.runs = RunActions(self.doc, ui, self.settings, self.controller, self.view)
+        self.runs = RunActions(self.doc, ui, self.settings, self.controller, self.view,
+                               lambda title, text: self.confirm(title, text))
         self.run_files = RunFiles(self.doc, self.settings, self.runs, self.view, ui.toolbar)
-        self.dialogs = ToolDialogs(self.doc, self.settings, self, self.open_model, ui.toolbar.batch_spin.value)
+        self.dialogs = ToolDialogs(self.doc, self.settings, self, self.open_new_model, ui.toolbar.batch_spin.value)
         self.doc.error.connect(self.show_error)
         self.doc.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         self.doc.threshold_changed.connect(self.threshold_changed)
@@ -113,6 +117,7 @@ class MainWindow(QMainWindow):
         self.controller.batch_ready.connect(self.view.on_batch)
         self.controller.progressed.connect(self.view.on_progress)
         ui.results.image_selected.connect(self._show_image)
+        ui.results.nothing_shown.connect(ui.image_pane.clear)
         ui.image_pane.step_requested.connect(ui.results.step)
         tp.threshold_edited.connect(lambda v: doc.set_image_threshold(v, "set by hand"))
         tp.threshold_committed.connect(lambda: doc.commit_threshold("image"))
@@ -166,6 +171,8 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             self.show_error(f"{Path(path).name}: cannot be read ({exc.strerror or exc}).")
             return False
+        if not self.runs.confirm_stop("opening another model"):
+            return False
         self.runs.stop_for_change()
         self.settings.add_recent("models", path)
         self.doc.set_model(model, Path(path).name, model.summary())
@@ -184,11 +191,29 @@ class MainWindow(QMainWindow):
         if len(image_set) == 0:
             self.show_error(f"No images found in {path} (looked for PNG, JPEG, BMP and TIFF, recursively).")
             return False
+        if not self.runs.confirm_stop("opening another folder"):
+            return False
         self.runs.stop_for_change()
         self.settings.add_recent("folders", path)
         self.doc.set_folder(image_set)
         self._reset_results()
+        self._carry_threshold()
         return True
+
+    def open_new_model(self, path: str | os.PathLike[str]) -> bool:
+        """A model the train / import dialog just wrote: open it, asking first when that throws work away."""
+        st, name = self.doc.results, Path(path).name
+        if self.doc.running or (st is not None and st.count):
+            where = self.doc.session.path
+            kept = (f" They stay in the run file {where.name} (File > Open run shows them again)."
+                    if where is not None and not self.doc.session.write_error else " They are not saved.")
+            shown = f"{st.count:,} results" if st is not None else "The results"
+            question = (f"{name} is saved. Opening it replaces the open model and clears the {shown} on screen."
+                        f"{kept}\n\nOpen the new model now?")
+            if not self.confirm("Open the new model?", question):
+                self.statusBar().showMessage(f"Model saved: {path} (not opened: the results on screen stay)", 15000)
+                return False
+        return self.open_model(path)
 
     def open_run(self, path: str | os.PathLike[str]) -> bool:
         """Show a saved run again (read-only, with the reason, when another window writes it)."""
@@ -248,6 +273,21 @@ class MainWindow(QMainWindow):
         """An empty result set for the open folder; the previous run file is closed."""
         self.doc.new_results()
 
+    def _carry_threshold(self) -> None:
+        """A new folder starts from the model's thresholds unless the user chose to keep the current one."""
+        doc = self.doc
+        if self.threshold_panel.keep_check.isChecked() and doc.model is not None:
+            # Named by value: the previous folder's run file does not belong to this folder.
+            doc.set_image_threshold(doc.image_threshold, f"kept from the previous folder ({doc.image_threshold:.6g})")
+        else:
+            self._reset_thresholds()
+
+    def _ask_yes_no(self, title: str, text: str) -> bool:
+        """A modal Yes / No question; No is the default (Enter keeps the work)."""
+        buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+        return QMessageBox.question(self, title, text, buttons, QMessageBox.StandardButton.No) == (
+            QMessageBox.StandardButton.Yes)
+
     def _reset_thresholds(self, log: bool = False) -> None:
         if self.doc.model is not None and not self.doc.reset_thresholds(log):
             self.threshold_panel.set_origin("The model has no threshold: set one with the slider.")
@@ -294,7 +334,10 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
-        """Cancel runs, training and exports, wait for their threads, then close the run file."""
+        """Ask when a run goes on; then cancel runs, training and exports, wait for them, close the run file."""
+        if not self.runs.confirm_stop("closing the window"):
+            event.ignore()
+            return
         save_window_state(self, self.ui, self.settings)
         self.runs.shutdown()
         self.dialogs.shutdown()

@@ -40,6 +40,8 @@ class ResultsPanel(QWidget):
     """Owns the table view; emits ``image_selected(image_index)`` for the current row."""
 
     image_selected = Signal(int)
+    #: the filters hide every scored image: why, for the image pane (never a hidden image).
+    nothing_shown = Signal(str)
 
     def __init__(self, model: ResultsTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -108,7 +110,7 @@ class ResultsPanel(QWidget):
 
         self.view.selectionModel().currentRowChanged.connect(self._on_current)
         for sig in (model.modelReset, model.rowsInserted, model.layoutChanged):
-            sig.connect(self._update_count)
+            sig.connect(self.update_count)
 
     def _build_filters(self) -> QHBoxLayout:
         """The verdict filter buttons (one checked at a time)."""
@@ -149,6 +151,27 @@ class ResultsPanel(QWidget):
         self.model.set_review_filter(kind)
         self.restore_current(current)
 
+    def reset_filters(self) -> None:
+        """Every image again (a new folder): verdict filter All, review any, no search."""
+        self._search_timer.stop()
+        self.search.blockSignals(True)
+        self.search.clear()
+        self.search.blockSignals(False)
+        self.model.set_search("")
+        self.set_review_filter("any")
+        self.set_filter("all")
+
+    def filter_description(self) -> str:
+        """The filters in force, in the buttons' words ("" when every image passes)."""
+        parts = []
+        if self.model.filter_kind != "all":
+            parts.append(self.filter_buttons[self.model.filter_kind].text())
+        if self.model.review_kind != "any":
+            parts.append(self.review_combo.itemText(self.review_combo.findData(self.model.review_kind)))
+        if self.search.text():
+            parts.append(f'name contains "{self.search.text()}"')
+        return ", ".join(parts)
+
     def restore_current(self, image_index: int) -> None:
         """After the rows changed: keep ``image_index`` current, else the first row.
 
@@ -157,6 +180,14 @@ class ResultsPanel(QWidget):
         if image_index >= 0 and self.select_image(image_index):
             return
         self.select_row(0)
+        self.announce_empty()
+
+    def announce_empty(self) -> None:
+        """Emit ``nothing_shown`` when scored images exist but the filters hide them all."""
+        st = self.model.store
+        if self.model.rowCount() == 0 and st is not None and st.count:
+            self.nothing_shown.emit(f"No image passes the filter ({self.filter_description()}).\n"
+                                    f"Choose All to see the {st.count:,} scored images.")
 
     def set_ground_truth_filters(self, enabled: bool) -> None:
         """False positive / negative filters only make sense with labels."""
@@ -204,8 +235,12 @@ class ResultsPanel(QWidget):
         if current.isValid():
             self.image_selected.emit(self.model.image_at(current.row()))
 
-    def _update_count(self, *_args: object) -> None:
+    def update_count(self, *_args: object) -> None:
+        """"N images", or "k of N shown (filter: ...)" while a filter is on (N: images scored so far)."""
         st = self.model.store
         shown = self.model.rowCount()
         total = st.count if st is not None else 0
-        self.count_label.setText(f"{shown:,} of {total:,}" if shown != total else f"{total:,} images")
+        filters = self.filter_description()
+        text = f"{shown:,} of {total:,} shown (filter: {filters})" if filters else f"{total:,} images"
+        if self.count_label.text() != text:
+            self.count_label.setText(text)

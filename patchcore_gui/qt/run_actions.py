@@ -7,6 +7,8 @@ document's ``running`` state and the run's display (``RunView``) in step with th
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
@@ -20,6 +22,12 @@ from .settings import AppSettings
 from .status import finish_message
 from .window_layout import WindowWidgets
 
+#: Cancelling a run that has gone on longer than this (s) asks first: a slip of the
+#: hand must not throw away minutes of scoring.
+CONFIRM_CANCEL_AFTER_S = 5.0
+#: ``confirm(title, question) -> bool``: asks the user (a message box in the window).
+Confirm = Callable[[str, str], bool]
+
 
 class RunActions(QObject):
     """Start, resume and cancel runs of one window; ``finished`` after the last rows are shown."""
@@ -28,10 +36,12 @@ class RunActions(QObject):
     finished = Signal(bool)
 
     def __init__(self, doc: InspectionDocument, ui: WindowWidgets, settings: AppSettings,
-                 controller: RunController, view: RunView) -> None:
+                 controller: RunController, view: RunView, confirm: Confirm) -> None:
         super().__init__(doc)
         self.doc, self.ui, self.settings = doc, ui, settings
-        self.controller, self.view = controller, view
+        self.controller, self.view, self.confirm = controller, view, confirm
+        #: ``time.monotonic()`` when the current run started.
+        self.started_at = 0.0
         controller.run_finished.connect(self._on_finished)
         controller.run_failed.connect(lambda msg: doc.report_error(f"The run stopped: {msg}"))
 
@@ -45,7 +55,8 @@ class RunActions(QObject):
             return False
         doc.new_results()
         doc.next_run_key()
-        run_path = new_run_path(self.settings.runs_dir, Path(doc.image_set.root).name or "images")
+        run_path = new_run_path(self.settings.runs_dir, Path(doc.image_set.root).name or "images",
+                                 model_name=doc.model_name)
         self._begin(len(doc.image_set), 0)
         self.controller.start(
             doc.model, doc.image_set, device=tb.device_combo.currentText(), precision=tb.precision,
@@ -79,19 +90,50 @@ class RunActions(QObject):
         doc.show_status(f"Resuming: {st.size - st.count:,} images left (batch size {batch})…")
         return True
 
-    def cancel(self) -> None:
-        """Stop after the batch in flight; what was scored stays (and can be resumed)."""
-        if self.doc.running:
-            self.controller.cancel()
-            self.doc.show_status("Cancelling after the current batch…")
+    def cancel(self) -> bool:
+        """Stop after the batch in flight; what was scored stays (and can be resumed).
+
+        A run that has gone on for more than ``CONFIRM_CANCEL_AFTER_S`` is cancelled
+        only once the user confirms. False when nothing was cancelled.
+        """
+        if not self.doc.running:
+            return False
+        took = time.monotonic() - self.started_at
+        if took > CONFIRM_CANCEL_AFTER_S and not self.confirm(
+            "Cancel the run?", f"The run has gone on for {took:.0f} s. Stop it after the current batch?"
+            f"{self.kept_note()}"
+        ):
+            return False
+        self.controller.cancel()
+        self.doc.show_status("Cancelling after the current batch…")
+        return True
+
+    def kept_note(self) -> str:
+        """What stays of the current run when it stops (" ..." or "" without a run file)."""
+        s, st = self.doc.session, self.doc.results
+        done = f"{st.count:,} of {st.size:,} images" if st is not None else "The images"
+        if s.path is not None and not s.write_error:
+            return (f"\n\n{done} scored so far are kept in the run file {s.path.name}: "
+                    "File > Open run, then Resume run, goes on from there.")
+        return f"\n\n{done} scored so far are shown but not saved (no run file)."
+
+    def confirm_stop(self, what: str) -> bool:
+        """``what`` would stop the run going on: True when none is, or the user agrees."""
+        if not self.doc.running:
+            return True
+        return self.confirm("Stop the run?", f"A run is going on: {what} stops it.{self.kept_note()}\n\nStop the run?")
 
     def stop_for_change(self) -> None:
         """A new model, folder or run makes the current run meaningless: cancel it and wait."""
         if self.doc.running:
+            st, s = self.doc.results, self.doc.session
             self.controller.shutdown()
             self.doc.set_running(False)
             self.view.end()
             self.ui.run_status.finish(0, 0.0, "")
+            n = f"{st.count:,} of {st.size:,}" if st is not None else "some"
+            kept = f" (kept in {s.path.name}: it can be resumed)" if s.path is not None and not s.write_error else ""
+            self.doc.show_status(f"Run stopped: {n} images scored{kept}", 15000)
 
     def shutdown(self) -> None:
         """The window closes: stop showing rows, stop every run and wait for its thread."""
@@ -102,6 +144,7 @@ class RunActions(QObject):
     # ------------------------------------------------------------------ internals
     def _begin(self, total: int, already: int) -> None:
         gc_freeze.release()  # the results being replaced may be collected again
+        self.started_at = time.monotonic()
         self.doc.set_running(True)
         self.view.begin(total, already, self.ui.toolbar.device_combo.currentText())
 

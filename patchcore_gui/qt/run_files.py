@@ -43,6 +43,8 @@ class RunFiles:
         if doc.session.path is not None and is_same_file(path, doc.session.path):
             doc.show_status(f"{path.name} is already open", 5000)
             return True
+        if not self.runs.confirm_stop("opening another run"):
+            return False
         self.runs.stop_for_change()
         gc_freeze.release()  # the results being replaced may be collected again
         try:

@@ -30,16 +30,23 @@ RUN_SUFFIX = ".pcrun"
 RUN_FILTER = "PatchCore run (*.pcrun);;All files (*)"
 
 
-def run_file_name(folder_name: str, when: datetime | None = None) -> str:
-    """``<yyyymmdd-hhmmss>-<folder name>.pcrun`` (the name made safe for any file system)."""
+def _safe(name: str, default: str) -> str:
+    return re.sub(r"[^\w.+-]+", "_", name).strip("._") or default
+
+
+def run_file_name(folder_name: str, when: datetime | None = None, model_name: str = "") -> str:
+    """``<yyyymmdd-hhmmss>-<folder name>[-<model name>].pcrun`` (made safe for any file system).
+
+    The model's name (its file's stem) tells apart two runs of one folder in the recent list.
+    """
     stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    safe = re.sub(r"[^\w.+-]+", "_", folder_name).strip("._") or "images"
-    return f"{stamp}-{safe[:80]}{RUN_SUFFIX}"
+    model = _safe(Path(model_name).stem, "")[:60] if model_name else ""
+    return f"{stamp}-{_safe(folder_name, 'images')[:80]}{'-' + model if model else ''}{RUN_SUFFIX}"
 
 
-def new_run_path(runs_dir: Path, folder_name: str, when: datetime | None = None) -> Path:
+def new_run_path(runs_dir: Path, folder_name: str, when: datetime | None = None, model_name: str = "") -> Path:
     """A run file path that does not exist yet (``-2``, ``-3``... within one second)."""
-    first = runs_dir / run_file_name(folder_name, when)
+    first = runs_dir / run_file_name(folder_name, when, model_name)
     path, n = first, 1
     while path.exists():
         n += 1

@@ -95,6 +95,9 @@ class RunView(QObject):
             self._later(self.refresh_plots, running)
         if w.results.current_image() < 0 and w.table_model.rowCount():
             self._later(self._select_first_row, running)
+        w.results.update_count()  # the total grows even when no row passes the filter
+        if not running:
+            w.results.announce_empty()
 
     def _later(self, fn: Callable[[], None], deferred: bool) -> None:
         if deferred:

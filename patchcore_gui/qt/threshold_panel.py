@@ -18,6 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDoubleSpinBox,
     QGridLayout,
     QHBoxLayout,
@@ -207,6 +208,10 @@ class ThresholdPanel(QWidget):
         self.origin_label.setObjectName("muted")
         self.origin_label.setWordWrap(True)
         lay.addWidget(self.origin_label)
+        # A new folder starts from the model's threshold; carrying this one over is a choice.
+        self.keep_check = QCheckBox("Keep this threshold for the next folder")
+        self.keep_check.setToolTip("Unchecked, opening another folder goes back to the model's threshold")
+        lay.addWidget(self.keep_check)
 
         prow = QHBoxLayout()
         plab = QLabel("Pixel threshold")

@@ -54,6 +54,7 @@ class DocumentBinding(QObject):
         image_set = self.doc.image_set
         if image_set is not None:
             self.ui.toolbar.set_folder(Path(image_set.root), image_set)
+        self.ui.results.reset_filters()  # filters chosen for the last folder would hide this one's images
         self.update_actions()
 
     def on_threshold(self, value: float) -> None:
@@ -86,7 +87,7 @@ class DocumentBinding(QObject):
         doc, ui = self.doc, self.ui
         running, m, s = doc.running, ui.menus, doc.session
         ui.toolbar.set_running(running)
-        ui.toolbar.run_action.setEnabled(doc.model is not None and doc.image_set is not None)
+        ui.toolbar.run_action.setEnabled(doc.model is not None and doc.image_set is not None and not running)
         can_save = doc.model is not None and not running
         ui.threshold_panel.save_button.setEnabled(can_save)
         m.save_threshold_action.setEnabled(can_save)

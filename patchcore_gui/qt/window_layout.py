@@ -57,8 +57,10 @@ def build_layout(window: QMainWindow, settings: AppSettings) -> WindowWidgets:
     resume.setToolTip("Score the images this run has not done yet (Ctrl+Shift+R)")
     resume.triggered.connect(menus.resume_action.trigger)
     resume.setVisible(False)
-    toolbar.insertAction(toolbar.cancel_action, resume)
+    # After Cancel, so Run and Cancel keep their places when Resume shows.
+    toolbar.insertAction(toolbar.device_action, resume)
     toolbar.addAction(menus.export_action)
+    toolbar.add_folder_slot()
     table_model = ResultsTableModel(window)
     results = ResultsPanel(table_model)
     image_pane = ImagePane()

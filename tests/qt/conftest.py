@@ -138,6 +138,7 @@ def window(qtbot: object, settings_path: Path) -> Iterator[object]:
     qtbot.addWidget(w)  # type: ignore[attr-defined]
     w.resize(1500, 900)
     yield w
+    w.confirm = lambda _title, _text: True  # a test's "no" must not keep the window open
     w.close()
     assert w.controller.live_threads() == 0
 
