@@ -54,9 +54,26 @@ def _sort_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         setattr(args, role, name)
 
 
+def warn_missing_x_libraries() -> str:
+    """Before Qt starts on X11: name missing system libraries and the command installing them.
+
+    Qt's own failure is an abort with a plugin name; this says what to install. Only a
+    warning: the check cannot see libraries a bundle carries, so Qt still gets its try.
+    """
+    from patchcore_gui.core.x_libraries import missing_x_message, needs_xcb
+
+    if QApplication.instance() is not None or not needs_xcb():
+        return ""
+    message = missing_x_message()
+    if message:
+        print(f"patchcore-gui: {message}", file=sys.stderr)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the application; returns the exit status."""
     args = parse_args(argv)
+    warn_missing_x_libraries()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("PatchCore")
     app.setApplicationName("PatchCore Inspector")

@@ -97,6 +97,18 @@ def _check_qt_widgets(rows: list[Check]) -> list[Check]:
     return [Check("versions", "Qt widgets", OK, "loadable")]
 
 
+def check_x_libraries() -> list[Check]:
+    """The X11 libraries Qt's window plugin needs on Linux (missing: the packages and the apt command)."""
+    from patchcore_gui.core.x_libraries import install_command, missing_x_packages
+
+    if not sys.platform.startswith("linux"):
+        return []
+    missing = missing_x_packages()
+    if not missing:
+        return [Check("versions", "X11 libraries", OK, "installed")]
+    return [Check("versions", "X11 libraries", PROBLEM, f"missing: {', '.join(missing)}", install_command(missing))]
+
+
 def check_device() -> list[Check]:
     """CUDA availability and the devices; CPU-only is fine, not a problem."""
     try:
@@ -211,7 +223,7 @@ def check_folders() -> list[Check]:
 
 def run_checks() -> list[Check]:
     """Every check, in report order."""
-    return [*check_packages(), *check_device(), *check_faiss(), *check_backbones(), *check_folders()]
+    return [*check_packages(), *check_x_libraries(), *check_device(), *check_faiss(), *check_backbones(), *check_folders()]
 
 
 def format_table(rows: list[Check]) -> str:

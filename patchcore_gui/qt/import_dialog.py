@@ -112,6 +112,9 @@ class ImportDialog(TaskDialog):
         self.output_field = PathField("save", "Save the imported model as", MODEL_FILTER, "model file (.patchcore)")
         self.form.addRow("Save model as", self.output_field)
         self.finish_layout()
+        # A wrapped label in a form row is laid out one line high at first: reserve the
+        # height its text needs at the dialog's default width, so no sentence is cut off.
+        self.warning_label.setMinimumHeight(self.warning_label.heightForWidth(540))
         self.trust_check.toggled.connect(lambda on: self.start_button.setEnabled(on and not self.is_running()))
         self.start_button.setEnabled(False)
 

@@ -18,12 +18,12 @@ non-modal box).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
-from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QShowEvent
 from PySide6.QtWidgets import QMainWindow, QMessageBox
 
 from patchcore_gui.core.datasets import ImageSet, scan_folder
@@ -44,7 +44,7 @@ from .settings import AppSettings
 from .tool_dialogs import ToolDialogs
 from .window_binding import TITLE, DocumentBinding
 from .window_layout import build_layout
-from .window_state import restore_window_state, save_window_state
+from .window_state import restore_splitters, restore_window_state, save_window_state
 
 
 class MainWindow(QMainWindow):
@@ -87,6 +87,7 @@ class MainWindow(QMainWindow):
         self.binding = DocumentBinding(self.doc, ui, self.view, self.dialogs, self.setWindowTitle)
         self._connect()
         restore_window_state(self, ui, self.settings)
+        self._shown_once = False
 
     def _connect(self) -> None:
         """The controls' signals to the document and the helpers."""
@@ -175,6 +176,7 @@ class MainWindow(QMainWindow):
             return False
         self.runs.stop_for_change()
         self.settings.add_recent("models", path)
+        self.settings.last_opened = path
         self.doc.set_model(model, Path(path).name, model.summary())
         self._reset_results()
         self._reset_thresholds()
@@ -332,6 +334,13 @@ class MainWindow(QMainWindow):
             elif path.is_file():
                 self.open_model(path)
         event.acceptProposedAction()
+
+    def showEvent(self, event: QShowEvent) -> None:  # Qt override
+        super().showEvent(event)
+        if not self._shown_once:  # the remembered splitter sizes, now that the width is known
+            self._shown_once = True
+            # After the first layout pass: one before it would be squeezed to the default width.
+            QTimer.singleShot(0, self, lambda: restore_splitters(self.ui, self.settings))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
         """Ask when a run goes on; then cancel runs, training and exports, wait for them, close the run file."""

@@ -172,7 +172,7 @@ class MetricsPanel(QWidget):
         else:
             self.roc_curve.setData([], [])
         self.auroc = metrics.auroc(self._scores, self._labels)
-        self._op = None
+        self._op = ()  # not None: the marker is redrawn (removed when there is no data)
         self.set_threshold(threshold)
 
     def set_threshold(self, threshold: float) -> None:

@@ -57,10 +57,12 @@ class ReportDialog(TaskDialog):
     ``task_succeeded(ReportResult)`` / ``task_failed(str)`` / ``task_cancelled``."""
 
     def __init__(self, run_path: Path, threshold: float, settings: AppSettings,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, in_run_file: bool = False) -> None:
         super().__init__("Export report", "Export", parent)
         self.run_path = Path(run_path)
         self.threshold = threshold
+        #: The run file holds this threshold (and its log): the report tells that story itself.
+        self.in_run_file = in_run_file
         self.settings = settings
         self._describe = describe_failure
         self._out = Path()
@@ -131,11 +133,12 @@ class ReportDialog(TaskDialog):
         self.settings.report_include_all = include_all
         self.settings.report_dir = str(out.parent)
         run_path = self.run_path
-        threshold = self.threshold if math.isfinite(self.threshold) else None
+        threshold = self.threshold if math.isfinite(self.threshold) and not self.in_run_file else None
 
         def job(progress: Any, cancel: threading.Event) -> Any:
             return write_report(
                 run_path, out, include_all=include_all, operator=operator, threshold=threshold,
+                threshold_given_by="set in the window; the run file, open read-only there, keeps its own",
                 progress=lambda done, total: progress("report", done, total), cancel=cancel,
             )
 

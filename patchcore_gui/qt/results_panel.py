@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .results_model import COL_FILE, ResultsTableModel
+from .results_model import COL_FILE, COL_NORM, COL_SCORE, ResultsTableModel
 from .results_view import ResultsDelegate, ResultsView
 
 _FILTER_BUTTONS = (
@@ -34,6 +35,10 @@ _REVIEW_CHOICES = (
     ("op_ok", "Operator OK"),
     ("op_ng", "Operator NG"),
 )
+
+
+#: Room beside a number in its column (the style's text margins and the sort arrow's gap).
+NUMBER_PAD = 22
 
 
 class ResultsPanel(QWidget):
@@ -102,10 +107,16 @@ class ResultsPanel(QWidget):
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vh.setDefaultSectionSize(22)
         hh = self.view.horizontalHeader()
-        hh.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Stretch)
+        # Every column can be resized (the window remembers the widths); the last one
+        # takes the room left over.
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(True)
         hh.setHighlightSections(False)
-        for col, width in ((1, 70), (2, 52), (3, 62), (4, 62), (5, 58)):
+        for col, width in ((0, 230), (1, 70), (2, 58), (3, 62), (4, 62), (5, 58)):
             hh.resizeSection(col, width)
+        #: Narrowest width of each number column: its widest number (never elided).
+        self._number_widths: dict[int, int] = {}
+        hh.sectionResized.connect(self._keep_numbers_whole)
         lay.addWidget(self.view, 1)
 
         self.view.selectionModel().currentRowChanged.connect(self._on_current)
@@ -244,3 +255,28 @@ class ResultsPanel(QWidget):
         text = f"{shown:,} of {total:,} shown (filter: {filters})" if filters else f"{total:,} images"
         if self.count_label.text() != text:
             self.count_label.setText(text)
+        self.fit_number_columns()
+
+    def fit_number_columns(self) -> None:
+        """Widen the Score / Norm. columns to their widest number (never shown elided)."""
+        st, t = self.model.store, self.model.threshold
+        scores = st.scored()[0] if st is not None and st.count else np.empty(0)
+        scores = scores[np.isfinite(scores)]
+        if not len(scores):
+            return
+        big = float(np.abs(scores).max())
+        texts = {COL_SCORE: f"-{big:.3f}" if scores.min() < 0 else f"{big:.3f}"}
+        if t > 0 and t != float("inf"):
+            texts[COL_NORM] = f"{big / t:.3f}"
+        fm = self.view.fontMetrics()
+        hh = self.view.horizontalHeader()
+        for col, text in texts.items():
+            need = fm.horizontalAdvance(text) + NUMBER_PAD
+            self._number_widths[col] = need
+            if hh.sectionSize(col) < need:
+                hh.resizeSection(col, need)
+
+    def _keep_numbers_whole(self, col: int, _old: int, new: int) -> None:
+        need = self._number_widths.get(col, 0)
+        if new < need:
+            self.view.horizontalHeader().resizeSection(col, need)

@@ -35,7 +35,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView, QWidget
 
-from .results_model import ALIGNMENTS, Cell, ResultsTableModel
+from .results_model import ALIGNMENTS, COL_FILE, Cell, ResultsTableModel
 
 Index = QModelIndex | QPersistentModelIndex
 _State = QStyle.StateFlag
@@ -47,6 +47,10 @@ _SELECTED = _State.State_Selected.value
 _ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight.value
 _ALIGN_HCENTER = Qt.AlignmentFlag.AlignHCenter.value
 _ELIDE = Qt.TextElideMode.ElideMiddle
+#: File names lose their folder part first (the left end): two files differing in their
+#: last digits never read alike. Other columns (numbers, words) are sized to their text
+#: and never shortened: "19…40" for 195.140 would read as another number.
+_FILE_ELIDE = Qt.TextElideMode.ElideLeft
 _CENTER = Qt.AlignmentFlag.AlignCenter
 _GROUP = QPalette.ColorGroup
 _NORMAL, _INACTIVE, _DISABLED = _GROUP.Normal, _GROUP.Inactive, _GROUP.Disabled
@@ -295,7 +299,7 @@ class ResultsDelegate(QStyledItemDelegate):
         painter.setPen(colors[1] if selected else (colors[0] if color is None else color))
         # Where the style puts the text: aligned in its box, middle-elided when too wide.
         static, natural, advance, height = self._laid_out(text)
-        if natural > tw:  # the style elides on the natural width (a narrow File column)
+        if natural > tw and col == COL_FILE:  # the style elides on the natural width (a narrow File column)
             static, natural, advance, height = self._laid_out(self._elided(text, tw))
         x += tx
         align = ALIGNMENTS[col]
@@ -328,12 +332,21 @@ class ResultsDelegate(QStyledItemDelegate):
             self._texts[text] = found
         return found
 
+    def elided_text(self, col: int, text: str, width: int) -> str:
+        """What column ``col`` shows of ``text`` in ``width`` pixels: only file names are shortened."""
+        return self._elided(text, width) if col == COL_FILE else text
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:  # Qt override
+        super().initStyleOption(option, index)
+        if index.column() == COL_FILE:  # Qt's own path (the focused cell) elides names as ours does
+            option.textElideMode = _FILE_ELIDE
+
     def _elided(self, text: str, width: int) -> str:
-        """``text`` shortened in the middle to ``width`` pixels, as the style does it."""
+        """A file name shortened from the left (folder part first) to ``width`` pixels."""
         key = (text, width)
         found = self._elisions.get(key)
         if found is None:
-            found = QFontMetrics(self._font).elidedText(text, _ELIDE, width)
+            found = QFontMetrics(self._font).elidedText(text, _FILE_ELIDE, width)
             if len(self._elisions) >= TEXT_CACHE_SIZE:
                 self._elisions.clear()
             self._elisions[key] = found

@@ -79,9 +79,9 @@ class RunActions(QObject):
         assert store is not None and st is not None and doc.model is not None
         batch = int(store.settings.get("batch_size") or tb.batch_spin.value())
         tb.batch_spin.setValue(batch)
-        # The run's own arithmetic too, so resumed scores match the ones already stored.
+        # The run's own arithmetic too, so resumed scores match the ones already stored
+        # (for this run only: the toolbar keeps the user's choice, "auto" stays "auto").
         precision = str(store.settings.get("precision") or tb.precision)
-        tb.set_precision(precision)
         self._begin(st.size, st.count)
         self.controller.start(
             doc.model, None, device=tb.device_combo.currentText(), batch_size=batch,

@@ -67,6 +67,7 @@ class RunFiles:
             self.toolbar.batch_spin.setValue(loaded.batch_size)
         doc.attach_run_file(loaded.store, (loaded.image_threshold, loaded.pixel_threshold), loaded.model_note)
         self.settings.add_recent("runs", path)
+        self.settings.last_opened = path
         self.view.flush()
         st = loaded.results
         doc.show_status(f"Run {path.name}: {st.count:,} of {st.size:,} images scored ({loaded.status})")
@@ -92,6 +93,7 @@ class RunFiles:
         doc.commit_threshold("image", f"{doc.threshold_origin} (before the run started)")
         doc.commit_threshold("pixel", "set before the run started")
         self.settings.add_recent("runs", store.path)
+        self.settings.last_opened = store.path
 
     def on_store_failed(self, message: str) -> None:
         """The run's file cannot be created, or a write failed: the run goes on in memory."""

@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, QTimer
 from .document import InspectionDocument
 from .model_thresholds import calibration_scores
 from .window_layout import WindowWidgets
+from .window_state import update_minimum_size
 
 #: How often rows that arrived during a run are shown (ms): big inserts, not per image.
 FLUSH_MS = 200
@@ -43,12 +44,15 @@ class RunView(QObject):
         """Show the document's results (empty for a new run, filled for an opened run file)."""
         w, store = self.ui, self.doc.results
         self._shown_count = -1
+        if not self.doc.running:
+            w.run_status.clear()  # the previous run's rate and device belong to other results
         w.table_model.set_store(store)
         empty = store is None or store.count == 0
         w.image_pane.clear("Press Run (Ctrl+R) to score the folder." if store is not None and empty else "")
         has_gt = bool(store and store.has_labels)
         w.results.set_ground_truth_filters(has_gt)
         w.metrics_panel.setVisible(has_gt)
+        update_minimum_size(w.metrics_panel.window())  # the metrics tabs need their room too
         self.flush()
 
     def begin(self, total: int, already: int, device: str) -> None:

@@ -71,6 +71,15 @@ class AppSettings:
         items = [p] + [x for x in self.recent(kind) if x != p]
         self._qs.setValue(f"recent/{kind}", items[:MAX_RECENT])
 
+    @property
+    def last_opened(self) -> str:
+        """The run file or model opened last ("" before the first): the next start reopens it."""
+        return str(self._qs.value("session/last", "") or "")
+
+    @last_opened.setter
+    def last_opened(self, value: str | os.PathLike[str]) -> None:
+        self._qs.setValue("session/last", str(Path(value).resolve()) if value else "")
+
     # ------------------------------------------------------------------ run files
     @property
     def runs_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""The window as ``patchcore-gui`` opens it: from the command line's files, else on the demo.
+"""The window as ``patchcore-gui`` opens it: the command line's files, else the last run or model, else the demo.
 
 ``app.py`` parses the command line and starts Qt; this module builds the window
 (``--self-test`` builds it here too, so the test drives what a user gets).
@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from .demo_child import DEFAULT_TARGET
 from .demo_loader import DemoLoader
 from .main_window import MainWindow
+from .run_session import RUN_SUFFIX
 from .settings import AppSettings
 
 
@@ -30,9 +32,27 @@ def create_window(
         window.open_folder(args.images)
     if args.run:
         window.open_run(args.run)
-    if not args.model and not args.images and not args.run:
+    if not args.model and not args.images and not args.run and not reopen_last(window):
         start_demo(window, demo_target, demo_path)
     return window
+
+
+def reopen_last(window: MainWindow) -> bool:
+    """Open the run file or model opened last (a model with the last folder); False when gone."""
+    s = window.settings
+    last = Path(s.last_opened) if s.last_opened else None
+    is_run = last is not None and last.is_file() and last.suffix.lower() == RUN_SUFFIX
+    if is_run and window.open_run(last):  # type: ignore[arg-type]
+        return True
+    models = s.recent("models")
+    model = last if last is not None and last.is_file() and last.suffix.lower() != RUN_SUFFIX else None
+    model = model or (Path(models[0]) if models else None)
+    if model is None or not window.open_model(model):
+        return False
+    folders = s.recent("folders")
+    if folders:
+        window.open_folder(folders[0])
+    return True
 
 
 def start_demo(window: MainWindow, target: str | None = None, extra_path: Sequence[str] = ()) -> None:

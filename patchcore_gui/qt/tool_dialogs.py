@@ -54,7 +54,7 @@ class ToolDialogs:
     def show_train(self) -> TrainDialog:
         if self._fresh(self.train):
             self.train = TrainDialog(batch_size=self._batch_size(), parent=self.parent)
-            self.train.task_succeeded.connect(lambda path: self._open_model(path))
+            self.train.task_succeeded.connect(lambda result: self._open_model(result.path))
             self.train.task_failed.connect(lambda msg: self.doc.show_status(msg, 10000))
         assert self.train is not None
         self._show(self.train)
@@ -83,7 +83,8 @@ class ToolDialogs:
         doc.flush_edits()  # the report shows the threshold log too
         if not self._fresh(self.report):
             return self.report
-        self.report = ReportDialog(Path(s.path), doc.image_threshold, self.settings, parent=self.parent)
+        self.report = ReportDialog(Path(s.path), doc.image_threshold, self.settings, parent=self.parent,
+                                   in_run_file=doc.image_threshold == doc.logged["image"])
 
         def written(result: Any) -> None:
             doc.show_status(f"Report written: {getattr(result, 'path', '')}", 15000)

@@ -14,7 +14,16 @@ from pathlib import Path
 import torch
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QAction, QKeySequence, QPainter, QPaintEvent
-from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSizePolicy, QSpinBox, QToolBar, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QLabel,
+    QMenu,
+    QSizePolicy,
+    QSpinBox,
+    QToolBar,
+    QToolButton,
+    QWidget,
+)
 
 from patchcore_gui.core.datasets import ImageSet
 from patchcore_gui.core.precision import HALF, HALF_COST, PRECISION_ALIASES, half_unsupported_reason

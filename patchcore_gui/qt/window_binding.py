@@ -64,6 +64,7 @@ class DocumentBinding(QObject):
         ui.table_model.set_threshold(value)
         if current >= 0 and ui.results.current_image() != current:
             ui.results.restore_current(current)
+        ui.results.fit_number_columns()  # Norm. = score / threshold: its widest number changed
         ui.threshold_panel.set_threshold(value)
         ui.threshold_panel.set_origin(f"Threshold {value:.6g}: {doc.threshold_origin}")
         self.view.update_counts()

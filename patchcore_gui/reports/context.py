@@ -177,7 +177,8 @@ def when(iso: str) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S ") + (t.tzname() or "").replace("UTC+00:00", "UTC")
 
 
-def _how(meta: dict[str, Any], log: list[ThresholdChange], override: float | None, run_t: float) -> str:
+def _how(meta: dict[str, Any], log: list[ThresholdChange], override: float | None, run_t: float,
+         given_by: str = "--threshold") -> str:
     """How the report's threshold was set, in one or two sentences."""
     s = meta.get("model_summary", {})
     model_t = s.get("image_threshold")
@@ -189,7 +190,7 @@ def _how(meta: dict[str, Any], log: list[ThresholdChange], override: float | Non
         source, "is not set in the model file" + (f" ({rule})" if rule else ""))
     image_log = [c for c in log if c.kind == "image"]
     if override is not None:
-        return f"Given for this report (--threshold); the run's threshold is {run_t:.6g}."
+        return f"Given for this report ({given_by}); the run's threshold is {run_t:.6g}."
     if image_log:
         last = image_log[-1]
         return (f"Changed during review on {when(last.time)} from {last.old:.6g}"
@@ -222,8 +223,12 @@ def build_context(
     threshold: float | None = None,
     model_path: str | os.PathLike[str] | None = None,
     need_maps: bool = True,
+    threshold_given_by: str = "--threshold",
 ) -> ReportContext:
-    """Read a run file (read-only) into a :class:`ReportContext`; the caller closes ``ctx.store``."""
+    """Read a run file (read-only) into a :class:`ReportContext`; the caller closes ``ctx.store``.
+
+    ``threshold_given_by`` names where a given ``threshold`` came from (the window names itself).
+    """
     store = run if isinstance(run, RunFile) else RunFile.open(run, readonly=True)
     meta = store.meta
     cols = store.columns()
@@ -274,7 +279,7 @@ def build_context(
     return ReportContext(
         run_path=Path(store.path), title="PatchCore inspection report",
         created=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
-        operator=operator, meta=meta, threshold=thr, threshold_how=_how(meta, store.threshold_log(), threshold, run_t),
+        operator=operator, meta=meta, threshold=thr, threshold_how=_how(meta, store.threshold_log(), threshold, run_t, threshold_given_by),
         pixel_threshold=pixel_t, threshold_log=store.threshold_log(), counts=counts, quality=quality,
         scores=cols["score"], labels=cols["label"], items=items, selected=selected,
         include_all=include_all, model=model, maps_note=note, store=store,

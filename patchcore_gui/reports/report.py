@@ -77,15 +77,19 @@ def write_report(
     model_path: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    threshold_given_by: str = "--threshold",
 ) -> ReportResult:
-    """Write a report of ``run`` to ``output`` (format from its extension), atomically."""
+    """Write a report of ``run`` to ``output`` (format from its extension), atomically.
+
+    ``threshold_given_by``: where a given ``threshold`` came from, as the report says it.
+    """
     fmt = report_format(output)
     out = Path(output)
     if not out.parent.is_dir():
         raise ReportError(f"cannot write {out.name}: folder {out.parent} does not exist")
     try:
         ctx = build_context(run, include_all=include_all, operator=operator, threshold=threshold,
-                            model_path=model_path, need_maps=fmt != "csv")
+                            model_path=model_path, need_maps=fmt != "csv", threshold_given_by=threshold_given_by)
     except RunFileError as exc:
         raise ReportError(str(exc)) from None
     try:

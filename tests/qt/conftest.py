@@ -122,6 +122,18 @@ def _thaw_heap() -> Iterator[None]:
     gc.unfreeze()
 
 
+@pytest.fixture(autouse=True)
+def _no_modal_questions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A modal Yes / No box would wait forever offscreen: a test that meets one fails instead
+    (tests answer through ``window.confirm``)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def refuse(_parent: object, title: str, text: str, *_a: object) -> object:
+        raise AssertionError(f"unexpected modal question: {title}: {text}")
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(refuse))
+
+
 @pytest.fixture
 def settings_path(tmp_path: Path) -> Path:
     """An explicit ini file for one test's MainWindow."""

@@ -204,6 +204,7 @@ def test_close_during_run_stops_the_thread(window: MainWindow, qt_model_path: Pa
         w.start_run()
     handles = list(w.controller._handles.values())
     assert handles and handles[0].is_running()
+    w.confirm = lambda _title, _text: True  # "stop the run?" (tests/qt/test_operator_runs.py asks "no" too)
     w.close()
     assert w.controller.live_threads() == 0
     assert all(h.thread.isFinished() for h in handles)

@@ -13,6 +13,7 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
 from patchcore_gui.qt.main_window import MainWindow
+from patchcore_gui.qt.train_dialog import TrainResult
 
 
 def click_window_at(window: MainWindow, point: QPoint) -> None:
@@ -188,9 +189,9 @@ def test_a_finished_training_asks_before_replacing_results(
     shown = w.store
     w.confirm = Answers(False)
     dlg = w.dialogs.show_train()
-    dlg.task_succeeded.emit(str(qt_model_path))
+    dlg.task_succeeded.emit(TrainResult(str(qt_model_path), 12))
     assert len(w.confirm.asked) == 1 and w.store is shown and w.store.count == 10
     assert "not opened" in w.statusBar().currentMessage()
     w.confirm.reply = True
-    dlg.task_succeeded.emit(str(qt_model_path))
+    dlg.task_succeeded.emit(TrainResult(str(qt_model_path), 12))
     assert w.store is not shown
