@@ -83,6 +83,10 @@ def handler(args: argparse.Namespace) -> int:
         f"trained {s['backbone']} on {s['training_images']} images in {time.perf_counter() - t0:.1f} s: "
         f"bank {s['bank_rows']} x {s['feature_dim']}, image threshold {fmt(s['image_threshold']) or 'none'} -> {args.output}"
     )
-    for item in model.metadata["training"]["skipped"]:
+    skipped = model.metadata["training"]["skipped"]
+    if skipped:  # never silently: how many, then which
+        found = len(skipped) + int(s["training_images"])
+        print(f"skipped {len(skipped)} of {found} images (unreadable):", file=sys.stderr)
+    for item in skipped:
         print(f"skipped {item['path']}: {item['error']}", file=sys.stderr)
     return EXIT_OK
