@@ -141,7 +141,7 @@ class ResultsDelegate(QStyledItemDelegate):
         hh, vh = view.horizontalHeader(), view.verticalHeader()
         if (
             view.model() is not model or view.showGrid() or view.isRightToLeft()
-            or view.wordWrap() or view.textElideMode() != _ELIDE
+            or view.wordWrap() or view.textElideMode() != _FILE_ELIDE
             or hh.sectionsMoved() or hh.sectionsHidden() or vh.sectionsMoved() or vh.sectionsHidden()
         ):
             return False
@@ -259,7 +259,7 @@ class ResultsDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         state = option.state.value
         col = index.column()
-        standard = state & _OWN_STATES or option.features & _WRAP or option.textElideMode != _ELIDE
+        standard = state & _OWN_STATES or option.features & _WRAP or option.textElideMode != _FILE_ELIDE
         cell = None if standard else self._model.cell(index.row(), col)
         if cell is None:
             self.counts["standard"] += 1
@@ -338,8 +338,8 @@ class ResultsDelegate(QStyledItemDelegate):
 
     def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:  # Qt override
         super().initStyleOption(option, index)
-        if index.column() == COL_FILE:  # Qt's own path (the focused cell) elides names as ours does
-            option.textElideMode = _FILE_ELIDE
+        if index.column() != COL_FILE:  # Qt's own path (the focused cell) shortens names only, as ours
+            option.textElideMode = Qt.TextElideMode.ElideNone
 
     def _elided(self, text: str, width: int) -> str:
         """A file name shortened from the left (folder part first) to ``width`` pixels."""

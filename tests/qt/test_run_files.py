@@ -43,7 +43,7 @@ def test_gui_run_writes_a_run_file_with_the_tables_scores(ready: MainWindow, run
     # Default place: <AppDataLocation>/runs (the test's XDG data folder), dated name.
     assert path.parent == w.settings.runs_dir
     assert str(path).startswith(os.environ["XDG_DATA_HOME"])
-    assert re.fullmatch(r"\d{8}-\d{6}-mvtec\.pcrun", path.name)
+    assert re.fullmatch(r"\d{8}-\d{6}-mvtec-m\.pcrun", path.name)  # folder, then the model (m.patchcore)
     assert path.name in w.windowTitle() and path.name in w.run_file_label.text()
     st = w.store
     assert st is not None and st.count == 10
