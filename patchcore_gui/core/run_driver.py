@@ -84,31 +84,7 @@ def predict_into_run(
         num_workers = default_num_workers(model.device)
     owned = not isinstance(run, RunFile)
     if resume:
-        store = RunFile.open(run) if owned else run  # type: ignore[arg-type]
-        try:
-            check_model(store, model)
-            stored_bs = int(store.settings.get("batch_size", 0))
-            if batch_size is not None and stored_bs and batch_size != stored_bs:
-                raise ValueError(
-                    f"this run was scored in batches of {stored_bs}; resume with the same batch size "
-                    f"(not {batch_size}) so the scores match an uninterrupted run"
-                )
-            batch_size = stored_bs or batch_size or 8
-            # Old run files say fp32 / bf16: the same arithmetic as exact / fast.
-            stored_precision = recorded_precision(store.settings.get("precision"))
-            if stored_precision and stored_precision != model.precision:
-                raise ValueError(
-                    f"this run was scored with precision {stored_precision}; resume with the same "
-                    f"(not {model.precision}) so the scores match an uninterrupted run"
-                )
-            image_set = store.image_set() if image_set is None else image_set
-            if len(image_set) != len(store):
-                raise RunFileError(f"the run has {len(store)} images but {len(image_set)} were given")
-            store.add_session(device=dev, resume=True, num_workers=num_workers)
-        except BaseException:
-            if owned:
-                store.close()
-            raise
+        store, image_set, batch_size = _open_for_resume(run, owned, model, image_set, batch_size, dev, num_workers)
     else:
         if image_set is None:
             raise ValueError("a new run needs an image set")
@@ -137,18 +113,64 @@ def predict_into_run(
                     time.sleep(delay)
             status = "cancelled" if done < total else "finished"
             store.set_status(status)
-        except KeyboardInterrupt:
-            status = "cancelled"
-            store.set_status(status, "interrupted")
-            raise
         except BaseException as exc:
-            text = str(exc).strip().splitlines()
-            store.set_status("failed", f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
+            _record_stop(store, exc)
             raise
     finally:
         if owned:
             store.close()
     return RunOutcome(status, scored, done, total, time.perf_counter() - t0)
+
+
+def _record_stop(store: RunFile, exc: BaseException) -> None:
+    """Write why a run stopped early: Ctrl+C is a cancel, anything else a failure with its first line."""
+    if isinstance(exc, KeyboardInterrupt):
+        store.set_status("cancelled", "interrupted")
+        return
+    text = str(exc).strip().splitlines()
+    store.set_status("failed", f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
+
+
+def _open_for_resume(
+    run: str | os.PathLike[str] | RunFile,
+    owned: bool,
+    model: PatchCoreModel,
+    image_set: ImageSet | None,
+    batch_size: int | None,
+    dev: str,
+    num_workers: int,
+) -> tuple[RunFile, ImageSet, int]:
+    """Open a run to resume and check it may be resumed as asked: (store, image set, batch size).
+
+    The model, the batch size and the precision must be the run's, so the scores match an
+    uninterrupted run; a new session is recorded. A store opened here is closed on refusal.
+    """
+    store = RunFile.open(run) if owned else run  # type: ignore[arg-type]
+    try:
+        check_model(store, model)
+        stored_bs = int(store.settings.get("batch_size", 0))
+        if batch_size is not None and stored_bs and batch_size != stored_bs:
+            raise ValueError(
+                f"this run was scored in batches of {stored_bs}; resume with the same batch size "
+                f"(not {batch_size}) so the scores match an uninterrupted run"
+            )
+        batch_size = stored_bs or batch_size or 8
+        # Old run files say fp32 / bf16: the same arithmetic as exact / fast.
+        stored_precision = recorded_precision(store.settings.get("precision"))
+        if stored_precision and stored_precision != model.precision:
+            raise ValueError(
+                f"this run was scored with precision {stored_precision}; resume with the same "
+                f"(not {model.precision}) so the scores match an uninterrupted run"
+            )
+        image_set = store.image_set() if image_set is None else image_set
+        if len(image_set) != len(store):
+            raise RunFileError(f"the run has {len(store)} images but {len(image_set)} were given")
+        store.add_session(device=dev, resume=True, num_workers=num_workers)
+    except BaseException:
+        if owned:
+            store.close()
+        raise
+    return store, image_set, batch_size
 
 
 # --------------------------------------------------------------------------- reading a run back
