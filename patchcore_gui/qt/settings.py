@@ -183,3 +183,16 @@ class AppSettings:
 
     def set_geometry(self, key: str, value: QByteArray) -> None:
         self._qs.setValue(f"window/{key}", value)
+
+    def numbers(self, key: str) -> list[int] | None:
+        """Saved whole numbers (a window size, splitter widths), or None when absent or unreadable."""
+        value = self._qs.value(f"window/{key}")
+        if value is None:
+            return None
+        try:
+            return [int(v) for v in (value if isinstance(value, list) else [value])]
+        except (TypeError, ValueError):
+            return None
+
+    def set_numbers(self, key: str, values: list[int]) -> None:
+        self._qs.setValue(f"window/{key}", [int(v) for v in values])

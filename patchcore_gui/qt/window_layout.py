@@ -82,10 +82,20 @@ def build_layout(window: QMainWindow, settings: AppSettings) -> WindowWidgets:
     right.addWidget(metrics_panel)
     right.setSizes([560, 340])
 
+    # The right column's margins sit in a layout around its splitter: a QSplitter's minimum
+    # size leaves its own contents margins out, so the window's minimum would come out 16 px
+    # short and squeeze the threshold panel (slider over the histogram) at the smallest size.
+    right_column = QWidget()
+    right_lay = QVBoxLayout(right_column)
+    right_lay.setContentsMargins(8, 8, 8, 8)
+    right_lay.addWidget(right)
+
     splitter = QSplitter(Qt.Orientation.Horizontal)
     splitter.setObjectName("mainSplitter")
-    for w, margin in ((results, 8), (image_pane, 0), (right, 8)):
-        w.setContentsMargins(margin, margin, margin, margin)
+    splitter.setChildrenCollapsible(False)  # a panel dragged small keeps its minimum, never vanishes
+    for w, margin in ((results, 8), (image_pane, 0), (right_column, None)):
+        if margin is not None:
+            w.setContentsMargins(margin, margin, margin, margin)
         splitter.addWidget(w)
     splitter.setStretchFactor(1, 1)  # the image takes what the side panels leave
     splitter.setSizes([480, 670, 380])

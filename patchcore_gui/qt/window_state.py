@@ -20,6 +20,8 @@ def restore_window_state(window: QMainWindow, ui: WindowWidgets, s: AppSettings)
     geometry = s.geometry("geometry")
     if geometry is None or not window.restoreGeometry(geometry):
         window.resize(*DEFAULT_SIZE)
+    else:
+        restore_size(window, s)
     restore_splitters(ui, s)
     header = ui.results.view.horizontalHeader()
     state = s.geometry("results_header")
@@ -39,19 +41,51 @@ def update_minimum_size(window: QMainWindow) -> None:
     window.setMinimumSize(max(hint.width(), MIN_SIZE[0]), max(hint.height(), MIN_SIZE[1]))
 
 
+def restore_size(window: QMainWindow, s: AppSettings) -> None:
+    """The window exactly as large as it was left, when it is back on a screen of the same size.
+
+    ``restoreGeometry`` shrinks a window that is larger than the screen, which is right after a
+    move to a smaller screen but wrong on the very screen where the operator made it that
+    size: the splitters' saved widths then no longer fit and every panel drops to its minimum.
+    """
+    size, screen = s.numbers("size"), s.numbers("screen")
+    available = window.screen().availableGeometry().size()
+    if (size is None or len(size) != 2 or screen != [available.width(), available.height()]
+            or window.isMaximized() or window.isFullScreen()):
+        return
+    window.resize(max(size[0], window.minimumWidth()), max(size[1], window.minimumHeight()))
+
+
 def restore_splitters(ui: WindowWidgets, s: AppSettings) -> None:
-    """The splitters' sizes (again once the window is shown: before, its width is not known)."""
-    for key, splitter in (("splitter", ui.splitter), ("right_splitter", ui.right_splitter)):
+    """The splitters' sizes (again once the window is shown: before, its width is not known).
+
+    The saved widths themselves, not only ``restoreState``: when the window is narrower or
+    wider than it was, the image (the panel that stretches) takes the difference, so the
+    table and the side column keep the widths the operator gave them.
+    """
+    for key, splitter, stretch in (("splitter", ui.splitter, 1), ("right_splitter", ui.right_splitter, 0)):
         state = s.geometry(key)
         if state is not None:
             splitter.restoreState(state)
+        saved = s.numbers(f"{key}_sizes")
+        if saved is None or len(saved) != splitter.count() or min(saved) <= 0:
+            continue
+        saved[stretch] += sum(splitter.sizes()) - sum(saved)
+        if saved[stretch] > 0:  # else not laid out yet (before show), or far narrower: restoreState's
+            splitter.setSizes(saved)
 
 
 def save_window_state(window: QMainWindow, ui: WindowWidgets, s: AppSettings) -> None:
     """Store window layout and run / view options (recent lists are stored as used)."""
     s.set_geometry("geometry", window.saveGeometry())
+    if not (window.isMaximized() or window.isFullScreen()):
+        available = window.screen().availableGeometry().size()
+        s.set_numbers("size", [window.width(), window.height()])
+        s.set_numbers("screen", [available.width(), available.height()])
     s.set_geometry("splitter", ui.splitter.saveState())
     s.set_geometry("right_splitter", ui.right_splitter.saveState())
+    s.set_numbers("splitter_sizes", ui.splitter.sizes())
+    s.set_numbers("right_splitter_sizes", ui.right_splitter.sizes())
     s.set_geometry("results_header", ui.results.view.horizontalHeader().saveState())
     s.device = ui.toolbar.device_combo.currentText()
     s.precision = ui.toolbar.precision

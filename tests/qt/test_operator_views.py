@@ -78,8 +78,6 @@ def test_file_column_and_splitter_resize_and_are_remembered(
     assert sizes[0] >= 720
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 point 5, left undone: the restored main splitter comes back "
-                   "at the results panel's minimum width (353 px) instead of the saved 740 px")
 def test_splitter_sizes_are_remembered(qtbot: object, settings_path: Path) -> None:
     w = MainWindow(AppSettings(settings_path))
     qtbot.addWidget(w)  # type: ignore[attr-defined]
@@ -253,8 +251,6 @@ def test_smallest_window_overlaps_nothing_and_the_toolbar_overflows(ready: MainW
     assert not hidden or (ext is not None and ext.isVisible()), hidden
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 point 10, left undone: at the minimum size with the metrics "
-                   "tabs shown, the threshold panel is still squeezed below its layout's minimum")
 def test_smallest_window_slider_stays_below_the_histogram(ready: MainWindow, run_to_end: Callable) -> None:
     w = ready
     w.show()
