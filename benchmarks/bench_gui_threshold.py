@@ -143,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_image:
             show_images(w, pixel_threshold=float(np.nanmedian(scores)))
         t0 = time.perf_counter()
-        w.image_set = image_set
-        w._reset_results()
+        w.doc.set_folder(image_set)
+        w.doc.new_results()
         st = w.store
         chunk = 5000
         for start in range(0, n, chunk):
@@ -158,21 +158,21 @@ def main(argv: list[str] | None = None) -> int:
         w.results.view.sortByColumn(COL_SCORE, Qt.SortOrder.DescendingOrder)
         app.processEvents()
         print(f"sort by score (numpy argsort + layoutChanged): {(time.perf_counter() - t0) * 1000:.1f} ms")
-        # A finished run or an opened run file freezes the heap (qt/heap.py); the
+        # A finished run or an opened run file freezes the heap (qt/gc_freeze.py); the
         # results here are filled directly, so settle as the window would then.
         import gc
 
-        from patchcore_gui.qt import heap
+        from patchcore_gui.qt import gc_freeze
 
         t0 = time.perf_counter()
         gc.collect()
         before = time.perf_counter() - t0
-        heap.settle()
+        gc_freeze.settle()
         t0 = time.perf_counter()
         gc.collect()
         after = time.perf_counter() - t0
         print(f"full garbage collection: {before * 1000:.0f} ms with the results tracked, "
-              f"{after * 1000:.2f} ms after heap.settle() ({heap.frozen_objects():,} objects frozen)")
+              f"{after * 1000:.2f} ms after gc_freeze.settle() ({gc_freeze.frozen_objects():,} objects frozen)")
         shown = w.image_pane.current_map is not None
         print(f"image pane: {'1024 x 1024 image with heatmap and contour' if shown else 'empty'}; "
               f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")

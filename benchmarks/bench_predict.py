@@ -197,7 +197,7 @@ def official_steps(ext: torch.nn.Module, bank: torch.Tensor, paths: list[Path], 
                    timing: dict[str, float] | None = None) -> tuple[float, float]:
     """Seconds (wall, CPU) per image for the official code's steps, re-implemented (not its code).
 
-    What its ``predict`` does per batch of 2 (spec sections 2, 4, 7): NCHW float32
+    What its ``predict`` does per batch of 2 (docs/patchcore-spec.md sections 2, 4, 7): NCHW float32
     backbone, Unfold + two adaptive_avg_pool1d stages to 1024-d (our general path, which
     follows it literally), faiss IndexFlatL2 over every patch of the batch, then upsample
     and Gaussian blur of every map (it always makes maps). Image decoding as ours (PIL,

@@ -42,8 +42,8 @@ def main() -> None:
     from patchcore_gui.core.datasets import scan_folder
     from patchcore_gui.core.engine import TrainConfig, train_model
     from patchcore_gui.core.results import BatchResult
-    from patchcore_gui.core.runstore import RunStore
-    from patchcore_gui.io.report import write_report
+    from patchcore_gui.core.run_file import RunFile
+    from patchcore_gui.reports.report import write_report
 
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_report_"))
     work.mkdir(parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ def main() -> None:
     run = work / "run.sqlite"
     run.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    with RunStore.create(run, model, iset, {"device": "cpu", "batch_size": 100, "num_workers": 0}) as st:
+    with RunFile.create(run, model, iset, {"device": "cpu", "batch_size": 100, "num_workers": 0}) as st:
         paths = [str(p) for p in iset.paths]
         for start in range(0, len(paths), 100):
             idx = np.arange(start, min(start + 100, len(paths)))

@@ -53,7 +53,7 @@ HIDDEN_IMPORTS: tuple[str, ...] = (
     "patchcore_gui.qt.demo_child",  # run as ``<exe> -m patchcore_gui.qt.demo_child``
     "patchcore_gui.qt.self_test",
     "patchcore_gui.core.demo",  # demo_child's default target (importlib)
-    "patchcore_gui.commands.report",  # cli.EXTRA_COMMANDS (importlib)
+    "patchcore_gui.commands.report",  # in cli.COMMANDS (a plain import now); kept listed, harmless
     "patchcore_gui.commands.doctor",
     "patchcore_gui.commands.import_official",
     "timm.models.efficientnet",  # the tf_efficientnet_lite0 graph

@@ -54,58 +54,26 @@ def _sort_files(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         setattr(args, role, name)
 
 
-def create_window(  # noqa: ANN201 - MainWindow is imported lazily
-    args: argparse.Namespace, *, demo_target: str | None = None, demo_path: Sequence[str] = ()
-):
-    """Build the main window for ``args`` (a QApplication must exist).
+def warn_missing_x_libraries() -> str:
+    """Before Qt starts on X11: name missing system libraries and the command installing them.
 
-    ``demo_target`` ("module:function") and ``demo_path`` replace the demo builder
-    (tests use a stand-in; the default is ``patchcore_gui.core.demo:ensure_demo``).
+    Qt's own failure is an abort with a plugin name; this says what to install. Only a
+    warning: the check cannot see libraries a bundle carries, so Qt still gets its try.
     """
-    from patchcore_gui.qt.main_window import MainWindow
-    from patchcore_gui.qt.settings import AppSettings
+    from patchcore_gui.core.x_libraries import missing_x_message, needs_xcb
 
-    window = MainWindow(AppSettings(args.settings) if args.settings else None)
-    if args.model:
-        window.open_model(args.model)
-    if args.images:
-        window.open_folder(args.images)
-    if args.run:
-        window.open_run(args.run)
-    if not args.model and not args.images and not args.run:
-        start_demo(window, demo_target, demo_path)
-    return window
-
-
-def start_demo(window, target: str | None = None, extra_path: Sequence[str] = ()) -> None:  # noqa: ANN001
-    """Open the demo model and folder once they are ready; show any failure in the window."""
-    from patchcore_gui.qt.demo_child import DEFAULT_TARGET
-    from patchcore_gui.qt.demo_loader import DemoLoader
-
-    loader = DemoLoader(window, target=target or DEFAULT_TARGET, extra_path=extra_path)
-    window.demo_loader = loader
-    window.image_pane.clear("Preparing the demo model and images…\n(the first start trains a small model)")
-    window.run_status.busy("Preparing the demo…")
-
-    def ready(model_path: str, images_dir: str) -> None:
-        window.run_status.finish(0, 0.0, "")
-        if window.open_model(model_path) and window.open_folder(images_dir):
-            window.statusBar().showMessage("Demo ready: press Run (Ctrl+R)", 10000)
-
-    def failed(message: str) -> None:
-        window.run_status.finish(0, 0.0, "")
-        window._show_error(f"The demo could not be prepared: {message}")
-        window.image_pane.clear(f"The demo could not be prepared:\n{message}")
-
-    loader.ready.connect(ready)
-    loader.failed.connect(failed)
-    loader.message.connect(lambda text: window.statusBar().showMessage(text))
-    loader.start()
+    if QApplication.instance() is not None or not needs_xcb():
+        return ""
+    message = missing_x_message()
+    if message:
+        print(f"patchcore-gui: {message}", file=sys.stderr)
+    return message
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the application; returns the exit status."""
     args = parse_args(argv)
+    warn_missing_x_libraries()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName("PatchCore")
     app.setApplicationName("PatchCore Inspector")
@@ -120,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if workdir is not None:
             workdir.mkdir(parents=True, exist_ok=True)
         return run_self_test(app, args, workdir=workdir)  # type: ignore[arg-type]
+    from patchcore_gui.qt.startup import create_window
+
     window = create_window(args)
     window.show()
     return app.exec()

@@ -19,7 +19,7 @@ from tests_helpers import textured
 
 from patchcore_gui.core.datasets import ImageSet
 from patchcore_gui.core.results import BatchResult
-from patchcore_gui.core.runstore import RunStore
+from patchcore_gui.core.run_file import RunFile
 
 #: Patch rows per 32 x 32 crop with resnet18 layers 2 and 3 (layer2 stride 8 -> 4 x 4).
 ROWS_PER_IMAGE = 16
@@ -103,7 +103,7 @@ def make_boundary_run(folder: Path) -> Path:
     run = folder / "boundary.pcrun"
     scores = np.array([s for _, _, s in BOUNDARY_ROWS], dtype=np.float32)
     grids = np.where(np.isnan(scores)[:, None, None], np.nan, scores[:, None, None] * np.ones((1, 4, 4)))
-    with RunStore.create(run, _tiny_model(), image_set, {"batch_size": 8, "device": "cpu"}) as st:
+    with RunFile.create(run, _tiny_model(), image_set, {"batch_size": 8, "device": "cpu"}) as st:
         st.add_batch(BatchResult(
             indices=np.arange(len(BOUNDARY_ROWS), dtype=np.int64), paths=[str(p) for p in paths], scores=scores,
             grids=grids.astype(np.float16), errors=["" if np.isfinite(s) else "not a recognised image format"

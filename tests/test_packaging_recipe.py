@@ -48,7 +48,7 @@ def test_every_data_file_exists(recipe: ModuleType) -> None:
 
 def test_the_fonts_land_where_the_pdf_report_looks(recipe: ModuleType) -> None:
     """report_pdf searches <package parent>/resources/fonts; in the bundle the parent is _internal."""
-    from patchcore_gui.io import report_pdf
+    from patchcore_gui.reports import report_pdf
 
     assert str(ROOT / "resources" / "fonts") in report_pdf._FONT_DIRS
     assert ("resources/fonts", "resources/fonts") in recipe.DATA_FILES
@@ -93,8 +93,8 @@ def test_every_named_module_exists(recipe: ModuleType, attr: str) -> None:
 #: Imports both programs, runs a convolution and shows the window; prints the loaded modules.
 PROGRAMS = (
     "import patchcore_gui.cli, patchcore_gui.app, patchcore_gui.commands.doctor, patchcore_gui.commands.report\n"
-    "import patchcore_gui.commands.import_official, patchcore_gui.core.demo, patchcore_gui.io.report_pdf\n"
-    "import patchcore_gui.io.report_html, torch\n"
+    "import patchcore_gui.commands.import_official, patchcore_gui.core.demo, patchcore_gui.reports.report_pdf\n"
+    "import patchcore_gui.reports.report_html, torch\n"
     "assert float(torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 3, 3)).sum()) == 9.0\n"
     "from PySide6.QtWidgets import QApplication\n"
     "app = QApplication([])\n"

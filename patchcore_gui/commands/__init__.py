@@ -1,1 +1,1 @@
-"""Sub-commands of ``patchcore`` beyond the core four, one module each (see cli.EXTRA_COMMANDS)."""
+"""The sub-commands of ``patchcore``, one module each; ``cli.py`` registers them and dispatches."""

@@ -73,12 +73,12 @@ def check_packages() -> list[Check]:
         from .. import __version__
 
         rows.append(Check("versions", "patchcore_gui", OK, str(__version__)))
-    except Exception as exc:  # noqa: BLE001 - report, never crash
+    except Exception as exc:  # report, never crash
         rows.append(Check("versions", "patchcore_gui", PROBLEM, "unknown", _first_line(exc)))
     for module_name, shown, needed_for in PACKAGES:
         try:
             module = importlib.import_module(module_name)
-        except Exception as exc:  # noqa: BLE001 - ImportError, OSError (missing .so), anything
+        except Exception as exc:  # ImportError, OSError (missing .so), anything
             rows.append(Check("versions", shown, PROBLEM, "missing", f"needed for {needed_for}: {_first_line(exc)}"))
             continue
         rows.append(Check("versions", shown, OK, _version_of(module)))
@@ -92,23 +92,35 @@ def _check_qt_widgets(rows: list[Check]) -> list[Check]:
         return []
     try:
         importlib.import_module("PySide6.QtWidgets")
-    except Exception as exc:  # noqa: BLE001 - a missing system library raises ImportError/OSError
+    except Exception as exc:  # a missing system library raises ImportError/OSError
         return [Check("versions", "Qt widgets", PROBLEM, "cannot load", _first_line(exc))]
     return [Check("versions", "Qt widgets", OK, "loadable")]
+
+
+def check_x_libraries() -> list[Check]:
+    """The X11 libraries Qt's window plugin needs on Linux (missing: the packages and the apt command)."""
+    from patchcore_gui.core.x_libraries import install_command, missing_x_packages
+
+    if not sys.platform.startswith("linux"):
+        return []
+    missing = missing_x_packages()
+    if not missing:
+        return [Check("versions", "X11 libraries", OK, "installed")]
+    return [Check("versions", "X11 libraries", PROBLEM, f"missing: {', '.join(missing)}", install_command(missing))]
 
 
 def check_device() -> list[Check]:
     """CUDA availability and the devices; CPU-only is fine, not a problem."""
     try:
         import torch
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return [Check("device", "torch device", PROBLEM, "unknown", f"torch cannot be imported: {_first_line(exc)}")]
     rows: list[Check] = []
     try:
         available = bool(torch.cuda.is_available())
         count = int(torch.cuda.device_count()) if available else 0
         names = [torch.cuda.get_device_name(i) for i in range(count)]
-    except Exception as exc:  # noqa: BLE001 - a broken driver must not stop the report
+    except Exception as exc:  # a broken driver must not stop the report
         rows.append(Check("device", "CUDA", INFO, "unavailable", _first_line(exc)))
         available, count, names = False, 0, []
     else:
@@ -126,13 +138,13 @@ def check_faiss() -> list[Check]:
     """Which backend the search will use."""
     try:
         import faiss  # noqa: F401 - presence only; the version row is in check_packages
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return [Check("search", "faiss backend", PROBLEM, "missing", _first_line(exc))]
     try:
         from ..core.search import faiss_has_gpu
 
         gpu = faiss_has_gpu()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return [Check("search", "faiss backend", INFO, "CPU", f"GPU probe failed: {_first_line(exc)}")]
     return [Check("search", "faiss backend", OK, "GPU" if gpu else "CPU",
                   "" if gpu else "CUDA runs use an exact torch search instead")]
@@ -144,7 +156,7 @@ def check_backbones() -> list[Check]:
         from ..core.backbones import available_offline, hub_checkpoint_path
 
         found = available_offline()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return [Check("weights", "backbones", PROBLEM, "unknown", _first_line(exc))]
     rows = [
         Check("weights", name, OK if path else INFO, "available" if path else "not found",
@@ -193,7 +205,7 @@ def check_folders() -> list[Check]:
     for name, locate in (("cache folder", cache_dir), ("settings folder", settings_dir)):
         try:
             folder = locate()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             rows.append(Check("folders", name, PROBLEM, "unknown", _first_line(exc)))
             continue
         why = writable(folder)
@@ -211,7 +223,7 @@ def check_folders() -> list[Check]:
 
 def run_checks() -> list[Check]:
     """Every check, in report order."""
-    return [*check_packages(), *check_device(), *check_faiss(), *check_backbones(), *check_folders()]
+    return [*check_packages(), *check_x_libraries(), *check_device(), *check_faiss(), *check_backbones(), *check_folders()]
 
 
 def format_table(rows: list[Check]) -> str:

@@ -57,8 +57,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Handler: refuse without consent, else import, save atomically and summarise."""
-    from ..cli import CliError
     from ..core.official_import import import_official
+    from .common import CliError
 
     if not args.trust_pickle:
         # Checked before the folder is even looked at: no byte of the pickle is read.

@@ -36,7 +36,7 @@ def register(subparsers: Any) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     """Write the report; returns the exit code."""
-    from ..io.report import ReportError, report_format, write_report
+    from ..reports.report import ReportError, report_format, write_report
 
     try:
         report_format(args.output)

@@ -264,7 +264,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
             sd = load_file(str(p))
         else:
             sd = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any failure is one clear line for the user
+    except Exception as exc:  # any failure is one clear line for the user
         raise WeightsUnavailableError(
             f"cannot read weights file {p.name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
         ) from None

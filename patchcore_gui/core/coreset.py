@@ -1,4 +1,4 @@
-"""Approximate greedy coreset subsampling (spec section 3), made fast without changing it.
+"""Approximate greedy coreset subsampling (docs/patchcore-spec.md section 3), made fast without changing it.
 
 The reference algorithm: project rows to 128-d with a random linear map (uniform in
 +-1/sqrt(D), like a default ``nn.Linear(D, 128, bias=False)``), pick 10 random start

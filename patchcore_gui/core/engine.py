@@ -27,18 +27,19 @@ from .backbones import BN_WARMUP_CHOICES, build_extractor, get_spec, official_bn
 from .batching import AdaptiveScorer, Prefetcher, default_batch_size, default_num_workers
 from .calibration import calibrate, uncalibrated
 from .coreset import CancelledError, coreset_size, greedy_coreset
-from .datasets import ImageDataset, ImageSet, collate
+from .datasets import ImageSet
 from .features import EmbeddingConfig
+from .image_dataset import ImageDataset, collate
 from .maps import anomaly_maps
 from .model import (
     ModelConfig,
     PatchCoreModel,
-    eq7_weight,
     resolve_device,
     resolve_precision,
 )
 from .precision import backbone_dtype, fast_backbone
 from .results import BatchResult
+from .reweight import eq7_weight
 from .search import NearestNeighbourSearch
 
 #: progress(stage, done, total); stages in order: "features", "calibration coreset"
@@ -189,7 +190,7 @@ class TrainConfig:
 #: Per-backbone default embedding layout. The reference layout for the torchvision
 #: backbones (parity with the official code); the native concatenation for the small
 #: EfficientNet-Lite0, whose 152 real dims would otherwise be stretched to 1024 by
-#: repetition (spec section 9).
+#: repetition (docs/patchcore-spec.md section 9).
 DEFAULT_EMBEDDING = {"efficientnet_lite0": "native"}
 
 
@@ -285,7 +286,7 @@ def train_model(
     cancel: threading.Event | None = None,
     source: str = "",
 ) -> PatchCoreModel:
-    """Train a PatchCore model from good images (spec sections 2-3) with calibration.
+    """Train a PatchCore model from good images (docs/patchcore-spec.md section 2-3) with calibration.
 
     The final memory bank is built from all readable images, so scores match the
     reference for the same images; calibration holds out a slice, builds a bank from
@@ -293,19 +294,7 @@ def train_model(
     """
     dev = resolve_device(device)
     spec = get_spec(cfg.backbone)
-    if not 0.0 < cfg.coreset <= 1.0:
-        raise ValueError(f"--coreset must be in (0, 1], got {cfg.coreset}")
-    if not 0.0 <= cfg.holdout < 1.0:
-        raise ValueError(f"--holdout must be in [0, 1), got {cfg.holdout}")
-    precision = resolve_precision(cfg.precision, dev)  # unknown names and unsupported half raise
-    if cfg.reweight < 0:
-        raise ValueError(f"--reweight must be 0 (off) or a neighbour count, got {cfg.reweight}")
-    if cfg.k < 1:
-        raise ValueError(f"--k must be at least 1, got {cfg.k}")
-    if cfg.bn_warmup not in BN_WARMUP_CHOICES:
-        raise ValueError(f"--bn-warmup must be one of {', '.join(BN_WARMUP_CHOICES)}, got {cfg.bn_warmup!r}")
-    if cfg.crop < 32 or cfg.resize < 0 or (cfg.resize and cfg.resize < cfg.crop):
-        raise ValueError(f"need crop >= 32 and resize >= crop (or 0), got resize {cfg.resize}, crop {cfg.crop}")
+    precision = _check_train_config(cfg, dev)
     str_paths = [os.fspath(p) for p in paths]
     if not str_paths:
         raise ValueError("no training images")
@@ -331,46 +320,98 @@ def train_model(
     n_img, per_img, dim = feats.shape
     flat = feats.reshape(n_img * per_img, dim)
 
+    # Calibration first: a bank from the non-held-out images, scored on the hold-out.
+    blocks = _calibration_blocks(feats, grid, cfg, dev, progress, cancel)
+
     def coreset_progress(done: int, total: int) -> None:
         if progress:
             progress("coreset", done, total)
+
+    sel = greedy_coreset(flat, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
+    bank = flat[torch.from_numpy(np.asarray(sel))].contiguous()
+    meta = _model_meta(cfg, model_cfg, precision, dev, grid, flat.shape[0], int(dim), ok_paths, skipped, source)
+    return PatchCoreModel(model_cfg, extractor, bank, {**meta, **blocks}, device=dev)
+
+
+def _check_train_config(cfg: TrainConfig, dev: torch.device) -> str:
+    """Refuse a training configuration that cannot work; returns the resolved precision name."""
+    if not 0.0 < cfg.coreset <= 1.0:
+        raise ValueError(f"--coreset must be in (0, 1], got {cfg.coreset}")
+    if not 0.0 <= cfg.holdout < 1.0:
+        raise ValueError(f"--holdout must be in [0, 1), got {cfg.holdout}")
+    precision = resolve_precision(cfg.precision, dev)  # unknown names and unsupported half raise
+    if cfg.reweight < 0:
+        raise ValueError(f"--reweight must be 0 (off) or a neighbour count, got {cfg.reweight}")
+    if cfg.k < 1:
+        raise ValueError(f"--k must be at least 1, got {cfg.k}")
+    if cfg.bn_warmup not in BN_WARMUP_CHOICES:
+        raise ValueError(f"--bn-warmup must be one of {', '.join(BN_WARMUP_CHOICES)}, got {cfg.bn_warmup!r}")
+    if cfg.crop < 32 or cfg.resize < 0 or (cfg.resize and cfg.resize < cfg.crop):
+        raise ValueError(f"need crop >= 32 and resize >= crop (or 0), got resize {cfg.resize}, crop {cfg.crop}")
+    return precision
+
+
+def _calibration_blocks(
+    feats: torch.Tensor,
+    grid: tuple[int, int],
+    cfg: TrainConfig,
+    dev: torch.device,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> dict[str, Any]:
+    """The calibration metadata: a bank built without the hold-out, scored on the hold-out.
+
+    Each held-out image is scored exactly as prediction would score it against that
+    bank (k-NN mean, image max, optional Eq. 7 reweighting, upsampled map maximum).
+    No hold-out (``cfg.holdout`` 0 or too few images) gives the uncalibrated blocks.
+    """
+    n_img, _, dim = feats.shape
+    hold = _holdout_split(n_img, cfg.holdout, cfg.seed)
+    if not len(hold):
+        return uncalibrated()
 
     def calib_coreset_progress(done: int, total: int) -> None:
         if progress:
             progress("calibration coreset", done, total)
 
-    # Calibration first: a bank from the non-held-out images, scored on the hold-out.
-    hold = _holdout_split(n_img, cfg.holdout, cfg.seed)
-    if len(hold):
-        keep = np.setdiff1d(np.arange(n_img), hold)
-        rest = feats[torch.from_numpy(keep)].reshape(-1, dim)
-        sel = greedy_coreset(rest, cfg.coreset, cfg.seed, dev, calib_coreset_progress, cancel)
-        rest_bank = rest[torch.from_numpy(sel)].contiguous()
-        search = NearestNeighbourSearch(rest_bank, dev)
-        h_scores, h_max = [], []
-        for j, i in enumerate(hold):
-            if cancel is not None and cancel.is_set():
-                raise CancelledError("training cancelled")
-            dist, nn = search.search(feats[int(i)], cfg.k)
-            patch = np.mean(dist, axis=-1).astype(np.float32).reshape(1, *grid)
-            score = float(patch.max())
-            if cfg.reweight > 0:
-                score *= eq7_weight(search, rest_bank, feats[int(i)], patch.reshape(-1), nn, cfg.reweight)
-            h_scores.append(score)
-            h_max.append(float(anomaly_maps(patch, cfg.crop).max()))
-            if progress:
-                progress("calibration", j + 1, len(hold))
-        blocks = calibrate(np.array(h_scores), np.array(h_max), len(hold), cfg.holdout)
-        del rest, search
-    else:
-        blocks = uncalibrated()
+    keep = np.setdiff1d(np.arange(n_img), hold)
+    rest = feats[torch.from_numpy(keep)].reshape(-1, dim)
+    sel = greedy_coreset(rest, cfg.coreset, cfg.seed, dev, calib_coreset_progress, cancel)
+    rest_bank = rest[torch.from_numpy(sel)].contiguous()
+    search = NearestNeighbourSearch(rest_bank, dev)
+    h_scores, h_max = [], []
+    for j, i in enumerate(hold):
+        if cancel is not None and cancel.is_set():
+            raise CancelledError("training cancelled")
+        dist, nn = search.search(feats[int(i)], cfg.k)
+        patch = np.mean(dist, axis=-1).astype(np.float32).reshape(1, *grid)
+        score = float(patch.max())
+        if cfg.reweight > 0:
+            score *= eq7_weight(search, rest_bank, feats[int(i)], patch.reshape(-1), nn, cfg.reweight)
+        h_scores.append(score)
+        h_max.append(float(anomaly_maps(patch, cfg.crop).max()))
+        if progress:
+            progress("calibration", j + 1, len(hold))
+    return calibrate(np.array(h_scores), np.array(h_max), len(hold), cfg.holdout)
 
-    sel = greedy_coreset(flat, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
-    bank = flat[torch.from_numpy(np.asarray(sel))].contiguous()
-    meta: dict[str, Any] = {
+
+def _model_meta(
+    cfg: TrainConfig,
+    model_cfg: ModelConfig,
+    precision: str,
+    dev: torch.device,
+    grid: tuple[int, int],
+    rows_before: int,
+    dim: int,
+    ok_paths: Sequence[str],
+    skipped: Sequence[tuple[str, str]],
+    source: str,
+) -> dict[str, Any]:
+    """The model file's metadata block (everything but calibration): what a reader needs to trust it."""
+    return {
         "backbone": cfg.backbone,
         "layers": list(model_cfg.layers),
-        "feature_dim": int(dim),
+        "feature_dim": dim,
         "patch_size": model_cfg.embedding.patch_size,
         "k": cfg.k,
         "reweight": cfg.reweight,
@@ -378,17 +419,17 @@ def train_model(
         "bn_warmup": cfg.bn_warmup,
         "resize": cfg.resize,
         "crop": cfg.crop,
-        "normalization": {"mean": list(spec.mean), "std": list(spec.std)},
+        "normalization": {"mean": list(model_cfg.mean), "std": list(model_cfg.std)},
         "grid": list(grid),
         "coreset": {
             "fraction": cfg.coreset,
             "seed": cfg.seed,
             "method": "identity" if cfg.coreset >= 1.0 else "approximate_greedy",
-            "rows_before": int(flat.shape[0]),
-            "rows_kept": int(coreset_size(flat.shape[0], cfg.coreset)),
+            "rows_before": int(rows_before),
+            "rows_kept": int(coreset_size(rows_before, cfg.coreset)),
         },
         "training": {
-            "image_count": int(n_img),
+            "image_count": len(ok_paths),
             "file_list_sha256": file_list_sha256(ok_paths),
             "skipped": [{"path": p, "error": e} for p, e in skipped],
             "source": source,
@@ -396,9 +437,7 @@ def train_model(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "software": software_versions(),
         "device": str(dev),
-        **blocks,
     }
-    return PatchCoreModel(model_cfg, extractor, bank, meta, device=dev)
 
 
 def image_paths_for_training(root: str | os.PathLike[str]) -> list[Path]:

@@ -1,4 +1,4 @@
-"""Locally aware patch features (spec section 2).
+"""Locally aware patch features (docs/patchcore-spec.md section 2).
 
 Two embeddings:
 
@@ -9,7 +9,7 @@ Two embeddings:
   average pools, which is what runs there; everything else runs the general path.
 * ``"native"``: anomalib's layout, the raw concatenation of 3 x 3 average-pooled
   layers (C1 + C2 dims). For small backbones it carries the same information in far
-  fewer dimensions (spec section 9).
+  fewer dimensions (docs/patchcore-spec.md section 9).
 
 Rows come out ordered (image, y, x) on the first layer's grid.
 """

@@ -1,4 +1,4 @@
-"""Anomaly maps from patch-score grids (spec section 4).
+"""Anomaly maps from patch-score grids (docs/patchcore-spec.md section 4).
 
 The (h, w) grid of patch scores is upsampled bilinearly (``align_corners=False``) to
 the crop size and smoothed with a Gaussian, sigma 4, scipy's defaults (reflect,

@@ -24,7 +24,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import ndimage
+
+from .pro_regions import ProPixels, pro_pixels
+from .verdict import ng_mask
 
 __all__ = [
     "auroc",
@@ -42,10 +44,6 @@ __all__ = [
 # Pixel metrics work through the data in chunks of this many values so that the temporary
 # int64 index arrays of ``searchsorted`` stay small (8 MiB) even for ~200 megapixel runs.
 _CHUNK = 1 << 20
-
-# MVTec AD labels ground-truth regions with a 3x3 structure of ones (8-connectivity);
-# using the same structure keeps our PRO comparable with published numbers.
-_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -231,7 +229,7 @@ def confusion(scores: ArrayLike, labels: ArrayLike, threshold: float) -> dict[st
         ``{"tp", "fp", "tn", "fn"}`` where positive = defect (label > 0).
     """
     s, y = _clean(scores, labels)
-    ng = s > threshold
+    ng = ng_mask(s, threshold)
     tp = int(np.count_nonzero(ng & y))
     fp = int(np.count_nonzero(ng & ~y))
     fn = int(np.count_nonzero(~ng & y))
@@ -370,49 +368,16 @@ def pro_score(maps: Any, masks: Any, fpr_limit: float = 0.3) -> float:
     """
     if not 0.0 < fpr_limit <= 1.0:  # also rejects NaN
         raise ValueError(f"fpr_limit must be in (0, 1], got {fpr_limit!r}")
-    pairs = _image_pairs(maps, masks)
-    total = sum(amap.size for amap, _ in pairs)
-    ok_buf = np.empty(total, dtype=np.float32)
-    n_ok = 0
-    defect_scores: list[np.ndarray] = []
-    defect_region: list[np.ndarray] = []  # global region index of each defect pixel
-    region_areas: list[np.ndarray] = []
-    n_regions = 0
-    for i, (amap, defect) in enumerate(pairs):
-        if amap.ndim != 2:
-            raise ValueError(f"image {i}: PRO needs 2-D maps, got shape {amap.shape}")
-        values = np.asarray(amap, dtype=np.float32)
-        if np.isnan(values).any():
-            values = np.where(np.isnan(values), np.float32(-np.inf), values)
-        if defect is None or not defect.any():
-            ok_values = values.ravel()
-        else:
-            labeled, count = ndimage.label(defect, structure=_EIGHT_CONNECTED)
-            is_defect = labeled > 0
-            ok_values = values[~is_defect]
-            ids = labeled[is_defect]
-            defect_scores.append(values[is_defect])
-            defect_region.append(ids.astype(np.int64) - 1 + n_regions)
-            region_areas.append(np.bincount(ids, minlength=count + 1)[1:])
-            n_regions += count
-        ok_buf[n_ok : n_ok + ok_values.size] = ok_values
-        n_ok += ok_values.size
-    if n_regions == 0 or n_ok == 0:
+    pixels = pro_pixels(_image_pairs(maps, masks))
+    if pixels is None:
         return float("nan")
+    return _pro_area(pixels, fpr_limit)
 
-    ok_sorted = ok_buf[:n_ok]
-    ok_sorted.sort()  # ascending, in place
 
-    d_scores = np.concatenate(defect_scores)
-    areas = np.concatenate(region_areas).astype(np.float64)
-    d_weights = 1.0 / (areas[np.concatenate(defect_region)] * n_regions)
-    order = np.argsort(d_scores, kind="stable")
-    d_scores = d_scores[order]
-    d_weights = d_weights[order]
-    # suffix[i] = total weight of defect pixels from sorted position i up; summed from the
-    # highest score down, in the same order as the reference cumulative sum.
-    suffix = np.zeros(d_scores.size + 1, dtype=np.float64)
-    suffix[:-1] = np.cumsum(d_weights[::-1])[::-1]
+def _pro_area(pixels: ProPixels, fpr_limit: float) -> float:
+    """The PRO curve's area up to ``fpr_limit`` divided by it (see :func:`pro_score`)."""
+    ok_sorted, d_scores, suffix = pixels
+    n_ok = ok_sorted.size
 
     def pro_at_least(t: np.ndarray | np.floating) -> np.ndarray:
         return suffix[np.searchsorted(d_scores, t, side="left")]

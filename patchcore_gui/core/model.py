@@ -35,6 +35,7 @@ from .precision import (  # re-exported: callers import the precision API from h
     resolve_precision,
 )
 from .preprocess import Preprocess
+from .reweight import eq7_weight
 from .search import NearestNeighbourSearch
 
 __all__ = [
@@ -290,7 +291,7 @@ class PatchCoreModel:
             scores, grids = self.score_tensor(data)
             return list(map(float, scores)), list(self.anomaly_maps(grids))
         items = data if isinstance(data, (list, tuple)) else [data]
-        from .datasets import check_aspect_ratio
+        from .image_dataset import check_aspect_ratio
 
         pils = [_as_pil(item) for item in items]
         for img in pils:
@@ -447,22 +448,3 @@ def _as_pil(item: Any) -> Image.Image:
     if arr.ndim == 3 and arr.shape[2] in (3, 4):
         return Image.fromarray(arr[..., :3], mode="RGB")
     raise ValueError(f"cannot use an array of shape {arr.shape} as an image")
-
-
-def eq7_weight(search: NearestNeighbourSearch, bank: torch.Tensor, feats: torch.Tensor, patch: np.ndarray,
-               idx: np.ndarray, neighbours: int) -> float:
-    """Paper Eq. 7 weight: 1 - softmax, over Euclidean distances from the most anomalous
-    test patch to its nearest bank row m* and m*'s ``neighbours`` nearest bank rows, taken at m*.
-
-    A test patch whose nearest normal row sits in a sparse part of the bank (rare but
-    normal) keeps more of its score than one next to a dense cluster.
-    """
-    j = int(np.argmax(patch))
-    m_star = int(idx[j, 0])
-    b = min(int(neighbours), int(bank.shape[0]))
-    _, support = search.search(bank[m_star : m_star + 1], b)
-    rows = bank[torch.as_tensor(support[0], dtype=torch.int64)]
-    q = feats[j].detach().to("cpu", torch.float32)
-    d = torch.linalg.vector_norm(rows - q[None, :], dim=1).double()
-    # The neighbour list starts with m* itself (its own nearest row in the bank).
-    return float(1.0 - torch.softmax(d, dim=0)[0].item())

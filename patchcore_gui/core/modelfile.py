@@ -296,7 +296,7 @@ def read_model_file(path: str | os.PathLike[str], *, verify: bool = True) -> tup
 
     try:
         tensors = load(data)
-    except Exception as exc:  # noqa: BLE001 - any parser failure is one line for the user
+    except Exception as exc:  # any parser failure is one line for the user
         raise ModelFileError(p, f"corrupt tensor data ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     if verify:
         stored = meta.get("tensor_sha256")

@@ -143,7 +143,7 @@ def fast_backbone(extractor: torch.nn.Module, precision: str) -> torch.nn.Module
     """
     if precision == EXACT:
         return None
-    from .fusion import fold_batchnorm
+    from .bn_fold import fold_batchnorm
 
     return (fold_batchnorm(extractor) or extractor).to(memory_format=torch.channels_last)
 

@@ -1,6 +1,6 @@
 """Image preprocessing exactly as the reference implementation does it, and its inverse.
 
-Reference order (spec section 1): PIL image -> RGB -> resize the shorter side with
+Reference order (docs/patchcore-spec.md section 1): PIL image -> RGB -> resize the shorter side with
 PIL's bilinear filter (as a PIL image, so it antialiases and rounds to 8 bit) ->
 center crop -> float tensor in [0, 1] -> normalise. torchvision's functional
 transforms on PIL images are used so the arithmetic is the reference's own.

@@ -53,7 +53,7 @@ def faiss_has_gpu() -> bool:
         import faiss
 
         return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
-    except Exception:  # noqa: BLE001 - a broken faiss install simply means "no"
+    except Exception:  # a broken faiss install simply means "no"
         return False
 
 

@@ -30,7 +30,7 @@ def one_line(exc: BaseException) -> str:
 
 def _is_cancel(exc: BaseException) -> bool:
     from patchcore_gui.core.coreset import CancelledError
-    from patchcore_gui.io.report import ReportCancelled
+    from patchcore_gui.reports.context import ReportCancelled
 
     return isinstance(exc, (CancelledError, ReportCancelled))
 

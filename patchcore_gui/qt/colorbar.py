@@ -9,7 +9,9 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QLinearGradient, QPainter
 from PySide6.QtWidgets import QWidget
 
-from . import overlay, style
+from patchcore_gui.core import heatmap
+
+from . import style
 
 
 class ColorBar(QWidget):
@@ -19,7 +21,7 @@ class ColorBar(QWidget):
         super().__init__(parent)
         self.setFixedHeight(26)
         self.setMinimumWidth(180)
-        self._lut = overlay.lookup_table("inferno")
+        self._lut = heatmap.lookup_table()
         self._levels = (0.0, 2.0)
         self._threshold = 1.0
 
@@ -27,7 +29,7 @@ class ColorBar(QWidget):
         self._lut, self._levels, self._threshold = lut, levels, threshold
         self.update()
 
-    def paintEvent(self, event: object) -> None:  # noqa: N802 - Qt override
+    def paintEvent(self, event: object) -> None:  # Qt override
         p = QPainter(self)
         bar = QRectF(4, 2, self.width() - 8, 9)
         grad = QLinearGradient(bar.topLeft(), bar.topRight())

@@ -1,8 +1,9 @@
 """The image under review at full resolution, with heatmap, defect region and ground truth.
 
 pyqtgraph draws four layers on the image's own pixel grid: the RGB image, the
-heatmap (absolute colour scale, see ``overlay.heat_levels``), the outline of the region
-above the pixel threshold, and the ground-truth mask outline. A thin strip under the
+heatmap (``core.heatmap``: absolute colour scale, colour map, opacity), the outline of
+the region above the pixel threshold (``core.heatmap`` too, so a report's heatmap is
+the one shown here), and the ground-truth mask outline. A thin strip under the
 image holds the overlay controls; a header names the image and its verdict.
 """
 
@@ -17,23 +18,21 @@ from PIL import Image
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QCheckBox,
-    QComboBox,
     QHBoxLayout,
     QLabel,
-    QSlider,
     QStackedLayout,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
+from patchcore_gui.core import heatmap
 from patchcore_gui.core.model import PatchCoreModel
+from patchcore_gui.core.result_table import ERROR, NG, OK, VERDICT_WORDS
+from patchcore_gui.core.verdict import is_ng
 from patchcore_gui.io.images import ImageLoadError, load_image
 
 from . import overlay, style
-from .colorbar import ColorBar
-from .results_store import ERROR, NG, OK, VERDICT_WORDS
+from .overlay_controls import OverlayControls
 
 # No antialiasing: software-rasterised antialiased plots cost several times more to
 # paint, and painting competes with a run for the GIL.
@@ -79,7 +78,7 @@ class ImagePane(QWidget):
         self._image_threshold = math.nan
         self._pixel_threshold = math.nan
         self._fallback_anchor = math.nan
-        self._lut = overlay.lookup_table("inferno")
+        self._lut = heatmap.lookup_table()
         self._maps = overlay.MapCache(8)
         self._images = overlay.MapCache(4)
         #: Full-resolution map of the image on screen (NaN outside the crop), for probes.
@@ -140,44 +139,12 @@ class ImagePane(QWidget):
             sc.activated.connect(lambda s=step: self.step_requested.emit(s))
 
     def _build_strip(self) -> QWidget:
-        strip = QWidget()
-        row = QHBoxLayout(strip)
-        row.setContentsMargins(8, 4, 8, 4)
-        row.setSpacing(10)
-        self.heat_check = QCheckBox("Heatmap")
-        self.heat_check.setChecked(True)
-        self.heat_check.setToolTip("Show the anomaly heatmap (Space)")
-        self.opacity_slider = QSlider(Qt.Orientation.Horizontal)
-        self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(55)
-        self.opacity_slider.setFixedWidth(110)
-        self.opacity_slider.setToolTip("Heatmap opacity")
-        self.cmap_combo = QComboBox()
-        self.cmap_combo.addItems(overlay.COLORMAPS)
-        self.cmap_combo.setToolTip("Heatmap colours")
-        self.region_check = QCheckBox("Region")
-        self.region_check.setChecked(True)
-        self.region_check.setToolTip("Outline where the map exceeds the pixel threshold")
-        self.gt_check = QCheckBox("Truth")
-        self.gt_check.setChecked(True)
-        self.gt_check.setToolTip("Outline of the ground-truth defect mask (cyan)")
-        self.fit_button = QToolButton()
-        self.fit_button.setIcon(style.make_icon("fit"))
-        self.fit_button.setToolTip("Fit the image to the view")
-        self.colorbar = ColorBar()
-        self.colorbar.setToolTip("Absolute heatmap scale: 0 to 2 × pixel threshold (white mark)")
-        row.addWidget(self.heat_check)
-        row.addWidget(self.opacity_slider)
-        row.addWidget(self.cmap_combo)
-        row.addWidget(self.region_check)
-        row.addWidget(self.gt_check)
-        row.addWidget(self.fit_button)
-        row.addStretch(1)
-        self.scale_label = QLabel("scale")
-        self.scale_label.setObjectName("muted")
-        row.addWidget(self.scale_label)
-        row.addWidget(self.colorbar, 1)
-
+        """The overlay controls under the image, wired to the layers."""
+        strip = OverlayControls()
+        # By name on the pane too: the window stores and restores their settings.
+        self.heat_check, self.opacity_slider, self.cmap_combo = strip.heat_check, strip.opacity_slider, strip.cmap_combo
+        self.region_check, self.gt_check, self.fit_button = strip.region_check, strip.gt_check, strip.fit_button
+        self.colorbar, self.scale_label = strip.colorbar, strip.scale_label
         self.heat_check.toggled.connect(self.heat_item.setVisible)
         self.region_check.toggled.connect(self.region_item.setVisible)
         self.gt_check.toggled.connect(self.gt_item.setVisible)
@@ -196,13 +163,13 @@ class ImagePane(QWidget):
         self.opacity_changed.emit(int(percent))
 
     def set_colormap(self, name: str) -> None:
-        """Colour the heatmap with ``name`` (one of ``overlay.COLORMAPS``)."""
-        if name not in overlay.COLORMAPS:
+        """Colour the heatmap with ``name`` (one of ``heatmap.COLORMAPS``)."""
+        if name not in heatmap.COLORMAPS:
             return
         if self.cmap_combo.currentText() != name:
             self.cmap_combo.setCurrentText(name)  # re-enters through the signal
             return
-        self._lut = overlay.lookup_table(name)
+        self._lut = heatmap.lookup_table(name)
         self._render_heat()
         self.colormap_changed.emit(name)
 
@@ -213,7 +180,7 @@ class ImagePane(QWidget):
     @property
     def levels(self) -> tuple[float, float]:
         """The heatmap's absolute colour scale."""
-        return overlay.heat_levels(self._pixel_threshold, self._fallback_anchor)
+        return heatmap.heat_levels(self._pixel_threshold, self._fallback_anchor)
 
     # ------------------------------------------------------------------ content
     def set_model(self, model: PatchCoreModel | None) -> None:
@@ -291,7 +258,7 @@ class ImagePane(QWidget):
         self._render_heat()
         self._render_region()
         if self.gt_mask is not None:
-            self.gt_item.setImage(overlay.outline_rgba(self.gt_mask, _rgb(style.GT_COLOR), overlay.line_thickness(w, h)))
+            self.gt_item.setImage(overlay.outline_rgba(self.gt_mask, heatmap.TRUTH_RGB, heatmap.line_thickness(w, h)))
         else:
             self.gt_item.clear()
         if old_shape != (h, w):
@@ -336,7 +303,7 @@ class ImagePane(QWidget):
             self.heat_rgba = None
             self.heat_item.clear()
         else:
-            self.heat_rgba = overlay.colorize(self.current_map, self.levels, self._lut)
+            self.heat_rgba = heatmap.colorize_levels(self.current_map, self.levels, self._lut)
             self.heat_item.setImage(self.heat_rgba, autoLevels=False)
         lo, hi = self.levels
         self.colorbar.set_scale(self._lut, (lo, hi), (lo + hi) / 2)
@@ -350,7 +317,7 @@ class ImagePane(QWidget):
         through a lookup table, so a verdict flip swaps the table, not the pixels.
         """
         amap = self.current_map
-        t = self._pixel_threshold if math.isfinite(self._pixel_threshold) else sum(self.levels) / 2
+        t = heatmap.region_threshold(self._pixel_threshold, self._fallback_anchor)
         if amap is None:
             self.region_mask = None
             self._region_drawn = None
@@ -363,10 +330,9 @@ class ImagePane(QWidget):
                 self.region_item.setLookupTable(overlay.mask_lut(_rgb(color)))
                 self._region_drawn = (amap, t, color.rgba())
             return
-        with np.errstate(invalid="ignore"):
-            self.region_mask = amap > t
+        self.region_mask = heatmap.region_mask(amap, t)
         h, w = amap.shape
-        edge = overlay.outline(self.region_mask, overlay.line_thickness(w, h))
+        edge = heatmap.outline(self.region_mask, heatmap.line_thickness(w, h))
         lut = overlay.mask_lut(_rgb(color))
         self.region_item.setImage(edge.view(np.uint8), autoLevels=False, levels=None, lut=lut)
         self._region_drawn = (amap, t, color.rgba())
@@ -375,7 +341,7 @@ class ImagePane(QWidget):
         info = self._info
         if info is None or info.error or math.isnan(info.score):
             return ERROR
-        return NG if info.score > self._image_threshold else OK
+        return NG if is_ng(info.score, self._image_threshold) else OK
 
     def _update_header(self) -> None:
         info = self._info

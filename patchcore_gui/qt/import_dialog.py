@@ -17,7 +17,7 @@ from typing import Any
 from PySide6.QtWidgets import QCheckBox, QFrame, QLabel, QVBoxLayout, QWidget
 
 from .background import one_line
-from .dialogs import MODEL_FILTER, PathField
+from .file_dialogs import MODEL_FILTER, PathField
 from .task_dialog import TaskDialog
 from .train_dialog import WEIGHTS_FILTER
 
@@ -62,7 +62,7 @@ def peek_backbone(folder: Path) -> str | None:
 
         name = load_params(folder / PARAMS_FILE).get("backbone.name")
         return BACKBONE_NAMES.get(name) if isinstance(name, str) else None
-    except Exception:  # noqa: BLE001 - the import itself reports a bad file properly
+    except Exception:  # the import itself reports a bad file properly
         return None
 
 
@@ -112,6 +112,9 @@ class ImportDialog(TaskDialog):
         self.output_field = PathField("save", "Save the imported model as", MODEL_FILTER, "model file (.patchcore)")
         self.form.addRow("Save model as", self.output_field)
         self.finish_layout()
+        # A wrapped label in a form row is laid out one line high at first: reserve the
+        # height its text needs at the dialog's default width, so no sentence is cut off.
+        self.warning_label.setMinimumHeight(self.warning_label.heightForWidth(540))
         self.trust_check.toggled.connect(lambda on: self.start_button.setEnabled(on and not self.is_running()))
         self.start_button.setEnabled(False)
 

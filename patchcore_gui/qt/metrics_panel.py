@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from patchcore_gui.core import metrics
+from patchcore_gui.core.verdict import count_ng
 
 from . import style
 
@@ -97,6 +98,29 @@ class MetricsPanel(QWidget):
         self.roc_plot.addItem(self.op_point)
         self.tabs.addTab(self.roc_plot, "ROC")
 
+        self.tabs.addTab(self._build_confusion(), "Confusion")
+        lay.addWidget(self.tabs, 1)
+
+        brow = QHBoxLayout()
+        self.best_f1_button = QPushButton("Best F1")
+        self.best_f1_button.setToolTip("Threshold that maximises F1 on this labelled batch")
+        self.best_f1_button.clicked.connect(self.propose_best_f1)
+        self.frr_button = QPushButton("False reject ≤")
+        self.frr_button.setToolTip("Lowest threshold rejecting at most this share of good images")
+        self.frr_button.clicked.connect(self.propose_frr)
+        self.frr_spin = QDoubleSpinBox()
+        self.frr_spin.setRange(0.0, 100.0)
+        self.frr_spin.setDecimals(1)
+        self.frr_spin.setValue(1.0)
+        self.frr_spin.setSuffix(" %")
+        brow.addWidget(self.best_f1_button)
+        brow.addStretch(1)
+        brow.addWidget(self.frr_button)
+        brow.addWidget(self.frr_spin)
+        lay.addLayout(brow)
+
+    def _build_confusion(self) -> QWidget:
+        """The confusion matrix (truth x verdict) and the precision / recall / F1 line."""
         conf = QWidget()
         grid = QGridLayout(conf)
         grid.setSpacing(4)
@@ -129,26 +153,7 @@ class MetricsPanel(QWidget):
         self.prf_label = QLabel("")
         grid.addWidget(self.prf_label, 3, 0, 1, 3)
         grid.setRowStretch(4, 1)
-        self.tabs.addTab(conf, "Confusion")
-        lay.addWidget(self.tabs, 1)
-
-        brow = QHBoxLayout()
-        self.best_f1_button = QPushButton("Best F1")
-        self.best_f1_button.setToolTip("Threshold that maximises F1 on this labelled batch")
-        self.best_f1_button.clicked.connect(self.propose_best_f1)
-        self.frr_button = QPushButton("False reject ≤")
-        self.frr_button.setToolTip("Lowest threshold rejecting at most this share of good images")
-        self.frr_button.clicked.connect(self.propose_frr)
-        self.frr_spin = QDoubleSpinBox()
-        self.frr_spin.setRange(0.0, 100.0)
-        self.frr_spin.setDecimals(1)
-        self.frr_spin.setValue(1.0)
-        self.frr_spin.setSuffix(" %")
-        brow.addWidget(self.best_f1_button)
-        brow.addStretch(1)
-        brow.addWidget(self.frr_button)
-        brow.addWidget(self.frr_spin)
-        lay.addLayout(brow)
+        return conf
 
     # ------------------------------------------------------------------ data
     def set_data(self, scores: np.ndarray, labels: np.ndarray, threshold: float) -> None:
@@ -167,19 +172,19 @@ class MetricsPanel(QWidget):
         else:
             self.roc_curve.setData([], [])
         self.auroc = metrics.auroc(self._scores, self._labels)
-        self._op = None
+        self._op = ()  # not None: the marker is redrawn (removed when there is no data)
         self.set_threshold(threshold)
 
     def set_threshold(self, threshold: float) -> None:
-        """Operating point, confusion matrix and P/R/F1 at ``threshold`` (NG when score > t).
+        """Operating point, confusion matrix and P/R/F1 at ``threshold`` (NG by ``core.verdict``).
 
         The counts are ``metrics.confusion``'s and P/R/F1 ``metrics.precision_recall_f1``'s
-        (a test holds them equal), taken from the sorted scores: ~10 us instead of ~2 ms
-        of 100k comparisons on every threshold move.
+        (a test holds them equal), taken from the sorted scores with ``verdict.count_ng``:
+        ~10 us instead of ~2 ms of 100k comparisons on every threshold move.
         """
         good, defect = self._good_sorted, self._defect_sorted
-        fp = len(good) - int(np.searchsorted(good, threshold, side="right"))
-        tp = len(defect) - int(np.searchsorted(defect, threshold, side="right"))
+        fp = count_ng(good, threshold)
+        tp = count_ng(defect, threshold)
         c = {"tp": tp, "fp": fp, "tn": len(good) - fp, "fn": len(defect) - tp}
         self.confusion = c
         for key, cell in self.cells.items():

@@ -6,8 +6,9 @@ import math
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPainter, QPaintEvent
+from PySide6.QtWidgets import QFormLayout, QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 _FIELDS = (
     ("backbone", "Backbone"),
@@ -52,6 +53,33 @@ def _date(iso: str) -> str:
         return iso or "—"
 
 
+class OneLineLabel(QLabel):
+    """One line, cut at the end to the room it gets; ``text()`` and the tooltip stay whole.
+
+    The card's values do not wrap: a wrapping card grows taller as the right column narrows,
+    beyond the minimum height the window reserved for it, and squeezes the threshold panel
+    below (the slider ran over the histogram at the smallest window).
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+    def setText(self, text: str) -> None:  # Qt override: the whole text stays readable on hover
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:  # Qt override: any width will do
+        return QSize(0, super().minimumSizeHint().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # Qt override
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+        painter.end()
+
+
 class ModelCard(QFrame):
     """Compact facts about the model; empty state invites opening one."""
 
@@ -73,9 +101,7 @@ class ModelCard(QFrame):
         for key, text in _FIELDS:
             name = QLabel(text)
             name.setObjectName("muted")
-            value = QLabel("—")
-            value.setWordWrap(True)
-            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            value = OneLineLabel("—")
             self.form.addRow(name, value)
             self.values[key] = value
         lay.addLayout(self.form)
@@ -92,8 +118,4 @@ class ModelCard(QFrame):
         self.title.setText(name or "model")
         self.setToolTip(str(summary.get("file", "")))
         for key, text in describe(summary).items():
-            self.values[key].setText(text)
-        rule = self.values["rule"]
-        rule.setToolTip(rule.text())
-        if len(rule.text()) > 70:
-            rule.setText(rule.text()[:67] + "…")
+            self.values[key].setText(text)  # cut to the card's width, whole in the tooltip

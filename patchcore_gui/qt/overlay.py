@@ -1,66 +1,18 @@
-"""Numpy side of the image overlay: absolute colour levels, colouring, outlines, map cache.
+"""Numpy side of the image pane's layers that only the window needs: outline layers, map cache.
 
-The heatmap colour scale is absolute and anchored to the model's pixel threshold
-(0 .. 2 x threshold), never stretched per image: a good image stays cold and a
-defective one is hot, and two images can be compared by colour. Nothing here draws;
-``image_pane`` puts the arrays on screen.
+How a map is painted (the absolute 0 .. 2 x threshold scale, the colour maps, the
+region outline) is ``core/heatmap.py``'s, shared with the reports. Nothing here
+draws; ``image_pane`` puts the arrays on screen.
 """
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 from collections.abc import Callable
 
 import numpy as np
-import pyqtgraph as pg
-from scipy import ndimage
 
-COLORMAPS = ("inferno", "turbo", "viridis", "plasma")
-
-
-def heat_levels(pixel_threshold: float, fallback: float = math.nan) -> tuple[float, float]:
-    """(low, high) of the heatmap colour scale: 0 .. 2 x pixel threshold.
-
-    The threshold sits in the middle of the scale, where the colormaps turn warm.
-    Without a pixel threshold (an uncalibrated model) ``fallback`` (the image
-    threshold, or the batch's largest score) takes its place.
-    """
-    anchor = pixel_threshold if math.isfinite(pixel_threshold) and pixel_threshold > 0 else fallback
-    if not math.isfinite(anchor) or anchor <= 0:
-        anchor = 1.0
-    return 0.0, 2.0 * float(anchor)
-
-
-def lookup_table(name: str) -> np.ndarray:
-    """(256, 3) uint8 colours of a pyqtgraph colormap."""
-    cmap = pg.colormap.get(name if name in COLORMAPS else "inferno")
-    return np.asarray(cmap.getLookupTable(nPts=256, alpha=False), dtype=np.uint8)[:, :3]
-
-
-def colorize(amap: np.ndarray, levels: tuple[float, float], lut: np.ndarray) -> np.ndarray:
-    """(H, W) float map -> (H, W, 4) uint8 RGBA; NaN (outside the crop) is transparent."""
-    lo, hi = levels
-    scale = 255.0 / max(hi - lo, 1e-12)
-    finite = np.isfinite(amap)
-    idx = np.clip((np.nan_to_num(amap, nan=lo) - lo) * scale, 0, 255).astype(np.uint8, order="C")
-    # One 4-byte lookup per pixel: ~5x faster than filling RGB and alpha separately
-    # (~30 ms at 1024 x 1024, paid on every image shown).
-    table = np.empty((256, 4), dtype=np.uint8)
-    table[:, :3] = lut
-    table[:, 3] = 255
-    rgba = table.view(np.uint32).ravel()[idx].view(np.uint8).reshape(*amap.shape, 4)
-    rgba[..., 3][~finite] = 0
-    return rgba
-
-
-def outline(mask: np.ndarray, thickness: int = 1) -> np.ndarray:
-    """Boundary pixels of a boolean mask (inside edge), ``thickness`` pixels wide."""
-    m = np.asarray(mask, dtype=bool)
-    if not m.any():
-        return np.zeros_like(m)
-    inner = ndimage.binary_erosion(m, iterations=max(1, thickness), border_value=0)
-    return m & ~inner
+from patchcore_gui.core.heatmap import outline
 
 
 def outline_rgba(mask: np.ndarray, color: tuple[int, int, int], thickness: int = 1) -> np.ndarray:

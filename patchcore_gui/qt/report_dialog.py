@@ -16,7 +16,7 @@ from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import QButtonGroup, QLabel, QLineEdit, QRadioButton, QVBoxLayout, QWidget
 
 from .background import one_line
-from .dialogs import PathField
+from .file_dialogs import PathField
 from .settings import AppSettings
 from .task_dialog import TaskDialog
 
@@ -26,7 +26,7 @@ FORMAT_NAMES = {".html": "HTML page", ".htm": "HTML page", ".pdf": "PDF document
 
 def describe_failure(exc: BaseException) -> str:
     """One line: the report error's own words, else the exception's first line."""
-    from patchcore_gui.io.report import ReportError
+    from patchcore_gui.reports.context import ReportError
 
     if isinstance(exc, ReportError):
         lines = str(exc).strip().splitlines()
@@ -57,10 +57,12 @@ class ReportDialog(TaskDialog):
     ``task_succeeded(ReportResult)`` / ``task_failed(str)`` / ``task_cancelled``."""
 
     def __init__(self, run_path: Path, threshold: float, settings: AppSettings,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, in_run_file: bool = False) -> None:
         super().__init__("Export report", "Export", parent)
         self.run_path = Path(run_path)
         self.threshold = threshold
+        #: The run file holds this threshold (and its log): the report tells that story itself.
+        self.in_run_file = in_run_file
         self.settings = settings
         self._describe = describe_failure
         self._out = Path()
@@ -113,7 +115,7 @@ class ReportDialog(TaskDialog):
 
     def start(self) -> bool:
         """Check the form, remember the choices, and write the report in the background."""
-        from patchcore_gui.io.report import report_format, write_report
+        from patchcore_gui.reports.report import report_format, write_report
 
         text = self.path_field.text()
         if not text:
@@ -121,7 +123,7 @@ class ReportDialog(TaskDialog):
         out = Path(text).expanduser()
         try:
             report_format(out)
-        except Exception:  # noqa: BLE001 - ReportError: unknown extension
+        except Exception:  # ReportError: unknown extension
             return self.refuse(f"{out.name}: use .html, .pdf or .csv (the extension picks the format).")
         if not out.parent.is_dir():
             return self.refuse(f"The folder {out.parent} does not exist.")
@@ -131,11 +133,12 @@ class ReportDialog(TaskDialog):
         self.settings.report_include_all = include_all
         self.settings.report_dir = str(out.parent)
         run_path = self.run_path
-        threshold = self.threshold if math.isfinite(self.threshold) else None
+        threshold = self.threshold if math.isfinite(self.threshold) and not self.in_run_file else None
 
         def job(progress: Any, cancel: threading.Event) -> Any:
             return write_report(
                 run_path, out, include_all=include_all, operator=operator, threshold=threshold,
+                threshold_given_by="set in the window; the run file, open read-only there, keeps its own",
                 progress=lambda done, total: progress("report", done, total), cancel=cancel,
             )
 

@@ -1,7 +1,7 @@
-"""Table model over a ``ResultStore``: a permutation of image indices, formatted in data().
+"""Table model over a ``ResultTable``: a permutation of image indices, formatted in data().
 
 No QSortFilterProxyModel: sorting is a numpy argsort and filtering an ``np.flatnonzero``
-on the store's columns (measured 1000x faster at 100k rows, see architecture.md). New
+on the store's columns (measured 1000x faster at 100k rows, see docs/architecture.md). New
 rows are inserted in one chunk per flush, never per image.
 """
 
@@ -14,8 +14,19 @@ import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QIcon
 
+from patchcore_gui.core.result_table import (
+    ERROR,
+    NG,
+    OK,
+    OP_NG,
+    OP_NONE,
+    OP_OK,
+    VERDICT_WORDS,
+    ResultTable,
+)
+from patchcore_gui.core.verdict import is_ng
+
 from . import style
-from .results_store import ERROR, NG, OK, OP_NG, OP_NONE, OP_OK, VERDICT_WORDS, ResultStore
 
 COLUMNS = ("File", "Score", "Norm.", "Verdict", "Truth", "Review")
 COL_FILE, COL_SCORE, COL_NORM, COL_VERDICT, COL_TRUTH, COL_OPERATOR = range(6)
@@ -63,7 +74,7 @@ class ResultsTableModel(QAbstractTableModel):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
-        self._store: ResultStore | None = None
+        self._store: ResultTable | None = None
         self._rows = np.empty(0, dtype=np.int64)
         self._published = 0
         self._threshold = math.inf
@@ -81,7 +92,7 @@ class ResultsTableModel(QAbstractTableModel):
 
     # ------------------------------------------------------------------ public API
     @property
-    def store(self) -> ResultStore | None:
+    def store(self) -> ResultTable | None:
         return self._store
 
     @property
@@ -103,7 +114,7 @@ class ResultsTableModel(QAbstractTableModel):
     def review_kind(self) -> str:
         return self._review
 
-    def set_store(self, store: ResultStore | None) -> None:
+    def set_store(self, store: ResultTable | None) -> None:
         """Show a new (usually empty) run."""
         self.beginResetModel()
         self._store = store
@@ -156,13 +167,13 @@ class ResultsTableModel(QAbstractTableModel):
             )
 
     def set_filter(self, kind: str) -> None:
-        """One of ``results_store.FILTERS``."""
+        """One of ``result_table.FILTERS``."""
         if kind != self._filter:
             self._filter = kind
             self._refilter()
 
     def set_review_filter(self, kind: str) -> None:
-        """One of ``results_store.REVIEW_FILTERS`` (combined with the verdict filter)."""
+        """One of ``result_table.REVIEW_FILTERS`` (combined with the verdict filter)."""
         if kind != self._review:
             self._review = kind
             self._refilter()
@@ -347,13 +358,13 @@ class ResultsTableModel(QAbstractTableModel):
             return OPERATOR_TEXT.get(op, ""), color, None, None
         return self._display(st, i, col), None, None, None
 
-    def _code(self, st: ResultStore, i: int) -> int:
+    def _code(self, st: ResultTable, i: int) -> int:
         s = float(st.scores[i])
         if math.isnan(s):
             return ERROR
-        return NG if s > self._threshold else OK
+        return NG if is_ng(s, self._threshold) else OK
 
-    def _display(self, st: ResultStore, i: int, col: int) -> str:
+    def _display(self, st: ResultTable, i: int, col: int) -> str:
         if col == COL_FILE:
             return st.names[i]
         s = float(st.scores[i])

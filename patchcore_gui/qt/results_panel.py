@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -16,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .results_model import COL_FILE, ResultsTableModel
+from .results_model import COL_FILE, COL_NORM, COL_SCORE, ResultsTableModel
 from .results_view import ResultsDelegate, ResultsView
 
 _FILTER_BUTTONS = (
@@ -36,10 +37,16 @@ _REVIEW_CHOICES = (
 )
 
 
+#: Room beside a number in its column (the style's text margins and the sort arrow's gap).
+NUMBER_PAD = 22
+
+
 class ResultsPanel(QWidget):
     """Owns the table view; emits ``image_selected(image_index)`` for the current row."""
 
     image_selected = Signal(int)
+    #: the filters hide every scored image: why, for the image pane (never a hidden image).
+    nothing_shown = Signal(str)
 
     def __init__(self, model: ResultsTableModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,23 +65,7 @@ class ResultsPanel(QWidget):
         head.addWidget(self.count_label)
         lay.addLayout(head)
 
-        buttons = QHBoxLayout()
-        buttons.setSpacing(4)
-        self.filter_group = QButtonGroup(self)
-        self.filter_buttons: dict[str, QPushButton] = {}
-        for kind, text, tip in _FILTER_BUTTONS:
-            b = QPushButton(text)
-            b.setObjectName("filter")
-            b.setCheckable(True)
-            b.setToolTip(tip)
-            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)
-            self.filter_group.addButton(b)
-            self.filter_buttons[kind] = b
-            buttons.addWidget(b)
-            b.clicked.connect(lambda _=False, k=kind: self.set_filter(k))
-        buttons.addStretch(1)
-        self.filter_buttons["all"].setChecked(True)
-        lay.addLayout(buttons)
+        lay.addLayout(self._build_filters())
 
         self.search = QLineEdit()
         self.search.setPlaceholderText("Search file names…  (Ctrl+F)")
@@ -110,32 +101,58 @@ class ResultsPanel(QWidget):
         self.view.setAlternatingRowColors(True)
         self.view.setShowGrid(False)
         self.view.setWordWrap(False)
-        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideLeft)  # file names: the folder part goes first
         vh = self.view.verticalHeader()
         vh.setVisible(False)
         vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
         vh.setDefaultSectionSize(22)
         hh = self.view.horizontalHeader()
-        hh.setSectionResizeMode(COL_FILE, QHeaderView.ResizeMode.Stretch)
+        # Every column can be resized (the window remembers the widths); the last one
+        # takes the room left over.
+        hh.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        hh.setStretchLastSection(True)
         hh.setHighlightSections(False)
-        for col, width in ((1, 70), (2, 52), (3, 62), (4, 62), (5, 58)):
+        for col, width in ((0, 230), (1, 70), (2, 58), (3, 62), (4, 62), (5, 58)):
             hh.resizeSection(col, width)
+        #: Narrowest width of each number column: its widest number (never elided).
+        self._number_widths: dict[int, int] = {}
+        hh.sectionResized.connect(self._keep_numbers_whole)
         lay.addWidget(self.view, 1)
 
         self.view.selectionModel().currentRowChanged.connect(self._on_current)
         for sig in (model.modelReset, model.rowsInserted, model.layoutChanged):
-            sig.connect(self._update_count)
+            sig.connect(self.update_count)
+
+    def _build_filters(self) -> QHBoxLayout:
+        """The verdict filter buttons (one checked at a time)."""
+        buttons = QHBoxLayout()
+        buttons.setSpacing(4)
+        self.filter_group = QButtonGroup(self)
+        self.filter_buttons: dict[str, QPushButton] = {}
+        for kind, text, tip in _FILTER_BUTTONS:
+            b = QPushButton(text)
+            b.setObjectName("filter")
+            b.setCheckable(True)
+            b.setToolTip(tip)
+            b.setFocusPolicy(Qt.FocusPolicy.TabFocus)
+            self.filter_group.addButton(b)
+            self.filter_buttons[kind] = b
+            buttons.addWidget(b)
+            b.clicked.connect(lambda _=False, k=kind: self.set_filter(k))
+        buttons.addStretch(1)
+        self.filter_buttons["all"].setChecked(True)
+        return buttons
 
     # ------------------------------------------------------------------ API
     def set_filter(self, kind: str) -> None:
-        """Show one filter (see ``results_store.FILTERS``), keeping the current image if it stays."""
+        """Show one filter (see ``result_table.FILTERS``), keeping the current image if it stays."""
         current = self.current_image()
         self.filter_buttons[kind].setChecked(True)
         self.model.set_filter(kind)
         self.restore_current(current)
 
     def set_review_filter(self, kind: str) -> None:
-        """One of ``results_store.REVIEW_FILTERS``; combined with the verdict filter."""
+        """One of ``result_table.REVIEW_FILTERS``; combined with the verdict filter."""
         current = self.current_image()
         pos = self.review_combo.findData(kind)
         if pos >= 0 and pos != self.review_combo.currentIndex():
@@ -145,6 +162,27 @@ class ResultsPanel(QWidget):
         self.model.set_review_filter(kind)
         self.restore_current(current)
 
+    def reset_filters(self) -> None:
+        """Every image again (a new folder): verdict filter All, review any, no search."""
+        self._search_timer.stop()
+        self.search.blockSignals(True)
+        self.search.clear()
+        self.search.blockSignals(False)
+        self.model.set_search("")
+        self.set_review_filter("any")
+        self.set_filter("all")
+
+    def filter_description(self) -> str:
+        """The filters in force, in the buttons' words ("" when every image passes)."""
+        parts = []
+        if self.model.filter_kind != "all":
+            parts.append(self.filter_buttons[self.model.filter_kind].text())
+        if self.model.review_kind != "any":
+            parts.append(self.review_combo.itemText(self.review_combo.findData(self.model.review_kind)))
+        if self.search.text():
+            parts.append(f'name contains "{self.search.text()}"')
+        return ", ".join(parts)
+
     def restore_current(self, image_index: int) -> None:
         """After the rows changed: keep ``image_index`` current, else the first row.
 
@@ -153,6 +191,14 @@ class ResultsPanel(QWidget):
         if image_index >= 0 and self.select_image(image_index):
             return
         self.select_row(0)
+        self.announce_empty()
+
+    def announce_empty(self) -> None:
+        """Emit ``nothing_shown`` when scored images exist but the filters hide them all."""
+        st = self.model.store
+        if self.model.rowCount() == 0 and st is not None and st.count:
+            self.nothing_shown.emit(f"No image passes the filter ({self.filter_description()}).\n"
+                                    f"Choose All to see the {st.count:,} scored images.")
 
     def set_ground_truth_filters(self, enabled: bool) -> None:
         """False positive / negative filters only make sense with labels."""
@@ -200,8 +246,37 @@ class ResultsPanel(QWidget):
         if current.isValid():
             self.image_selected.emit(self.model.image_at(current.row()))
 
-    def _update_count(self, *_args: object) -> None:
+    def update_count(self, *_args: object) -> None:
+        """"N images", or "k of N shown (filter: ...)" while a filter is on (N: images scored so far)."""
         st = self.model.store
         shown = self.model.rowCount()
         total = st.count if st is not None else 0
-        self.count_label.setText(f"{shown:,} of {total:,}" if shown != total else f"{total:,} images")
+        filters = self.filter_description()
+        text = f"{shown:,} of {total:,} shown (filter: {filters})" if filters else f"{total:,} images"
+        if self.count_label.text() != text:
+            self.count_label.setText(text)
+        self.fit_number_columns()
+
+    def fit_number_columns(self) -> None:
+        """Widen the Score / Norm. columns to their widest number (never shown elided)."""
+        st, t = self.model.store, self.model.threshold
+        scores = st.scored()[0] if st is not None and st.count else np.empty(0)
+        scores = scores[np.isfinite(scores)]
+        if not len(scores):
+            return
+        big = float(np.abs(scores).max())
+        texts = {COL_SCORE: f"-{big:.3f}" if scores.min() < 0 else f"{big:.3f}"}
+        if t > 0 and t != float("inf"):
+            texts[COL_NORM] = f"{big / t:.3f}"
+        fm = self.view.fontMetrics()
+        hh = self.view.horizontalHeader()
+        for col, text in texts.items():
+            need = fm.horizontalAdvance(text) + NUMBER_PAD
+            self._number_widths[col] = need
+            if hh.sectionSize(col) < need:
+                hh.resizeSection(col, need)
+
+    def _keep_numbers_whole(self, col: int, _old: int, new: int) -> None:
+        need = self._number_widths.get(col, 0)
+        if new < need:
+            self.view.horizontalHeader().resizeSection(col, need)

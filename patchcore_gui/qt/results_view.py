@@ -16,6 +16,7 @@ cell's frame, a grid, moved or hidden sections, right-to-left) Qt draws as usual
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, Qt
 from PySide6.QtGui import (
@@ -34,7 +35,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QTableView, QWidget
 
-from .results_model import ALIGNMENTS, Cell, ResultsTableModel
+from .results_model import ALIGNMENTS, COL_FILE, Cell, ResultsTableModel
 
 Index = QModelIndex | QPersistentModelIndex
 _State = QStyle.StateFlag
@@ -46,12 +47,36 @@ _SELECTED = _State.State_Selected.value
 _ALIGN_RIGHT = Qt.AlignmentFlag.AlignRight.value
 _ALIGN_HCENTER = Qt.AlignmentFlag.AlignHCenter.value
 _ELIDE = Qt.TextElideMode.ElideMiddle
+#: File names lose their folder part first (the left end): two files differing in their
+#: last digits never read alike. Other columns (numbers, words) are sized to their text
+#: and never shortened: "19…40" for 195.140 would read as another number.
+_FILE_ELIDE = Qt.TextElideMode.ElideLeft
 _CENTER = Qt.AlignmentFlag.AlignCenter
 _GROUP = QPalette.ColorGroup
 _NORMAL, _INACTIVE, _DISABLED = _GROUP.Normal, _GROUP.Inactive, _GROUP.Disabled
 _ROLE = QPalette.ColorRole
 _ALTERNATE = QStyleOptionViewItem.ViewItemFeature.Alternate
 _WRAP = QStyleOptionViewItem.ViewItemFeature.WrapText
+
+
+@dataclass(frozen=True)
+class _PaintPass:
+    """What one ``paint_view`` pass knows for every row it paints."""
+
+    view: QTableView
+    base: QStyleOptionViewItem
+    #: (x in the viewport, width) per visual column.
+    cols: list[tuple[int, int]]
+    #: Selected ranges as (top, bottom, left, right).
+    ranges: list[tuple[int, int, int, int]]
+    #: (row, column) drawn through Qt's own path (the focus frame), or None.
+    focus_cell: tuple[int, int] | None
+    highlight: QBrush
+    alternate: QBrush | None
+    #: Text, highlighted text and highlight colours of the pass's colour group.
+    colors: tuple[QColor, QColor, QBrush]
+    icon_mode: QIcon.Mode
+    cell_highlight: bool
 #: Laid-out texts kept (scores, names... of the rows seen); cleared beyond this.
 TEXT_CACHE_SIZE = 20_000
 #: (text colour, selected text colour, selection brush) of one colour group.
@@ -61,7 +86,7 @@ Colors = tuple[QColor, QColor, QBrush]
 class ResultsView(QTableView):
     """The results table (use with ``ResultsDelegate``): fast repaints, the standard look."""
 
-    def dataChanged(  # noqa: N802 - Qt override
+    def dataChanged(  # Qt override
         self, top_left: QModelIndex, bottom_right: QModelIndex, roles: Sequence[int] = ()
     ) -> None:
         # A threshold move changes the verdict and normalised score of every row. Given a
@@ -80,7 +105,7 @@ class ResultsView(QTableView):
             bottom_right = model.index(last, bottom_right.column())
         super().dataChanged(top_left, bottom_right, list(roles))
 
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 - Qt override
+    def paintEvent(self, event: QPaintEvent) -> None:  # Qt override
         delegate = self.itemDelegate()
         if not (isinstance(delegate, ResultsDelegate) and delegate.paint_view(self, event.region())):
             super().paintEvent(event)
@@ -116,7 +141,7 @@ class ResultsDelegate(QStyledItemDelegate):
         hh, vh = view.horizontalHeader(), view.verticalHeader()
         if (
             view.model() is not model or view.showGrid() or view.isRightToLeft()
-            or view.wordWrap() or view.textElideMode() != _ELIDE
+            or view.wordWrap() or view.textElideMode() != _FILE_ELIDE
             or hh.sectionsMoved() or hh.sectionsHidden() or vh.sectionsMoved() or vh.sectionsHidden()
         ):
             return False
@@ -137,17 +162,20 @@ class ResultsDelegate(QStyledItemDelegate):
         alternate = palette.brush(group, _ROLE.AlternateBase) if view.alternatingRowColors() else None
         icon_mode = QIcon.Mode.Disabled if group == _DISABLED else QIcon.Mode.Normal
         self._use_font(base.font)
-        cols = [(hh.sectionViewportPosition(c), hh.sectionSize(c)) for c in range(n_cols)]
-        last_x = hh.length() - hh.offset() - 1
-        last_y = vh.length() - vh.offset() - 1
         selection = view.selectionModel()
         picks = selection.selection() if selection is not None else []
-        ranges = [(r.top(), r.bottom(), r.left(), r.right()) for r in picks if r.isValid()]
         current = view.currentIndex()
         focused = current.isValid() and (view.hasFocus() or view.viewport().hasFocus())
-        focus_cell = (current.row(), current.column()) if focused else None
-        # The selection is drawn twice (row panel, then cell panel); once is the same when opaque.
-        cell_highlight = not highlight.isOpaque()
+        ps = _PaintPass(
+            view=view, base=base, cols=[(hh.sectionViewportPosition(c), hh.sectionSize(c)) for c in range(n_cols)],
+            ranges=[(r.top(), r.bottom(), r.left(), r.right()) for r in picks if r.isValid()],
+            focus_cell=(current.row(), current.column()) if focused else None,
+            highlight=highlight, alternate=alternate, colors=colors, icon_mode=icon_mode,
+            # The selection is drawn twice (row panel, then cell panel); once is the same when opaque.
+            cell_highlight=not highlight.isOpaque(),
+        )
+        last_x = hh.length() - hh.offset() - 1
+        last_y = vh.length() - vh.offset() - 1
         rects = list(region)
         drawn: set[tuple[int, int]] | None = set() if len(rects) > 1 else None
         painter = QPainter(view.viewport())
@@ -164,46 +192,50 @@ class ResultsDelegate(QStyledItemDelegate):
                 if top < 0 or top > bottom:
                     continue
                 for row in range(top, bottom + 1):
-                    y, h = vh.sectionViewportPosition(row), vh.sectionSize(row)
                     todo = range(left, right + 1)
                     if drawn is not None:  # several dirty rectangles: each cell once
                         todo = [c for c in todo if (row, c) not in drawn]
                         drawn.update((row, c) for c in todo)
-                    if not todo:
-                        continue
-                    picked = [any(t <= row <= b and lo <= c <= hi for t, b, lo, hi in ranges) for c in todo]
-                    alt_row = alternate is not None and bool(row & 1)
-                    # The row panel under each cell (PE_PanelItemViewRow): the selection, else
-                    # the alternate colour; one rectangle when it is the same along the row.
-                    if len(todo) == right - left + 1 and (all(picked) or not any(picked)):
-                        brush = highlight if picked[0] else (alternate if alt_row else None)
-                        if brush is not None:
-                            x0 = cols[left][0]
-                            painter.fillRect(QRect(x0, y, cols[right][0] + cols[right][1] - x0, h), brush)
-                    else:
-                        for c, sel in zip(todo, picked, strict=True):
-                            brush = highlight if sel else (alternate if alt_row else None)
-                            if brush is not None:
-                                painter.fillRect(QRect(cols[c][0], y, cols[c][1], h), brush)
-                    for c, sel in zip(todo, picked, strict=True):
-                        x, w = cols[c]
-                        if (row, c) == focus_cell:
-                            self._paint_standard(painter, view, base, row, c, QRect(x, y, w, h), sel, alt_row)
-                            continue
-                        cell = model.cell(row, c)
-                        if cell is None:
-                            continue
-                        layout = self._layouts.get((c, w, h, cell[3] is not None))
-                        if layout is None:
-                            opt = QStyleOptionViewItem(base)
-                            opt.rect = QRect(x, y, w, h)
-                            layout = self._layout(opt, model.index(row, c), cell[3] is not None, view)
-                        if sel and cell_highlight:
-                            painter.fillRect(QRect(x, y, w, h), highlight)
-                        self._draw_cell(painter, c, cell, x, y, w, h, sel, colors, icon_mode, layout)
+                    if todo:
+                        self._paint_row(painter, ps, row, todo, right - left + 1)
         finally:
             painter.end()
         return True
+
+    def _paint_row(self, painter: QPainter, ps: _PaintPass, row: int, todo: Sequence[int], span: int) -> None:
+        """Cells ``todo`` (visual columns, ``span`` of them in the dirty rectangle) of one row."""
+        vh, model, cols = ps.view.verticalHeader(), self._model, ps.cols
+        y, h = vh.sectionViewportPosition(row), vh.sectionSize(row)
+        picked = [any(t <= row <= b and lo <= c <= hi for t, b, lo, hi in ps.ranges) for c in todo]
+        alt_row = ps.alternate is not None and bool(row & 1)
+        # The row panel under each cell (PE_PanelItemViewRow): the selection, else
+        # the alternate colour; one rectangle when it is the same along the row.
+        if len(todo) == span and (all(picked) or not any(picked)):
+            brush = ps.highlight if picked[0] else (ps.alternate if alt_row else None)
+            if brush is not None:
+                x0, last = cols[todo[0]][0], cols[todo[-1]]
+                painter.fillRect(QRect(x0, y, last[0] + last[1] - x0, h), brush)
+        else:
+            for c, sel in zip(todo, picked, strict=True):
+                brush = ps.highlight if sel else (ps.alternate if alt_row else None)
+                if brush is not None:
+                    painter.fillRect(QRect(cols[c][0], y, cols[c][1], h), brush)
+        for c, sel in zip(todo, picked, strict=True):
+            x, w = cols[c]
+            if (row, c) == ps.focus_cell:
+                self._paint_standard(painter, ps.view, ps.base, row, c, QRect(x, y, w, h), sel, alt_row)
+                continue
+            cell = model.cell(row, c)
+            if cell is None:
+                continue
+            layout = self._layouts.get((c, w, h, cell[3] is not None))
+            if layout is None:
+                opt = QStyleOptionViewItem(ps.base)
+                opt.rect = QRect(x, y, w, h)
+                layout = self._layout(opt, model.index(row, c), cell[3] is not None, ps.view)
+            if sel and ps.cell_highlight:
+                painter.fillRect(QRect(x, y, w, h), ps.highlight)
+            self._draw_cell(painter, c, cell, x, y, w, h, sel, ps.colors, ps.icon_mode, layout)
 
     def _paint_standard(
         self, painter: QPainter, view: QTableView, base: QStyleOptionViewItem, row: int, col: int,
@@ -227,7 +259,7 @@ class ResultsDelegate(QStyledItemDelegate):
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         state = option.state.value
         col = index.column()
-        standard = state & _OWN_STATES or option.features & _WRAP or option.textElideMode != _ELIDE
+        standard = state & _OWN_STATES or option.features & _WRAP or option.textElideMode != _FILE_ELIDE
         cell = None if standard else self._model.cell(index.row(), col)
         if cell is None:
             self.counts["standard"] += 1
@@ -267,7 +299,7 @@ class ResultsDelegate(QStyledItemDelegate):
         painter.setPen(colors[1] if selected else (colors[0] if color is None else color))
         # Where the style puts the text: aligned in its box, middle-elided when too wide.
         static, natural, advance, height = self._laid_out(text)
-        if natural > tw:  # the style elides on the natural width (a narrow File column)
+        if natural > tw and col == COL_FILE:  # the style elides on the natural width (a narrow File column)
             static, natural, advance, height = self._laid_out(self._elided(text, tw))
         x += tx
         align = ALIGNMENTS[col]
@@ -300,12 +332,21 @@ class ResultsDelegate(QStyledItemDelegate):
             self._texts[text] = found
         return found
 
+    def elided_text(self, col: int, text: str, width: int) -> str:
+        """What column ``col`` shows of ``text`` in ``width`` pixels: only file names are shortened."""
+        return self._elided(text, width) if col == COL_FILE else text
+
+    def initStyleOption(self, option: QStyleOptionViewItem, index: Index) -> None:  # Qt override
+        super().initStyleOption(option, index)
+        if index.column() != COL_FILE:  # Qt's own path (the focused cell) shortens names only, as ours
+            option.textElideMode = Qt.TextElideMode.ElideNone
+
     def _elided(self, text: str, width: int) -> str:
-        """``text`` shortened in the middle to ``width`` pixels, as the style does it."""
+        """A file name shortened from the left (folder part first) to ``width`` pixels."""
         key = (text, width)
         found = self._elisions.get(key)
         if found is None:
-            found = QFontMetrics(self._font).elidedText(text, _ELIDE, width)
+            found = QFontMetrics(self._font).elidedText(text, _FILE_ELIDE, width)
             if len(self._elisions) >= TEXT_CACHE_SIZE:
                 self._elisions.clear()
             self._elisions[key] = found

@@ -8,29 +8,31 @@ them in memory (told once).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from patchcore_gui.core.result_table import OP_NG, OP_NONE, OP_OK, OPERATOR_WORDS
+from patchcore_gui.core.verdict import OK
 
-from .results_store import OP_NG, OP_NONE, OP_OK, OPERATOR_WORDS
-
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from .document import InspectionDocument
+from .results_panel import ResultsPanel
 
 
-def mark_current(window: MainWindow, verdict: str) -> bool:
-    """Toggle ``verdict`` ("OK" / "NG") on the selected image; True when it changed."""
-    st = window.store
-    i = window.results.current_image()
+def mark_current(doc: InspectionDocument, view: ResultsPanel, verdict: str, operator: str) -> bool:
+    """Toggle ``verdict`` ("OK" / "NG") on the image selected in ``view``; True when it changed.
+
+    ``operator``: the name stored with the verdict.
+    """
+    st = doc.results
+    i = view.current_image()
     if st is None or i < 0 or not st.done[i]:
         return False
-    session = window.session
-    code = OP_OK if verdict == "OK" else OP_NG
+    session = doc.session
+    code = OP_OK if verdict == OK else OP_NG
     new = OP_NONE if int(st.operator[i]) == code else code
     if session.readonly:
-        session.set_verdict(i, OPERATOR_WORDS[new], window.settings.operator_name)  # tells why not
+        session.set_verdict(i, OPERATOR_WORDS[new], operator)  # tells why not
         return False
-    saved = session.set_verdict(i, OPERATOR_WORDS[new], window.settings.operator_name)
+    saved = session.set_verdict(i, OPERATOR_WORDS[new], operator)
     st.operator[i] = new
-    model, view = window.table_model, window.results
+    model = view.model
     row = model.row_of(i)
     model.operator_changed(i)
     pos = model.row_of(i)
@@ -42,5 +44,5 @@ def mark_current(window: MainWindow, verdict: str) -> bool:
         view.select_row(row)
     name = st.names[i]
     text = f"{name}: {OPERATOR_WORDS[new]} confirmed" if new else f"{name}: review cleared"
-    window.statusBar().showMessage(text + ("" if saved else " (not saved in a run file)"), 4000)
+    doc.show_status(text + ("" if saved else " (not saved in a run file)"), 4000)
     return True

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from patchcore_gui.core.datasets import ImageSet
 from patchcore_gui.core.model import PatchCoreModel
 
-from .run_session import GuardedRunStore
+from .run_session import GuardedRunFile
 from .worker import RunHandle, RunRequest
 
 
@@ -55,7 +55,7 @@ class RunController(QObject):
 
     def start(
         self, model: PatchCoreModel, images: ImageSet | None, *, device: str, batch_size: int, workers: int,
-        run_path: str | None = None, resume: GuardedRunStore | None = None, precision: str = "auto",
+        run_path: str | None = None, resume: GuardedRunFile | None = None, precision: str = "auto",
     ) -> int:
         """Start a run (cancelling any current one); returns its id.
 

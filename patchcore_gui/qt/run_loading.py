@@ -1,6 +1,6 @@
 """File > Open run: everything a saved run file needs to be shown again.
 
-The table comes from ``RunStore.columns()``, the patch-score grids from
+The table comes from ``RunFile.columns()``, the patch-score grids from
 ``iter_grids`` (in chunks, bounded memory), the thresholds from the run. The model is
 the run's own model file, used only when it is still there and unchanged (SHA-256):
 a different file would draw heatmaps the run never had. Without it the scores,
@@ -19,22 +19,23 @@ import numpy as np
 
 from patchcore_gui.core.datasets import ImageSet
 from patchcore_gui.core.model import PatchCoreModel
-from patchcore_gui.core.runstore import file_sha256
+from patchcore_gui.core.result_table import ResultTable
+from patchcore_gui.core.run_file import file_sha256
 
 from .background import one_line
-from .results_store import ResultStore
-from .run_session import GuardedRunStore, open_run_store
+from .document import is_same_file
+from .run_session import GuardedRunFile, open_run_file
 
 
 @dataclass
 class LoadedRun:
     """An opened run file and what the window shows of it."""
 
-    store: GuardedRunStore
+    store: GuardedRunFile
     #: Why it is read-only ("" when open for writing).
     readonly_note: str
     image_set: ImageSet
-    results: ResultStore
+    results: ResultTable
     #: The run's model, or None when missing / changed / unreadable (``model_note`` says why).
     model: PatchCoreModel | None
     model_note: str
@@ -45,13 +46,6 @@ class LoadedRun:
     threshold_origin: str
     batch_size: int
     status: str
-
-
-def _same_file(a: str | os.PathLike[str] | None, b: str | os.PathLike[str] | None) -> bool:
-    try:
-        return a is not None and b is not None and Path(a).resolve() == Path(b).resolve()
-    except OSError:
-        return False
 
 
 def run_model(meta: dict[str, Any], current: PatchCoreModel | None) -> tuple[PatchCoreModel | None, str]:
@@ -69,15 +63,15 @@ def run_model(meta: dict[str, Any], current: PatchCoreModel | None) -> tuple[Pat
     if changed:
         return None, (f"The run's model file {name} has changed since the run (SHA-256 differs): scores and "
                       "verdicts are shown; heatmaps and Resume are not, as they would come from another model.")
-    if current is not None and _same_file(current.path, path):
+    if current is not None and current.path is not None and is_same_file(current.path, path):
         return current, ""
     try:
         return PatchCoreModel.load(path, device="cpu"), ""
-    except Exception as exc:  # noqa: BLE001 - ModelFileError, OSError: say it, show the scores anyway
+    except Exception as exc:  # ModelFileError, OSError: say it, show the scores anyway
         return None, f"The run's model file {name} cannot be loaded ({one_line(exc)}): scores are shown."
 
 
-def threshold_origin(store: GuardedRunStore, meta: dict[str, Any]) -> str:
+def threshold_origin(store: GuardedRunFile, meta: dict[str, Any]) -> str:
     """Where the run's current threshold comes from, in a few words."""
     log = [c for c in store.threshold_log() if c.kind == "image"]
     if log:
@@ -89,14 +83,14 @@ def threshold_origin(store: GuardedRunStore, meta: dict[str, Any]) -> str:
 def load_run(path: str | os.PathLike[str], current: PatchCoreModel | None) -> LoadedRun:
     """Open ``path`` (read-only when another window writes it) and read it for display.
 
-    Raises RunStoreError (not a run file...) or another exception with the store closed.
+    Raises RunFileError (not a run file...) or another exception with the store closed.
     """
-    store, note = open_run_store(path)
+    store, note = open_run_file(path)
     try:
         meta = store.meta
         image_set = store.image_set()
         cols = store.columns()
-        results = ResultStore(image_set)
+        results = ResultTable(image_set)
         done = np.flatnonzero(cols["done"])
         results.restore(cols["done"], cols["score"], store.errors(), cols["operator"], store.iter_grids(done))
         model, model_note = run_model(meta, current)

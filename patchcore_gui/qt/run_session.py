@@ -1,8 +1,8 @@
 """The run file the window shows: naming, opening, and every write the GUI makes to it.
 
-Each GUI run writes a run file (``core.runstore``) through ``predict_into_run`` in the
+Each GUI run writes a run file (``core.run_file``) through ``predict_into_run`` in the
 worker thread. Once the worker has created it, the window holds the same
-``RunStore`` for the operator's verdicts and threshold changes (its methods are
+``RunFile`` for the operator's verdicts and threshold changes (its methods are
 serialised, so both threads may write). A run file that cannot be written (disk
 full, removed folder) never stops the inspection: the run goes on in memory, the
 user is told once, and later writes are not attempted.
@@ -22,7 +22,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from patchcore_gui.core.results import BatchResult
-from patchcore_gui.core.runstore import RunLockedError, RunStore, ThresholdChange
+from patchcore_gui.core.run_file import RunFile, RunLockedError, ThresholdChange
 
 from .background import one_line
 
@@ -30,16 +30,23 @@ RUN_SUFFIX = ".pcrun"
 RUN_FILTER = "PatchCore run (*.pcrun);;All files (*)"
 
 
-def run_file_name(folder_name: str, when: datetime | None = None) -> str:
-    """``<yyyymmdd-hhmmss>-<folder name>.pcrun`` (the name made safe for any file system)."""
+def _safe(name: str, default: str) -> str:
+    return re.sub(r"[^\w.+-]+", "_", name).strip("._") or default
+
+
+def run_file_name(folder_name: str, when: datetime | None = None, model_name: str = "") -> str:
+    """``<yyyymmdd-hhmmss>-<folder name>[-<model name>].pcrun`` (made safe for any file system).
+
+    The model's name (its file's stem) tells apart two runs of one folder in the recent list.
+    """
     stamp = (when or datetime.now()).strftime("%Y%m%d-%H%M%S")
-    safe = re.sub(r"[^\w.+-]+", "_", folder_name).strip("._") or "images"
-    return f"{stamp}-{safe[:80]}{RUN_SUFFIX}"
+    model = _safe(Path(model_name).stem, "")[:60] if model_name else ""
+    return f"{stamp}-{_safe(folder_name, 'images')[:80]}{'-' + model if model else ''}{RUN_SUFFIX}"
 
 
-def new_run_path(runs_dir: Path, folder_name: str, when: datetime | None = None) -> Path:
+def new_run_path(runs_dir: Path, folder_name: str, when: datetime | None = None, model_name: str = "") -> Path:
     """A run file path that does not exist yet (``-2``, ``-3``... within one second)."""
-    first = runs_dir / run_file_name(folder_name, when)
+    first = runs_dir / run_file_name(folder_name, when, model_name)
     path, n = first, 1
     while path.exists():
         n += 1
@@ -47,8 +54,8 @@ def new_run_path(runs_dir: Path, folder_name: str, when: datetime | None = None)
     return path
 
 
-class GuardedRunStore(RunStore):
-    """A RunStore whose result writes never raise: the first failure is reported once.
+class GuardedRunFile(RunFile):
+    """A RunFile whose result writes never raise: the first failure is reported once.
 
     ``predict_into_run`` stops a run when a write fails; the GUI instead keeps scoring
     into memory. After a failure the file's status is set to "failed" (if it can still
@@ -65,7 +72,7 @@ class GuardedRunStore(RunStore):
             return
         try:
             super().add_batch(result)
-        except Exception as exc:  # noqa: BLE001 - disk full, I/O error, closed file...
+        except Exception as exc:  # disk full, I/O error, closed file...
             self._failed(exc)
 
     def set_status(self, status: str, message: str = "") -> None:
@@ -73,7 +80,7 @@ class GuardedRunStore(RunStore):
             status, message = "failed", f"run file write failed: {self.write_error}"
         try:
             super().set_status(status, message)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if not self.write_error:
                 self._failed(exc)
 
@@ -84,16 +91,16 @@ class GuardedRunStore(RunStore):
             cb(self.write_error)
 
 
-def open_run_store(path: str | os.PathLike[str]) -> tuple[GuardedRunStore, str]:
+def open_run_file(path: str | os.PathLike[str]) -> tuple[GuardedRunFile, str]:
     """Open a run file for writing, else read-only when another window/process writes it.
 
     Returns the store and a note for the user ("" when opened for writing).
-    Raises RunStoreError (not a run file, missing...).
+    Raises RunFileError (not a run file, missing...).
     """
     try:
-        return GuardedRunStore.open(path), ""  # type: ignore[return-value]
+        return GuardedRunFile.open(path), ""  # type: ignore[return-value]
     except RunLockedError as exc:
-        store = GuardedRunStore.open(path, readonly=True)
+        store = GuardedRunFile.open(path, readonly=True)
         why = str(exc).split(";")[0].strip()  # the advice after ";" is what we do here
         return store, (  # type: ignore[return-value]
             f"Opened read-only because the {why}. Verdicts and threshold changes are not saved in it; "
@@ -115,7 +122,7 @@ class RunSession(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.store: GuardedRunStore | None = None
+        self.store: GuardedRunFile | None = None
         self.path: Path | None = None
         #: Why results are not (or no longer) written to the file ("" when fine).
         self.write_error = ""
@@ -143,7 +150,7 @@ class RunSession(QObject):
         return self.path.name + tail
 
     # ------------------------------------------------------------------ lifecycle
-    def attach(self, store: GuardedRunStore) -> None:
+    def attach(self, store: GuardedRunFile) -> None:
         """Take over an open store (created by the worker, or opened from a file)."""
         if store is not self.store:
             self.close()
@@ -193,7 +200,7 @@ class RunSession(QObject):
             return []
         try:
             return self.store.threshold_log()
-        except Exception:  # noqa: BLE001
+        except Exception:
             return []
 
     # ------------------------------------------------------------------ writes
@@ -205,7 +212,7 @@ class RunSession(QObject):
             self.store.log_threshold(  # type: ignore[union-attr]
                 old if math.isfinite(old) else math.nan, new, note, kind
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._tell("threshold-fail", f"Could not record the threshold change in the run file: {one_line(exc)}")
             return False
         self.threshold_logged.emit()
@@ -217,7 +224,7 @@ class RunSession(QObject):
             return False
         try:
             self.store.set_operator_verdict(index, verdict, operator=operator)  # type: ignore[union-attr]
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._tell("verdict-fail", f"Could not save the operator verdict in the run file: {one_line(exc)}")
             return False
         return True

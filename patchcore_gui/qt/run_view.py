@@ -1,23 +1,21 @@
 """Showing a run as it arrives: rows flushed on a timer, plots throttled, progress in the status bar.
 
-Batches land in the window's ``ResultStore`` (cheap numpy writes); the table,
-histogram and metrics catch up on a timer, never per image (see architecture.md).
+Batches land in the document's ``ResultTable`` (cheap numpy writes); the table,
+histogram and metrics catch up on a timer, never per image (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer
 
-from .results_store import ResultStore
-from .threshold_file import calibration_scores
-
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from .document import InspectionDocument
+from .model_thresholds import calibration_scores
+from .window_layout import WindowWidgets
+from .window_state import update_minimum_size
 
 #: How often rows that arrived during a run are shown (ms): big inserts, not per image.
 FLUSH_MS = 200
@@ -29,11 +27,12 @@ PLOT_REFRESH_S = 1.0
 
 
 class RunView(QObject):
-    """The window's result display: install a store, take batches, flush them on a timer."""
+    """The window's result display: show the document's results, take batches, flush them on a timer."""
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.w = window
+    def __init__(self, doc: InspectionDocument, ui: WindowWidgets) -> None:
+        super().__init__(doc)
+        self.doc = doc
+        self.ui = ui
         self.flush_timer = QTimer(self, interval=FLUSH_MS)
         self.flush_timer.timeout.connect(self.flush)
         self._progress = (0, 0, 0.0)
@@ -41,23 +40,25 @@ class RunView(QObject):
         self._shown_count = -1
 
     # ------------------------------------------------------------------ lifecycle
-    def install(self, store: ResultStore | None) -> None:
-        """Show ``store`` (empty for a new run, filled for an opened run file)."""
-        w = self.w
-        w.store = store
+    def install(self) -> None:
+        """Show the document's results (empty for a new run, filled for an opened run file)."""
+        w, store = self.ui, self.doc.results
         self._shown_count = -1
+        if not self.doc.running:
+            w.run_status.clear()  # the previous run's rate and device belong to other results
         w.table_model.set_store(store)
         empty = store is None or store.count == 0
         w.image_pane.clear("Press Run (Ctrl+R) to score the folder." if store is not None and empty else "")
         has_gt = bool(store and store.has_labels)
         w.results.set_ground_truth_filters(has_gt)
         w.metrics_panel.setVisible(has_gt)
+        update_minimum_size(w.metrics_panel.window())  # the metrics tabs need their room too
         self.flush()
 
     def begin(self, total: int, already: int, device: str) -> None:
         """A run starts (``already`` images done before, when resuming)."""
         self._progress = (already, total, 0.0)
-        self.w.run_status.start(total, device, already)
+        self.ui.run_status.start(total, device, already)
         self.flush_timer.start()
 
     def end(self) -> None:
@@ -67,8 +68,8 @@ class RunView(QObject):
 
     # ------------------------------------------------------------------ run signals
     def on_batch(self, indices: np.ndarray, scores: np.ndarray, grids: np.ndarray, errors: list) -> None:
-        if self.w.store is not None:
-            self.w.store.add(indices, scores, grids, errors)  # cheap; rows appear on the next flush
+        if self.doc.results is not None:
+            self.doc.results.add(indices, scores, grids, errors)  # cheap; rows appear on the next flush
 
     def on_progress(self, done: int, total: int, elapsed: float) -> None:
         self._progress = (done, total, elapsed)  # shown on the next flush, not per batch
@@ -81,9 +82,9 @@ class RunView(QObject):
         passes: one pass doing all of it (rows + plots + image) blocked the loop for
         ~100 ms on 2 cores; split, each pass stays well under that.
         """
-        w = self.w
-        st = w.store
-        running = w.is_running()
+        w = self.ui
+        st = self.doc.results
+        running = self.doc.running
         if st is None:
             self.refresh_plots()
             return
@@ -98,6 +99,9 @@ class RunView(QObject):
             self._later(self.refresh_plots, running)
         if w.results.current_image() < 0 and w.table_model.rowCount():
             self._later(self._select_first_row, running)
+        w.results.update_count()  # the total grows even when no row passes the filter
+        if not running:
+            w.results.announce_empty()
 
     def _later(self, fn: Callable[[], None], deferred: bool) -> None:
         if deferred:
@@ -106,21 +110,21 @@ class RunView(QObject):
             fn()
 
     def refresh_plots(self) -> None:
-        w = self.w
-        st = w.store  # without a folder, the model's calibration scores alone
+        w, doc = self.ui, self.doc
+        st = doc.results  # without a folder, the model's calibration scores alone
         scores, labels = st.scored() if st is not None else (np.empty(0), np.empty(0))
-        w.threshold_panel.set_scores(scores, calibration_scores(w.model))
+        w.threshold_panel.set_scores(scores, calibration_scores(doc.model))
         if st is not None and st.has_labels:
-            w.metrics_panel.set_data(scores, labels, w.threshold)
+            w.metrics_panel.set_data(scores, labels, doc.image_threshold)
         self.update_counts()
-        w.image_pane.set_thresholds(w.threshold, w.pixel_threshold)
+        w.image_pane.set_thresholds(doc.image_threshold, doc.pixel_threshold)
 
     def update_counts(self) -> None:
-        w = self.w
-        c = w.store.counts(w.threshold) if w.store else {"ok": 0, "ng": 0, "error": 0}
-        w.threshold_panel.set_counts(c["ok"], c["ng"], c["error"])
+        st, t = self.doc.results, self.doc.image_threshold
+        c = st.counts(t) if st else {"ok": 0, "ng": 0, "error": 0}
+        self.ui.threshold_panel.set_counts(c["ok"], c["ng"], c["error"])
 
     def _select_first_row(self) -> None:
-        w = self.w
+        w = self.ui
         if w.results.current_image() < 0 and w.table_model.rowCount():
             w.results.select_row(0)

@@ -95,7 +95,7 @@ class SelfTest:
             except SelfTestFailure as exc:
                 self.say(f"{step} FAILED: {exc}")
                 return 1
-            except Exception as exc:  # noqa: BLE001 - a crash is a failed step with its reason
+            except Exception as exc:  # a crash is a failed step with its reason
                 self.say(f"{step} FAILED: {type(exc).__name__}: {exc}")
                 return 1
             finally:
@@ -107,8 +107,9 @@ class SelfTest:
     # ------------------------------------------------------------------ steps
     def step_window(self, work: Path) -> str:
         """Build the window as a plain start does and wait until it is shown and idle."""
-        from patchcore_gui.app import create_window
         from patchcore_gui.qt.settings import AppSettings
+
+        from .startup import create_window
 
         settings_file = work / "settings.ini"
         settings = AppSettings(settings_file)

@@ -71,6 +71,15 @@ class AppSettings:
         items = [p] + [x for x in self.recent(kind) if x != p]
         self._qs.setValue(f"recent/{kind}", items[:MAX_RECENT])
 
+    @property
+    def last_opened(self) -> str:
+        """The run file or model opened last ("" before the first): the next start reopens it."""
+        return str(self._qs.value("session/last", "") or "")
+
+    @last_opened.setter
+    def last_opened(self, value: str | os.PathLike[str]) -> None:
+        self._qs.setValue("session/last", str(Path(value).resolve()) if value else "")
+
     # ------------------------------------------------------------------ run files
     @property
     def runs_dir(self) -> Path:
@@ -174,3 +183,16 @@ class AppSettings:
 
     def set_geometry(self, key: str, value: QByteArray) -> None:
         self._qs.setValue(f"window/{key}", value)
+
+    def numbers(self, key: str) -> list[int] | None:
+        """Saved whole numbers (a window size, splitter widths), or None when absent or unreadable."""
+        value = self._qs.value(f"window/{key}")
+        if value is None:
+            return None
+        try:
+            return [int(v) for v in (value if isinstance(value, list) else [value])]
+        except (TypeError, ValueError):
+            return None
+
+    def set_numbers(self, key: str, values: list[int]) -> None:
+        self._qs.setValue(f"window/{key}", [int(v) for v in values])

@@ -52,7 +52,7 @@ class RunStatus(QWidget):
         self.bar.setVisible(True)
         self.rate_label.setText("starting…")
         self.eta_label.setText("")
-        self.device_label.setText(f"device: {device}")
+        self.device_label.setText(f"device: {device}" if device else "")
 
     def busy(self, text: str) -> None:
         """An indeterminate bar (work of unknown length, e.g. preparing the demo)."""
@@ -70,8 +70,17 @@ class RunStatus(QWidget):
         self.eta_label.setText(f"ETA {format_eta(eta)}")
 
     def finish(self, done: int, elapsed: float, device: str) -> None:
+        """The run ended: ``done`` images in all (those of a resumed run's earlier sessions too)."""
         self.bar.setVisible(False)
-        rate = done / elapsed if elapsed > 0 else math.nan
-        self.rate_label.setText(f"{rate:.1f} img/s" if math.isfinite(rate) and done else "")
+        this_session = done - self._already  # the rate of what this session scored
+        rate = this_session / elapsed if elapsed > 0 else math.nan
+        self.rate_label.setText(f"{rate:.1f} img/s" if math.isfinite(rate) and this_session > 0 else "")
         self.eta_label.setText("")
-        self.device_label.setText(f"device: {device}")
+        self.device_label.setText(f"device: {device}" if device else "")
+
+    def clear(self) -> None:
+        """Nothing running and nothing to report (another folder or run is shown)."""
+        self.bar.setVisible(False)
+        self._already = 0
+        for label in (self.rate_label, self.eta_label, self.device_label):
+            label.setText("")

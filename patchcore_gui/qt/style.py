@@ -11,9 +11,11 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPainterPath, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QApplication
 
+from patchcore_gui.core import heatmap
+
 #: Verdict colours (text / marker) and their faint background tints for table cells.
 OK_COLOR = QColor("#3fb26b")
-NG_COLOR = QColor("#e5534b")
+NG_COLOR = QColor(*heatmap.NG_OUTLINE_RGB)  # #e5534b, also the NG region outline
 ERROR_COLOR = QColor("#d4a72c")
 UNKNOWN_COLOR = QColor("#8b949e")
 OK_TINT = QColor(63, 178, 107, 40)
@@ -24,9 +26,10 @@ ERROR_TINT = QColor(212, 167, 44, 45)
 BATCH_COLOR = QColor("#58a6ff")
 CALIBRATION_COLOR = QColor("#3fb26b")
 THRESHOLD_COLOR = QColor("#f0883e")
-#: Region above the pixel threshold, and the ground-truth mask outline.
-CONTOUR_COLOR = QColor("#ffffff")
-GT_COLOR = QColor("#39d0d8")
+#: Region above the pixel threshold, and the ground-truth mask outline (``core.heatmap``'s,
+#: so the reports draw the same).
+CONTOUR_COLOR = QColor(*heatmap.OUTLINE_RGB)
+GT_COLOR = QColor(*heatmap.TRUTH_RGB)
 
 WINDOW_BG = QColor("#1e2126")
 PANEL_BG = QColor("#262a30")
@@ -101,7 +104,7 @@ _VERDICT_COLORS = {0: OK_COLOR, 1: NG_COLOR, 2: ERROR_COLOR}
 
 
 def verdict_color(code: int) -> QColor:
-    """Colour of a verdict code (see ``results_store``: 0 OK, 1 NG, 2 error, else pending)."""
+    """Colour of a verdict code (see ``core.result_table``: 0 OK, 1 NG, 2 error, else pending)."""
     return _VERDICT_COLORS.get(int(code), UNKNOWN_COLOR)
 
 

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -60,13 +61,20 @@ class TaskDialog(QDialog):
 
         self.stage_label = QLabel("")
         self.stage_label.setObjectName("muted")
+        self.stage_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
+        # Its room stays reserved while hidden, and the stage text beside the buttons
+        # takes only the room left to it: the buttons never move under the pointer.
+        policy = self.progress.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)
+        self.progress.setSizePolicy(policy)
         self.progress.setVisible(False)
         self.status_label = QLabel("")
         self.status_label.setWordWrap(True)
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.status_label.setMinimumHeight(34)
+        # Two lines reserved: a one- or two-line message moves nothing below it.
+        self.status_label.setMinimumHeight(2 * self.status_label.fontMetrics().lineSpacing() + 4)
         self.status_label.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
 
         buttons = QHBoxLayout()
@@ -188,7 +196,7 @@ class TaskDialog(QDialog):
         self.set_status("Cancelled: nothing was written.")
         self.task_cancelled.emit()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt override
+    def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
         """Closing while the job runs cancels it and waits: no thread outlives the dialog."""
         self.shutdown()
         super().closeEvent(event)

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from patchcore_gui.core.runstore import ThresholdChange
+from patchcore_gui.core.run_file import ThresholdChange
 
 _HEADERS = ("Time", "Threshold", "Old", "New", "Note")
 

@@ -18,6 +18,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QDoubleSpinBox,
     QGridLayout,
     QHBoxLayout,
@@ -126,7 +127,12 @@ class ThresholdPanel(QWidget):
         title = QLabel("Image threshold")
         title.setObjectName("sectionTitle")
         lay.addWidget(title)
+        lay.addWidget(self._build_plot(), 1)
+        self._build_controls(lay)
+        self.set_enabled(False)
 
+    def _build_plot(self) -> pg.PlotWidget:
+        """The histogram of this batch and the calibration scores, with the draggable line."""
         self.plot = pg.PlotWidget()
         self.plot.setBackground(style.BASE_BG)
         self.plot.setMinimumHeight(150)
@@ -164,8 +170,10 @@ class ThresholdPanel(QWidget):
         self.plot.addItem(self.empty_text, ignoreBounds=True)
         self.empty_text.setPos(0.5, 50)
         self.plot.setYRange(0, 100, padding=0)
-        lay.addWidget(self.plot, 1)
+        return self.plot
 
+    def _build_controls(self, lay: QVBoxLayout) -> None:
+        """Slider and number box, counts, origin line, pixel threshold, buttons."""
         row = QHBoxLayout()
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, SLIDER_STEPS)
@@ -200,6 +208,10 @@ class ThresholdPanel(QWidget):
         self.origin_label.setObjectName("muted")
         self.origin_label.setWordWrap(True)
         lay.addWidget(self.origin_label)
+        # A new folder starts from the model's threshold; carrying this one over is a choice.
+        self.keep_check = QCheckBox("Keep this threshold for the next folder")
+        self.keep_check.setToolTip("Unchecked, opening another folder goes back to the model's threshold")
+        lay.addWidget(self.keep_check)
 
         prow = QHBoxLayout()
         plab = QLabel("Pixel threshold")
@@ -228,7 +240,6 @@ class ThresholdPanel(QWidget):
         brow.addWidget(self.save_button, 1)
         brow.addWidget(self.log_button)
         lay.addLayout(brow)
-        self.set_enabled(False)
 
     # ------------------------------------------------------------------ public API
     @property

@@ -1,4 +1,10 @@
-"""The main toolbar: open model / folder (with recent lists), run / cancel, run options."""
+"""The main toolbar: open model / folder (with recent lists), run / cancel, run options.
+
+Buttons keep their places: Run and Cancel sit side by side at fixed positions (Run is
+disabled while a run goes on, Cancel while none does, so a double click on Run never
+lands on Cancel), and the open folder's name goes last, in an eliding label that takes
+what room is left, so its length moves no button.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QToolBar, QToolButton, QWidget
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QAction, QKeySequence, QPainter, QPaintEvent
+from PySide6.QtWidgets import (
+    QComboBox,
+    QLabel,
+    QMenu,
+    QSizePolicy,
+    QSpinBox,
+    QToolBar,
+    QToolButton,
+    QWidget,
+)
 
 from patchcore_gui.core.datasets import ImageSet
 from patchcore_gui.core.precision import HALF, HALF_COST, PRECISION_ALIASES, half_unsupported_reason
@@ -39,6 +54,24 @@ def device_combo() -> QComboBox:
     return combo
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that shortens its text in the middle to the room it gets (``text()`` stays whole)."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+
+    def minimumSizeHint(self) -> QSize:  # Qt override: any width will do
+        return QSize(0, super().minimumSizeHint().height())
+
+    def paintEvent(self, event: QPaintEvent) -> None:  # Qt override
+        painter = QPainter(self)
+        rect = self.contentsRect()
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideMiddle, rect.width())
+        painter.drawText(rect, int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter), text)
+        painter.end()
+
+
 class MainToolBar(QToolBar):
     """Actions and run options; the window connects the actions and reads the options."""
 
@@ -66,8 +99,9 @@ class MainToolBar(QToolBar):
             button = self.widgetForAction(action)
             if isinstance(button, QToolButton):
                 button.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
-        self.folder_label = QLabel("")
-        self.addWidget(self.folder_label)
+        # Placed last by ``add_folder_slot`` (after every button), so its length moves none.
+        self.folder_label = ElidedLabel("")
+        self.folder_label.setObjectName("folderLabel")
         self.addSeparator()
 
         self.run_action = QAction(style.make_icon("run"), "Run", self)
@@ -78,9 +112,9 @@ class MainToolBar(QToolBar):
         self.cancel_action.setToolTip("Stop after the batch in flight; scored images are kept (Esc)")
         self.addAction(self.run_action)
         self.addAction(self.cancel_action)
-        self.cancel_action.setVisible(False)
+        self.cancel_action.setEnabled(False)
 
-        self.addWidget(QLabel("Device"))
+        self.device_action = self.addWidget(QLabel("Device"))
         self.device_combo = device_combo()
         self.device_combo.setToolTip("auto: CUDA when available, else CPU")
         self.addWidget(self.device_combo)
@@ -110,10 +144,13 @@ class MainToolBar(QToolBar):
         self.workers_spin.setToolTip("Image-decoding processes (0: decode in the run's thread)")
         self.addWidget(self.workers_spin)
 
+    def add_folder_slot(self) -> None:
+        """The folder's name and image count, after every button (call once, last)."""
+        self.addSeparator()
+        self.addWidget(self.folder_label)
+
     def set_running(self, running: bool) -> None:
-        """Swap Run for Cancel and lock the run options while a run goes on."""
-        self.run_action.setVisible(not running)
-        self.cancel_action.setVisible(running)
+        """Run and Cancel stay where they are: one is enabled at a time; run options lock while running."""
         self.cancel_action.setEnabled(running)
         for w in (self.device_combo, self.precision_combo, self.batch_spin, self.workers_spin):
             w.setEnabled(not running)

@@ -10,13 +10,22 @@ one is saved atomically and opened in the window.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QLabel,
+    QListWidget,
+    QSpinBox,
+    QWidget,
+)
 
-from .dialogs import MODEL_FILTER, PathField
+from .file_dialogs import MODEL_FILTER, PathField
 from .task_dialog import TaskDialog
 from .toolbar import device_combo
 
@@ -28,6 +37,15 @@ _STAGES = {
     "coreset": "Selecting the final coreset",
 }
 _PREFERRED = ("wide_resnet50_2", "efficientnet_lite0", "resnet18", "resnet50", "wide_resnet101_2")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished training: the model file, the images found, and those skipped (path, why)."""
+
+    path: str
+    found: int
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def backbone_label(name: str, weights: str | None) -> str:
@@ -130,6 +148,11 @@ class TrainDialog(TaskDialog):
         for spin in (self.crop_spin, self.resize_spin, self.coreset_spin, self.holdout_spin, self.device_combo,
                      self.bn_warmup_combo):
             spin.setMinimumWidth(170)
+        # Unreadable images are skipped, never silently: listed here after a training.
+        self.skipped_list = QListWidget()
+        self.skipped_list.setMaximumHeight(90)
+        self.skipped_list.setVisible(False)
+        self.outer.addWidget(self.skipped_list)
         self.finish_layout()
         self._on_backbone()
 
@@ -178,14 +201,17 @@ class TrainDialog(TaskDialog):
         device = self.device_combo.currentText()
         batch = self.batch_size
 
-        def job(progress: Any, cancel: threading.Event) -> str:
+        def job(progress: Any, cancel: threading.Event) -> TrainResult:
             model = train_model(paths, cfg, weights=weights or None, device=device, batch_size=batch,
                                 num_workers=0, progress=progress, cancel=cancel, source=str(folder))
             if cancel.is_set():  # cancelled after the last check: still write nothing
                 raise CancelledError("training cancelled")
             model.save(out)  # atomic: a failure leaves no partial file
-            return str(out)
+            skipped = [(str(s["path"]), str(s["error"])) for s in model.metadata["training"].get("skipped", [])]
+            return TrainResult(str(out), len(paths), skipped)
 
+        self.skipped_list.clear()
+        self.skipped_list.setVisible(False)
         return self.run_task(job, "train-model", f"Training on {len(paths):,} images…")
 
     # ------------------------------------------------------------------ texts
@@ -193,7 +219,16 @@ class TrainDialog(TaskDialog):
         return f"{_STAGES.get(stage, stage)}: {done:,} of {total:,}"
 
     def succeeded_text(self, result: Any) -> str:
-        return f"Model saved: {result}. It is now open in the window."
+        text = f"Model saved: {getattr(result, 'path', result)}."
+        if getattr(result, "skipped", None):
+            n = len(result.skipped)
+            text += (f" {n:,} of {result.found:,} images skipped (unreadable), listed below; "
+                     f"the model learned from the other {result.found - n:,}.")
+            for path, why in result.skipped:
+                self.skipped_list.addItem(f"{Path(path).name}: {why}")
+                self.skipped_list.item(self.skipped_list.count() - 1).setToolTip(path)
+            self.skipped_list.setVisible(True)
+        return text
 
     # ------------------------------------------------------------------ internals
     def _show_advanced(self, shown: bool) -> None:
@@ -203,6 +238,8 @@ class TrainDialog(TaskDialog):
         from patchcore_gui.core.datasets import mvtec_train_paths
 
         folder = Path(text)
+        if not self.is_running():
+            self.set_status("")  # a message about the previous folder ("No images found…") is stale now
         if not text or not folder.is_dir():
             self.count_label.setText("Choose a folder of defect-free images.")
             return

@@ -6,11 +6,11 @@ panel and, with ground truth, the metrics tabs; run progress in the status bar.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QLabel, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from . import style
 from .image_pane import ImagePane
@@ -19,36 +19,55 @@ from .metrics_panel import MetricsPanel
 from .model_card import ModelCard
 from .results_model import ResultsTableModel
 from .results_panel import ResultsPanel
+from .settings import AppSettings
 from .status import RunStatus
 from .threshold_panel import ThresholdPanel
 from .toolbar import MainToolBar
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+
+@dataclass(frozen=True)
+class WindowWidgets:
+    """The window's panels and bars, as ``build_layout`` made and placed them."""
+
+    toolbar: MainToolBar
+    menus: MainMenus
+    #: Resume beside Run / Cancel, visible only when the open run can go on.
+    toolbar_resume_action: QAction
+    table_model: ResultsTableModel
+    results: ResultsPanel
+    image_pane: ImagePane
+    card: ModelCard
+    threshold_panel: ThresholdPanel
+    metrics_panel: MetricsPanel
+    splitter: QSplitter
+    right_splitter: QSplitter
+    run_status: RunStatus
+    run_file_label: QLabel
 
 
-def build_layout(window: MainWindow) -> None:
-    """Create the panels as attributes of ``window`` and arrange them."""
-    window.toolbar = MainToolBar(window.settings.recent, window)
-    window.addToolBar(window.toolbar)
-    window.toolbar.addSeparator()
-    window.menus = MainMenus(window, window.toolbar, lambda: window.settings.recent("runs"))
+def build_layout(window: QMainWindow, settings: AppSettings) -> WindowWidgets:
+    """Create the panels, arrange them in ``window`` and return them."""
+    toolbar = MainToolBar(settings.recent, window)
+    window.addToolBar(toolbar)
+    toolbar.addSeparator()
+    menus = MainMenus(window, toolbar, lambda: settings.recent("runs"))
     # Resume sits beside Run / Cancel, shown only when the open run can go on (the
     # File menu's action stays listed, disabled with the reason, otherwise).
     resume = QAction(style.make_icon("resume"), "Resume", window)
     resume.setToolTip("Score the images this run has not done yet (Ctrl+Shift+R)")
-    resume.triggered.connect(window.menus.resume_action.trigger)
+    resume.triggered.connect(menus.resume_action.trigger)
     resume.setVisible(False)
-    window.toolbar.insertAction(window.toolbar.cancel_action, resume)
-    window.toolbar_resume_action = resume
-    window.toolbar.addAction(window.menus.export_action)
-    window.table_model = ResultsTableModel(window)
-    window.results = ResultsPanel(window.table_model)
-    window.image_pane = ImagePane()
-    window.card = ModelCard()
-    window.threshold_panel = ThresholdPanel()
-    window.metrics_panel = MetricsPanel()
-    window.metrics_panel.setVisible(False)  # shown when the folder has ground truth
+    # After Cancel, so Run and Cancel keep their places when Resume shows.
+    toolbar.insertAction(toolbar.device_action, resume)
+    toolbar.addAction(menus.export_action)
+    toolbar.add_folder_slot()
+    table_model = ResultsTableModel(window)
+    results = ResultsPanel(table_model)
+    image_pane = ImagePane()
+    card = ModelCard()
+    threshold_panel = ThresholdPanel()
+    metrics_panel = MetricsPanel()
+    metrics_panel.setVisible(False)  # shown when the folder has ground truth
 
     right = QSplitter(Qt.Orientation.Vertical)
     right.setObjectName("rightSplitter")
@@ -57,27 +76,40 @@ def build_layout(window: MainWindow) -> None:
     top_lay = QVBoxLayout(top)
     top_lay.setContentsMargins(0, 0, 0, 0)
     top_lay.setSpacing(10)
-    top_lay.addWidget(window.card)
-    top_lay.addWidget(window.threshold_panel, 1)
+    top_lay.addWidget(card)
+    top_lay.addWidget(threshold_panel, 1)
     right.addWidget(top)
-    right.addWidget(window.metrics_panel)
+    right.addWidget(metrics_panel)
     right.setSizes([560, 340])
-    window.right_splitter = right
+
+    # The right column's margins sit in a layout around its splitter: a QSplitter's minimum
+    # size leaves its own contents margins out, so the window's minimum would come out 16 px
+    # short and squeeze the threshold panel (slider over the histogram) at the smallest size.
+    right_column = QWidget()
+    right_lay = QVBoxLayout(right_column)
+    right_lay.setContentsMargins(8, 8, 8, 8)
+    right_lay.addWidget(right)
 
     splitter = QSplitter(Qt.Orientation.Horizontal)
     splitter.setObjectName("mainSplitter")
-    for w, margin in ((window.results, 8), (window.image_pane, 0), (right, 8)):
-        w.setContentsMargins(margin, margin, margin, margin)
+    splitter.setChildrenCollapsible(False)  # a panel dragged small keeps its minimum, never vanishes
+    for w, margin in ((results, 8), (image_pane, 0), (right_column, None)):
+        if margin is not None:
+            w.setContentsMargins(margin, margin, margin, margin)
         splitter.addWidget(w)
     splitter.setStretchFactor(1, 1)  # the image takes what the side panels leave
     splitter.setSizes([480, 670, 380])
-    window.splitter = splitter
     window.setCentralWidget(splitter)
 
-    window.run_file_label = QLabel("")
-    window.run_status = RunStatus()
-    window.statusBar().addPermanentWidget(window.run_file_label)
-    window.statusBar().addPermanentWidget(window.run_status)
+    run_file_label = QLabel("")
+    run_status = RunStatus()
+    window.statusBar().addPermanentWidget(run_file_label)
+    window.statusBar().addPermanentWidget(run_status)
     window.statusBar().setSizeGripEnabled(False)
     # Window-wide keys (Space, O / N, Ctrl+F...) are the menus' actions; up/down
     # belong to the table and the image pane themselves.
+    return WindowWidgets(
+        toolbar=toolbar, menus=menus, toolbar_resume_action=resume, table_model=table_model, results=results,
+        image_pane=image_pane, card=card, threshold_panel=threshold_panel, metrics_panel=metrics_panel,
+        splitter=splitter, right_splitter=right, run_status=run_status, run_file_label=run_file_label,
+    )

@@ -27,7 +27,7 @@ from patchcore_gui.core.model import PatchCoreModel, resolve_device, resolve_pre
 from patchcore_gui.core.results import BatchResult
 
 from .background import one_line
-from .run_session import GuardedRunStore
+from .run_session import GuardedRunFile
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class RunRequest:
     #: A new run file to create and score into (None: in memory only).
     run_path: str | None = None
     #: An open run file to resume (only its images not yet done are scored).
-    resume: GuardedRunStore | None = None
+    resume: GuardedRunFile | None = None
     #: "auto", "exact", "fast" or "half" (old "fp32" / "bf16" accepted); see core.precision.
     precision: str = "auto"
 
@@ -69,7 +69,7 @@ class PredictWorker(QObject):
         self.request = request
         self.cancel = cancel
         #: The store this worker created (closed by the controller if nobody took it).
-        self.store: GuardedRunStore | None = None
+        self.store: GuardedRunFile | None = None
         self._t0 = 0.0
         self._done = 0
         self._total = 0
@@ -118,7 +118,7 @@ class PredictWorker(QObject):
             cancel=self.cancel, on_batch=self._emit_batch, progress=self._emit_progress,
         )
 
-    def _resume(self, model: PatchCoreModel, store: GuardedRunStore, device: str) -> None:
+    def _resume(self, model: PatchCoreModel, store: GuardedRunFile, device: str) -> None:
         from patchcore_gui.core.run_driver import predict_into_run
 
         req = self.request
@@ -130,15 +130,15 @@ class PredictWorker(QObject):
             device=device, cancel=self.cancel, on_batch=self._emit_batch, progress=self._emit_progress,
         )
 
-    def _create_store(self, model: PatchCoreModel, device: str) -> GuardedRunStore | None:
+    def _create_store(self, model: PatchCoreModel, device: str) -> GuardedRunFile | None:
         req = self.request
         assert req.run_path is not None and req.images is not None
         settings = {"device": device, "batch_size": int(req.batch_size), "num_workers": int(req.workers),
                     "precision": model.precision}
         try:
             Path(req.run_path).parent.mkdir(parents=True, exist_ok=True)
-            store = GuardedRunStore.create(req.run_path, req.model, req.images, settings)
-        except Exception as exc:  # noqa: BLE001 - any reason: the run goes on in memory
+            store = GuardedRunFile.create(req.run_path, req.model, req.images, settings)
+        except Exception as exc:  # any reason: the run goes on in memory
             traceback.print_exc()
             self.store_failed.emit(req.run_id, f"{Path(req.run_path).name}: {one_line(exc)}")
             return None

@@ -1,4 +1,4 @@
-"""Tests for patchcore_gui.core.datasets: listing, layout detection, dataset and collate."""
+"""Tests for core/datasets.py (listing, layout detection) and core/image_dataset.py (dataset, collate)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from patchcore_gui.core.datasets import (
-    ImageDataset,
     ImageSet,
-    collate,
     list_images,
     mvtec_test_set,
     mvtec_train_paths,
     scan_folder,
 )
+from patchcore_gui.core.image_dataset import ImageDataset, collate
 from patchcore_gui.core.preprocess import Preprocess
 
 PRE = Preprocess(resize=40, crop=32)

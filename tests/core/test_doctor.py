@@ -99,7 +99,7 @@ def test_unwritable_folder_simulated_permission_error(monkeypatch: pytest.Monkey
     # Root ignores permission bits, so a read-only folder is simulated at the probe.
     real = doctor.tempfile.mkstemp
 
-    def refuse(*args: Any, dir: Any = None, **kwargs: Any) -> Any:  # noqa: A002 - mkstemp's own name
+    def refuse(*args: Any, dir: Any = None, **kwargs: Any) -> Any:  # mkstemp's own name
         if dir is not None and Path(dir) == isolated_folders["config"] / "PatchCore":
             raise PermissionError(13, "Permission denied", str(dir))
         return real(*args, dir=dir, **kwargs)

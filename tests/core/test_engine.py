@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from patchcore_gui.core.datasets import ImageDataset, collate
 from patchcore_gui.core.engine import iter_predict
+from patchcore_gui.core.image_dataset import ImageDataset, collate
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.preprocess import Preprocess
 

@@ -125,7 +125,7 @@ def _plain_pil(path: Path) -> np.ndarray | str | None:
             if im.mode in _SCALED_MODES:
                 return np.zeros((im.size[1], im.size[0], 0), dtype=np.uint8)
             return np.asarray(im.convert("RGB"))
-    except Exception:  # noqa: BLE001 - any failure means "PIL cannot decode this"
+    except Exception:  # any failure means "PIL cannot decode this"
         return None
 
 

@@ -1,4 +1,4 @@
-"""Numerical parity with the reference PatchCore computation (spec sections 1-4).
+"""Numerical parity with the reference PatchCore computation (docs/patchcore-spec.md section 1-4).
 
 Every check compares the engine with an independent computation written in the tests:
 explicit patch loops and the adaptive-pooling formula for features, a hand-written

@@ -16,7 +16,7 @@ from patchcore_gui.core import precision as prec
 from patchcore_gui.core.datasets import scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.run_driver import predict_into_run
-from patchcore_gui.core.runstore import RunStore
+from patchcore_gui.core.run_file import RunFile
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda", 0)
 #: Largest relative image-score difference half may show against exact on the tiny test model
@@ -132,7 +132,7 @@ def test_training_records_the_resolved_name(tiny_model_path: Path) -> None:
 def test_runs_record_the_resolved_name_and_old_run_files_still_resume(
         tiny_model_path: Path, image_dirs: dict[str, Path], tmp_path: Path) -> None:
     from patchcore_gui.cli import main
-    from patchcore_gui.io.report import build_context
+    from patchcore_gui.reports.context import build_context
 
     iset = scan_folder(image_dirs["test"])
     fast = PatchCoreModel.load(tiny_model_path, device="cpu", precision="bf16")  # old name asked for
@@ -148,14 +148,14 @@ def test_runs_record_the_resolved_name_and_old_run_files_still_resume(
     old = tmp_path / "old.pcrun"
     predict_into_run(fast, iset, old, batch_size=2, cancel=cancel, on_batch=lambda r: cancel.set())
     _set_raw_precision(old, "bf16")
-    with RunStore.open(old, readonly=True) as ro:
+    with RunFile.open(old, readonly=True) as ro:
         assert ro.settings["precision"] == "fast"
     assert dict(build_context(old).facts_run())["Precision"].startswith("fast (")
     exact = PatchCoreModel.load(tiny_model_path, device="cpu")
     with pytest.raises(ValueError, match="precision fast"):
         predict_into_run(exact, None, old, resume=True)
     assert main(["predict", "--run", str(old), "--resume", "--quiet"]) == 0
-    with RunStore.open(old, readonly=True) as a, RunStore.open(run, readonly=True) as b:
+    with RunFile.open(old, readonly=True) as a, RunFile.open(run, readonly=True) as b:
         assert np.array_equal(a.columns()["score"], b.columns()["score"])
 
     # An old exact run ("fp32") resumes on the exact path.
@@ -171,10 +171,10 @@ def test_runs_record_the_resolved_name_and_old_run_files_still_resume(
 def test_run_settings_never_store_an_alias(tiny_model_path: Path, image_dirs: dict[str, Path], tmp_path: Path) -> None:
     m = PatchCoreModel.load(tiny_model_path, device="cpu")
     iset = scan_folder(image_dirs["test"])
-    RunStore.create(tmp_path / "a.pcrun", m, iset, {"batch_size": 2, "precision": "fp32"}).close()
+    RunFile.create(tmp_path / "a.pcrun", m, iset, {"batch_size": 2, "precision": "fp32"}).close()
     assert _raw_settings(tmp_path / "a.pcrun")["precision"] == "exact"
     with pytest.raises(ValueError, match="precision"):
-        RunStore.create(tmp_path / "b.pcrun", m, iset, {"batch_size": 2, "precision": "auto"})
+        RunFile.create(tmp_path / "b.pcrun", m, iset, {"batch_size": 2, "precision": "auto"})
 
 
 def _raw_settings(path: Path) -> dict[str, object]:

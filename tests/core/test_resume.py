@@ -18,11 +18,11 @@ from patchcore_gui.cli import main
 from patchcore_gui.core.datasets import scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.run_driver import predict_into_run
-from patchcore_gui.core.runstore import (
+from patchcore_gui.core.run_file import (
     TEST_DELAY_ENV,
+    RunFile,
+    RunFileError,
     RunLockedError,
-    RunStore,
-    RunStoreError,
 )
 
 N_IMAGES = 20
@@ -56,7 +56,7 @@ def test_killed_run_resumes_to_identical_scores(tiny_model_path: Path, folder: P
         model = PatchCoreModel.load(tiny_model_path, device="cpu")
         ref_run = tmp_path / "ref.sqlite"
         predict_into_run(model, scan_folder(folder), ref_run, batch_size=2)
-        with RunStore.open(ref_run, readonly=True) as ref:
+        with RunFile.open(ref_run, readonly=True) as ref:
             expected = ref.columns()["score"]
         assert np.isfinite(expected).all()
 
@@ -64,9 +64,9 @@ def test_killed_run_resumes_to_identical_scores(tiny_model_path: Path, folder: P
         committed = 0
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with RunStore.open(run, readonly=True) as ro:
+                with RunFile.open(run, readonly=True) as ro:
                     committed = ro.batch_count()
-            except RunStoreError:  # not created yet
+            except RunFileError:  # not created yet
                 committed = 0
             if committed >= 1:
                 break
@@ -74,8 +74,8 @@ def test_killed_run_resumes_to_identical_scores(tiny_model_path: Path, folder: P
         assert proc.poll() is None, f"run ended before it could be interrupted: {proc.communicate()}"
         assert committed >= 1
         with pytest.raises(RunLockedError, match="another window/process"):
-            RunStore.open(run)  # the live CLI holds the writer lock
-        with RunStore.open(run, readonly=True) as ro:
+            RunFile.open(run)  # the live CLI holds the writer lock
+        with RunFile.open(run, readonly=True) as ro:
             assert not ro.interrupted
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
@@ -85,7 +85,7 @@ def test_killed_run_resumes_to_identical_scores(tiny_model_path: Path, folder: P
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert not (tmp_path / "first.csv").exists()
-    with RunStore.open(run, readonly=True) as ro:
+    with RunFile.open(run, readonly=True) as ro:
         done = ro.done_indices()
         assert ro.status == "running" and ro.interrupted  # killed: nobody wrote a final status
     assert 0 < len(done) < N_IMAGES and len(done) % 2 == 0  # whole batches only
@@ -94,7 +94,7 @@ def test_killed_run_resumes_to_identical_scores(tiny_model_path: Path, folder: P
     # Resume through the same CLI entry point, in this process (saves a second interpreter start);
     # it takes over the dead process's writer lock.
     assert main(["predict", "--run", str(run), "--resume", "--quiet", "--output", str(tmp_path / "resumed.csv")]) == 0
-    with RunStore.open(run, readonly=True) as ro:
+    with RunFile.open(run, readonly=True) as ro:
         got = ro.columns()
         assert ro.status == "finished"
         assert [s["resume"] for s in ro.meta["sessions"]] == [False, True]

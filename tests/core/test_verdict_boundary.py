@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from guard_helpers import CROP, RESIZE, r18_weights, write_images
 
-from patchcore_gui.cli import main, results_csv
+from patchcore_gui.cli import main
 from patchcore_gui.core.engine import TrainConfig, train_model
-from patchcore_gui.core.runstore import RunStore
+from patchcore_gui.core.run_file import RunFile
+from patchcore_gui.reports.predict_output import results_csv
 
 
 def _rows(text: str) -> list[dict[str, str]]:
@@ -55,7 +56,7 @@ def test_cli_predict_equal_score_is_ok(folder_and_model: tuple[Path, Path], tmp_
     run = tmp_path / "first.pcrun"
     assert main(["predict", "--model", str(model_path), "--run", str(run), *common]) == 0
     capsys.readouterr()
-    with RunStore.open(run, readonly=True) as st:
+    with RunFile.open(run, readonly=True) as st:
         names = [Path(p).name for p in st.paths()]
         scores = st.columns()["score"]  # the exact float32 scores
     assert np.isfinite(scores).all() and len(set(scores.tolist())) == 5

@@ -115,11 +115,23 @@ def _isolated_settings(
 
 @pytest.fixture(autouse=True)
 def _thaw_heap() -> Iterator[None]:
-    """A finished run freezes the heap (qt/heap.py); nothing frozen outlives its test."""
+    """A finished run freezes the heap (qt/gc_freeze.py); nothing frozen outlives its test."""
     yield
     import gc
 
     gc.unfreeze()
+
+
+@pytest.fixture(autouse=True)
+def _no_modal_questions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A modal Yes / No box would wait forever offscreen: a test that meets one fails instead
+    (tests answer through ``window.confirm``)."""
+    from PySide6.QtWidgets import QMessageBox
+
+    def refuse(_parent: object, title: str, text: str, *_a: object) -> object:
+        raise AssertionError(f"unexpected modal question: {title}: {text}")
+
+    monkeypatch.setattr(QMessageBox, "question", staticmethod(refuse))
 
 
 @pytest.fixture
@@ -138,12 +150,13 @@ def window(qtbot: object, settings_path: Path) -> Iterator[object]:
     qtbot.addWidget(w)  # type: ignore[attr-defined]
     w.resize(1500, 900)
     yield w
+    w.confirm = lambda _title, _text: True  # a test's "no" must not keep the window open
     w.close()
     assert w.controller.live_threads() == 0
 
 
 @pytest.fixture
-def run_to_end(qtbot: object):  # noqa: ANN201
+def run_to_end(qtbot: object):
     """``run_to_end(window)``: start a run, wait for ``run_finished``, return ``cancelled``."""
 
     def run(window: object, timeout: int = 60_000) -> bool:
@@ -153,7 +166,7 @@ def run_to_end(qtbot: object):  # noqa: ANN201
 
 
 @pytest.fixture
-def synthetic():  # noqa: ANN201
+def synthetic():
     """``synthetic(n, seed=0)`` -> (ImageSet, scores, grids, errors) without files."""
     return synthetic_results
 

@@ -8,6 +8,7 @@ import pytest
 
 from patchcore_gui import app
 from patchcore_gui.qt.main_window import MainWindow
+from patchcore_gui.qt.startup import create_window
 
 
 def fake_demo_module(folder: Path, body: str) -> str:
@@ -21,14 +22,14 @@ def fake_demo_module(folder: Path, body: str) -> str:
 
 
 def demo_window(qtbot: object, settings_path: Path, target: str, extra: list[str]) -> MainWindow:
-    w = app.create_window(app.parse_args(["--settings", str(settings_path)]), demo_target=target, demo_path=extra)
+    w = create_window(app.parse_args(["--settings", str(settings_path)]), demo_target=target, demo_path=extra)
     qtbot.addWidget(w)  # type: ignore[attr-defined]
     return w
 
 
 def test_arguments_open_model_and_folder(qtbot: object, qt_model_path: Path, qt_data: dict[str, Path], settings_path: Path) -> None:
     args = app.parse_args(["--model", str(qt_model_path), "--images", str(qt_data["mvtec"]), "--settings", str(settings_path)])
-    w = app.create_window(args)
+    w = create_window(args)
     qtbot.addWidget(w)  # type: ignore[attr-defined]
     assert w.model is not None and w.image_set is not None and len(w.image_set) == 10
     assert w.demo_loader is None
@@ -44,7 +45,7 @@ def test_run_argument_opens_a_run_file(qtbot: object, qt_model_path: Path, qt_da
     run = tmp_path / "cli.pcrun"
     model = PatchCoreModel.load(qt_model_path, device="cpu")
     predict_into_run(model, scan_folder(qt_data["mvtec"]), run, batch_size=4)
-    w = app.create_window(app.parse_args(["--run", str(run), "--settings", str(settings_path)]))
+    w = create_window(app.parse_args(["--run", str(run), "--settings", str(settings_path)]))
     qtbot.addWidget(w)  # type: ignore[attr-defined]
     assert w.demo_loader is None and w.last_error == ""
     assert w.store is not None and w.store.count == 10 and w.table_model.rowCount() == 10

@@ -87,7 +87,7 @@ def test_export_report_writes_html_with_the_flagged_images(
         assert not dlg.start()
         assert words in dlg.last_message and not path.exists()
     # A failure while writing (disk full): one line, no partial file.
-    from patchcore_gui.io import report
+    from patchcore_gui.reports import report
 
     def full(*_a: object, **_k: object) -> None:
         raise report.ReportError("cannot write r.html: No space left on device")

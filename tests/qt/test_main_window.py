@@ -13,10 +13,10 @@ from PySide6.QtGui import QAction, QDropEvent
 from PySide6.QtTest import QTest
 
 from patchcore_gui.core.model import PatchCoreModel
-from patchcore_gui.core.runstore import RunStore
+from patchcore_gui.core.result_table import ERROR, NG
+from patchcore_gui.core.run_file import RunFile
 from patchcore_gui.qt.main_window import MainWindow
 from patchcore_gui.qt.results_model import COL_VERDICT
-from patchcore_gui.qt.results_store import ERROR, NG
 from patchcore_gui.qt.settings import AppSettings
 
 DEFECT_CENTRE = (67, 67)  # (y, x) inside the planted square of the test images
@@ -204,6 +204,7 @@ def test_close_during_run_stops_the_thread(window: MainWindow, qt_model_path: Pa
         w.start_run()
     handles = list(w.controller._handles.values())
     assert handles and handles[0].is_running()
+    w.confirm = lambda _title, _text: True  # "stop the run?" (tests/qt/test_operator_runs.py asks "no" too)
     w.close()
     assert w.controller.live_threads() == 0
     assert all(h.thread.isFinished() for h in handles)
@@ -215,7 +216,7 @@ def test_worker_exception_is_shown_and_app_stays_usable(ready: MainWindow, monke
 
     real = engine.iter_predict
 
-    def broken(*args: object, **kwargs: object):  # noqa: ANN202
+    def broken(*args: object, **kwargs: object):
         gen = real(*args, **kwargs)
         yield next(gen)
         raise RuntimeError("backbone exploded\nsecond line")
@@ -365,5 +366,5 @@ def test_fast_precision_run_uses_its_own_model_copy(ready: MainWindow, run_to_en
     assert w.model is not None and w.model.precision == "exact" and w.model.search.backend == "blocked"
     conv = next(m for m in w.model.extractor.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous()  # not switched to channels-last under the window's feet
-    with RunStore.open(w.session.path, readonly=True) as run:
+    with RunFile.open(w.session.path, readonly=True) as run:
         assert run.settings["precision"] == "fast"

@@ -69,8 +69,8 @@ def test_hundred_thousand_results_follow_the_threshold(window: MainWindow, synth
     w = window
     n = 100_000
     image_set, scores, grids, errors = synthetic(n)
-    w.image_set = image_set
-    w._reset_results()
+    w.doc.set_folder(image_set)
+    w.doc.new_results()
     st = w.store
     assert st is not None
     for start in range(0, n, 10_000):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPersistentModelIndex, Qt
 
+from patchcore_gui.core.result_table import ResultTable
 from patchcore_gui.qt.results_model import (
     COL_FILE,
     COL_NORM,
@@ -17,14 +18,13 @@ from patchcore_gui.qt.results_model import (
     COL_VERDICT,
     ResultsTableModel,
 )
-from patchcore_gui.qt.results_store import ResultStore
 
 
 @pytest.fixture
 def filled(synthetic: Callable) -> Callable:
     """``filled(n, threshold=6.0, chunk=0)`` -> (model, store) with ``n`` synthetic results."""
 
-    def make(n: int, threshold: float = 6.0, chunk: int = 0) -> tuple[ResultsTableModel, ResultStore]:
+    def make(n: int, threshold: float = 6.0, chunk: int = 0) -> tuple[ResultsTableModel, ResultTable]:
         return filled_model(synthetic, n, threshold, chunk)
 
     return make
@@ -32,9 +32,9 @@ def filled(synthetic: Callable) -> Callable:
 
 def filled_model(
     synthetic: Callable, n: int, threshold: float, chunk: int
-) -> tuple[ResultsTableModel, ResultStore]:
+) -> tuple[ResultsTableModel, ResultTable]:
     image_set, scores, grids, errors = synthetic(n)
-    store = ResultStore(image_set)
+    store = ResultTable(image_set)
     model = ResultsTableModel()
     model.set_store(store)
     model.set_threshold(threshold)
@@ -144,7 +144,7 @@ def test_threshold_change_updates_verdicts_norm_and_filter(filled: Callable) -> 
 def test_filtered_rows_keep_the_sort_order_as_rows_arrive(synthetic: Callable, col: int) -> None:
     """Threshold moves filter a kept sorted order: it must equal sorting the filtered rows."""
     image_set, scores, grids, errors = synthetic(900)
-    store = ResultStore(image_set)
+    store = ResultTable(image_set)
     model = ResultsTableModel()
     model.set_store(store)
     model.sort(col, Qt.SortOrder.DescendingOrder)
@@ -203,7 +203,7 @@ def test_pyside_insert_and_reset_cycles_keep_none_refcount_stable(filled: Callab
     """PySide6 6.12.0 on Python 3.11 leaks a None reference per insert/reset and aborts."""
     model, store = filled(10)
     image_set, scores, grids, errors = synthetic(3000, seed=3)
-    big = ResultStore(image_set)
+    big = ResultTable(image_set)
     model.set_store(big)
     before = sys.getrefcount(None)
     for i in range(3000):

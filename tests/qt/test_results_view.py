@@ -10,6 +10,7 @@ from PySide6.QtCore import QEvent, QObject, QRect, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QStyledItemDelegate, QWidget
 
+from patchcore_gui.core.result_table import OP_NG, OP_OK, ResultTable
 from patchcore_gui.qt.results_model import (
     COL_FILE,
     COL_NORM,
@@ -19,7 +20,6 @@ from patchcore_gui.qt.results_model import (
     ResultsTableModel,
 )
 from patchcore_gui.qt.results_panel import ResultsPanel
-from patchcore_gui.qt.results_store import OP_NG, OP_OK, ResultStore
 from patchcore_gui.qt.results_view import ResultsDelegate
 
 N = 3000
@@ -37,7 +37,7 @@ def pixels(widget: QWidget) -> np.ndarray:
 def panel(qtbot: object, synthetic: Callable) -> Iterator[ResultsPanel]:
     """A shown results panel over ``N`` synthetic results (errors, both labels), threshold 6."""
     image_set, scores, grids, errors = synthetic(N)
-    store = ResultStore(image_set)
+    store = ResultTable(image_set)
     model = ResultsTableModel()
     model.set_store(store)
     model.set_threshold(6.0)
@@ -95,8 +95,9 @@ def test_error_rows_operator_marks_and_focus_look_as_qt_draws_them(panel: Result
 def test_narrow_columns_scrolling_and_disabled_look_as_qt_draws_them(panel: ResultsPanel) -> None:
     view = panel.view
     view.horizontalHeader().setSectionResizeMode(COL_FILE, view.horizontalHeader().ResizeMode.Interactive)
-    for width in (70, 110):  # names middle-elided to different lengths
+    for width in (70, 110):  # names shortened from the left (folder first) to different lengths
         view.setColumnWidth(COL_FILE, width)
+        QApplication.processEvents()  # the stretched last column follows in the next layout pass
         assert_same_pixels(panel)
     view.verticalScrollBar().setValue(500)
     view.scroll(0, 0)
@@ -116,7 +117,7 @@ class PaintRegions(QObject):
         super().__init__()
         self.rects: list[QRect] = []
 
-    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt override
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # Qt override
         if event.type() == QEvent.Type.Paint:
             self.rects.extend(event.region())  # type: ignore[attr-defined]
         return False

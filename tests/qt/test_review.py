@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from patchcore_gui.core.runstore import RunStore
+from patchcore_gui.core.run_file import RunFile
 from patchcore_gui.qt.main_window import MainWindow
 from patchcore_gui.qt.results_model import COL_OPERATOR
 
@@ -30,7 +30,7 @@ def reviewed(window: MainWindow, qt_model_path: Path, qt_data: dict[str, Path], 
 
 
 def verdicts(path: Path) -> dict[int, tuple[str, str, str]]:
-    with RunStore.open(path, readonly=True) as run:
+    with RunFile.open(path, readonly=True) as run:
         return run.operator_verdicts()
 
 
@@ -85,7 +85,7 @@ def test_threshold_changes_are_logged_on_release_not_per_tick(reviewed: MainWind
     slider = w.threshold_panel.slider
 
     def log() -> list:
-        with RunStore.open(path, readonly=True) as run:
+        with RunFile.open(path, readonly=True) as run:
             return run.threshold_log()
 
     slider.setSliderDown(True)
@@ -110,7 +110,7 @@ def test_threshold_changes_are_logged_on_release_not_per_tick(reviewed: MainWind
     w.threshold_panel.pixel_spin.setValue(w.pixel_threshold * 2)
     qtbot.waitUntil(lambda: len(log()) == 4, timeout=5000)  # type: ignore[attr-defined]
     assert log()[3].kind == "pixel"
-    with RunStore.open(path, readonly=True) as run:
+    with RunFile.open(path, readonly=True) as run:
         assert run.image_threshold == pytest.approx(w.threshold)
     assert w.threshold_panel.log_button.text() == "Log (4)"
     dlg = w.dialogs.show_threshold_log()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from patchcore_gui.core.runstore import RunStore
+from patchcore_gui.core.run_file import RunFile
 from patchcore_gui.qt.main_window import MainWindow
 from patchcore_gui.qt.results_model import COL_SCORE
 from patchcore_gui.qt.settings import AppSettings
@@ -43,11 +43,11 @@ def test_gui_run_writes_a_run_file_with_the_tables_scores(ready: MainWindow, run
     # Default place: <AppDataLocation>/runs (the test's XDG data folder), dated name.
     assert path.parent == w.settings.runs_dir
     assert str(path).startswith(os.environ["XDG_DATA_HOME"])
-    assert re.fullmatch(r"\d{8}-\d{6}-mvtec\.pcrun", path.name)
+    assert re.fullmatch(r"\d{8}-\d{6}-mvtec-m\.pcrun", path.name)  # folder, then the model (m.patchcore)
     assert path.name in w.windowTitle() and path.name in w.run_file_label.text()
     st = w.store
     assert st is not None and st.count == 10
-    with RunStore.open(path, readonly=True) as run:
+    with RunFile.open(path, readonly=True) as run:
         cols = run.columns()
         assert run.status == "finished"
         assert cols["done"].all()
@@ -164,7 +164,7 @@ def test_cancel_then_resume_gives_the_uninterrupted_scores(
     assert w2.store.count == 48 and w2.table_model.rowCount() == 48
     assert w2.toolbar.batch_spin.value() == 4
     assert same(w2.store.scores, full)
-    with RunStore.open(path, readonly=True) as run:
+    with RunFile.open(path, readonly=True) as run:
         assert run.status == "finished"
         assert same(run.columns()["score"], full)
     assert not w2.menus.resume_action.isEnabled() and not w2.toolbar_resume_action.isVisible()
@@ -187,28 +187,28 @@ def test_second_window_gets_the_run_read_only(
     assert "read-only" in w2.last_error
     w2.set_threshold(w2.threshold * 1.5, log=True)
     assert not w2.menus.resume_action.isEnabled()
-    with RunStore.open(path, readonly=True) as run:
+    with RunFile.open(path, readonly=True) as run:
         assert run.operator_verdicts() == {} and run.threshold_log() == []
     # The first window still writes it.
     ready.results.select_row(0)
     assert ready.mark_current("OK")
-    with RunStore.open(path, readonly=True) as run:
+    with RunFile.open(path, readonly=True) as run:
         assert len(run.operator_verdicts()) == 1
 
 
 def test_write_failure_keeps_results_in_memory_and_says_so_once(
     ready: MainWindow, run_to_end: Callable, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = RunStore.add_batch
+    real = RunFile.add_batch
     calls = {"n": 0}
 
-    def full_disk(self: RunStore, result: object) -> None:
+    def full_disk(self: RunFile, result: object) -> None:
         calls["n"] += 1
         if calls["n"] > 1:
             raise OSError(errno.ENOSPC, "No space left on device")
         real(self, result)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(RunStore, "add_batch", full_disk)
+    monkeypatch.setattr(RunFile, "add_batch", full_disk)
     told: list[str] = []
     ready.session.error.connect(told.append)
     ready.toolbar.batch_spin.setValue(4)
@@ -219,9 +219,9 @@ def test_write_failure_keeps_results_in_memory_and_says_so_once(
     assert "No space left on device" in told[0] and "in memory" in told[0] and "kept" in told[0]
     assert ready.last_error == told[0]
     assert "not saved" in ready.windowTitle()
-    monkeypatch.setattr(RunStore, "add_batch", real)
+    monkeypatch.setattr(RunFile, "add_batch", real)
     path = ready.session.path
-    with RunStore.open(path, readonly=True) as run:
+    with RunFile.open(path, readonly=True) as run:
         assert run.status == "failed" and len(run.done_indices()) == 4
     # Reviews go on in memory (told once), never crash.
     ready.results.select_row(0)

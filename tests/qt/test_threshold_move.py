@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from PySide6.QtGui import QImage
 
-from patchcore_gui.core import metrics
+from patchcore_gui.core import heatmap, metrics
 from patchcore_gui.core.preprocess import Preprocess
-from patchcore_gui.qt import overlay, style
+from patchcore_gui.qt import style
 from patchcore_gui.qt.image_pane import ImageInfo, ImagePane
 from patchcore_gui.qt.metrics_panel import MetricsPanel, decimate_curve
 from patchcore_gui.qt.threshold_panel import ThresholdPanel
@@ -77,7 +77,7 @@ def test_verdict_flip_recolours_the_outline_without_rebuilding_it(pane: tuple[Im
     p.set_thresholds(5.5, 5.0)  # the image (score 6) is NG now
     assert outline_colors(p) == {rgba(style.NG_COLOR)}
     assert p.region_item.image is layer  # same outline pixels, another colour table
-    edge = overlay.outline(p.region_mask, overlay.line_thickness(96, 96))
+    edge = heatmap.outline(p.region_mask, heatmap.line_thickness(96, 96))
     assert np.array_equal(p.region_item.image.astype(bool), edge)
     p.set_thresholds(5.8, 5.0)  # still NG: nothing to redo
     assert p.region_item.image is layer
@@ -103,13 +103,13 @@ def test_colorize_matches_the_per_channel_formula() -> None:
     amap[:3] = np.nan
     amap[5, :4] = np.inf
     amap[6, :4] = -np.inf
-    lut = overlay.lookup_table("turbo")
+    lut = heatmap.lookup_table("turbo")
     levels = (0.5, 9.0)
     for m in (amap, amap.astype(np.float64), np.asfortranarray(amap), amap[::2, ::3], amap.T):
         lo, hi = levels
         with np.errstate(over="ignore", invalid="ignore"):
             idx = np.clip((np.nan_to_num(m, nan=lo) - lo) * (255.0 / (hi - lo)), 0, 255).astype(np.uint8)
-            got = overlay.colorize(m, levels, lut)
+            got = heatmap.colorize_levels(m, levels, lut)
         assert got.shape == (*m.shape, 4) and got.dtype == np.uint8
         np.testing.assert_array_equal(got[..., :3], lut[idx])
         np.testing.assert_array_equal(got[..., 3], np.where(np.isfinite(m), 255, 0))

@@ -15,7 +15,8 @@ from html import escape
 from typing import IO
 
 from . import render
-from .report import Progress, ReportContext, histogram_png, iter_rendered, when
+from .context import Progress, ReportContext, when
+from .thumbnails import histogram_png, iter_rendered
 
 CSS = """
 @page { size: A4; margin: 14mm 12mm; }

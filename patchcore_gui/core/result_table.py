@@ -1,4 +1,4 @@
-"""The results of one run as numpy columns (no Qt here).
+"""The results of one run as numpy columns, for the window (no Qt here).
 
 One slot per image of the folder, filled as batches arrive. Everything the table,
 the histogram and the metrics need is a vectorised expression over these columns, so
@@ -14,9 +14,10 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from patchcore_gui.core.datasets import ImageSet
+from .datasets import ImageSet
+from .verdict import ng_mask
 
-#: Verdict codes.
+#: Verdict codes of the table (integers, unlike ``verdict.OK`` / ``verdict.NG``, the words).
 OK, NG, ERROR, PENDING = 0, 1, 2, 3
 VERDICT_WORDS = {OK: "OK", NG: "NG", ERROR: "error", PENDING: "…"}
 
@@ -30,7 +31,7 @@ OPERATOR_WORDS = {OP_NONE: "", OP_OK: "OK", OP_NG: "NG"}
 REVIEW_FILTERS = ("any", "unreviewed", "reviewed", "op_ok", "op_ng")
 
 
-class ResultStore:
+class ResultTable:
     """Scores, grids, errors and ground truth of the images of one folder."""
 
     def __init__(self, image_set: ImageSet) -> None:
@@ -133,9 +134,9 @@ class ResultStore:
 
     # ------------------------------------------------------------------ verdicts
     def verdicts(self, threshold: float, rows: np.ndarray | None = None) -> np.ndarray:
-        """Verdict code per image (or per ``rows``): NG when score > threshold."""
+        """Verdict code per image (or per ``rows``): NG by ``verdict.ng_mask``, NaN an error."""
         s = self.scores if rows is None else self.scores[rows]
-        code = np.where(s > threshold, NG, OK).astype(np.int8)
+        code = np.where(ng_mask(s, threshold), NG, OK).astype(np.int8)
         code[np.isnan(s)] = ERROR
         done = self.done if rows is None else self.done[rows]
         code[~done] = PENDING
@@ -145,7 +146,7 @@ class ResultStore:
         """OK / NG / error counts over the scored images."""
         s = self.scores[self.order[: self.count]]
         err = int(np.count_nonzero(np.isnan(s)))
-        ng = int(np.count_nonzero(s > threshold))
+        ng = int(np.count_nonzero(ng_mask(s, threshold)))
         return {"ok": len(s) - err - ng, "ng": ng, "error": err, "total": len(s)}
 
     def filter_mask(self, rows: np.ndarray, kind: str, threshold: float) -> np.ndarray:

@@ -41,7 +41,7 @@ def fold_batchnorm(module: nn.Module, probe_size: int = 64) -> nn.Module | None:
     module.eval()
     try:
         folded = fuse(copy.deepcopy(module))
-    except Exception as exc:  # noqa: BLE001 - untraceable control flow, custom modules
+    except Exception as exc:  # untraceable control flow, custom modules
         log.debug("batch-norm folding skipped: %s", exc)
         return None
     finally:

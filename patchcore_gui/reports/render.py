@@ -8,9 +8,9 @@ same functions for exports.
 * :func:`map_for_size` - an anomaly map (crop x crop) resampled onto any pixel grid that
   covers the original image (e.g. a thumbnail), undoing crop and resize; equal to
   ``model.map_to_original`` when the grid is the original's.
-* :func:`overlay_heatmap` - heatmap with an ABSOLUTE colour scale anchored to the pixel
-  threshold (0 .. ``SCALE_FACTOR`` x threshold, never per-image min-max; transparent for
-  low values) and a contour where the map exceeds the threshold.
+* :func:`overlay_heatmap` - the heatmap over the image exactly as the window paints it
+  (``core/heatmap.py``: absolute scale 0 .. 2 x pixel threshold, the same colour map
+  and opacity, the outline of the region above the threshold).
 * :func:`histogram_image` - the score histogram with the threshold line.
 * :func:`colorbar_image` - the legend of the heatmap colours.
 * :func:`jpeg_bytes`, :func:`png_bytes` - encoders.
@@ -26,26 +26,16 @@ from functools import lru_cache
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from ..core import heatmap
 from ..core.preprocess import Preprocess
-from .images import MAX_PIXELS, ImageLoadError, load_image
+from ..io.images import MAX_PIXELS, ImageLoadError, load_image
 
-#: The heatmap's colour scale spans 0 .. SCALE_FACTOR x pixel threshold; the threshold sits mid-scale.
-SCALE_FACTOR = 2.0
-#: Overlay opacity at and above the pixel threshold; it fades to 0 at FADE_START x threshold.
-OVERLAY_ALPHA = 0.6
-FADE_START = 0.3
-CONTOUR_RGB = (255, 255, 255)
-
-# Turbo-like colour map (dark blue -> cyan -> green -> yellow -> red), 11 anchors.
-_ANCHORS = np.array([
-    (48, 18, 59), (70, 98, 216), (54, 170, 249), (26, 228, 182), (114, 254, 94),
-    (200, 239, 52), (250, 186, 57), (246, 107, 25), (203, 42, 4), (146, 12, 1), (122, 4, 3),
-], dtype=np.float64)
-#: 256-entry colour lookup table, uint8 RGB.
-LUT = np.stack(
-    [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_ANCHORS)), _ANCHORS[:, c]) for c in range(3)],
-    axis=1,
-).round().astype(np.uint8)
+#: The heatmap's colour scale spans 0 .. SCALE_FACTOR x pixel threshold (``core/heatmap.py``).
+SCALE_FACTOR = heatmap.SCALE_FACTOR
+#: The reports' colour map and opacity: the window's defaults.
+LUT = heatmap.lookup_table(heatmap.DEFAULT_COLORMAP)
+OVERLAY_ALPHA = heatmap.DEFAULT_OPACITY
+CONTOUR_RGB = heatmap.OUTLINE_RGB
 
 OK_RGB = (46, 125, 50)
 NG_RGB = (198, 40, 40)
@@ -81,7 +71,7 @@ def load_thumbnail(path: str | os.PathLike[str], size: int) -> tuple[Image.Image
                 return small, (w, h)
     except ImageLoadError:
         raise
-    except Exception:  # noqa: BLE001 - load_image below gives the one-line reason
+    except Exception:  # load_image below gives the one-line reason
         pass
     img = load_image(path)
     full = img.size
@@ -99,41 +89,18 @@ def map_for_size(preprocess: Preprocess, amap: np.ndarray, orig_w: int, orig_h: 
     return preprocess.to_original(amap, orig_w, orig_h, out_w, out_h)
 
 
-def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
-    """Boolean outline (inner edge, ``width`` px) of a boolean mask."""
-    inner = mask.copy()
-    for _ in range(width):
-        shrunk = inner.copy()
-        shrunk[1:, :] &= inner[:-1, :]
-        shrunk[:-1, :] &= inner[1:, :]
-        shrunk[:, 1:] &= inner[:, :-1]
-        shrunk[:, :-1] &= inner[:, 1:]
-        inner = shrunk
-    return mask & ~inner
-
-
 def overlay_heatmap(base: Image.Image, amap: np.ndarray, pixel_threshold: float, *,
-                    draw_contour: bool = True, contour_width: int = 1) -> Image.Image:
-    """``base`` with the map (same pixel grid) blended in on the absolute threshold scale.
+                    draw_contour: bool = True, ng: bool = False) -> Image.Image:
+    """``base`` with the map (same pixel grid) painted over it as the window paints it.
 
-    Colour = LUT[map / (SCALE_FACTOR x threshold)]; opacity rises from 0 at FADE_START x
-    threshold to OVERLAY_ALPHA at the threshold, so a clean part stays readable. The contour
-    outlines map > threshold. NaN (cropped-off) pixels are left as they are.
+    ``core.heatmap.paint``: the colour map on the absolute threshold scale at the
+    window's default opacity, then the outline of map > threshold (NG-red when ``ng``,
+    as the window colours an NG image's region). NaN (cropped-off) pixels stay as they are.
     """
-    rgb = np.asarray(base.convert("RGB"), dtype=np.float32)
-    m = np.asarray(amap, dtype=np.float32)
-    valid = np.isfinite(m)
-    t = np.where(valid, m, 0.0) / (SCALE_FACTOR * pixel_threshold)
-    idx = np.clip(t * 255.0, 0, 255).astype(np.uint8)
-    colour = LUT[idx].astype(np.float32)
-    lo = FADE_START / SCALE_FACTOR
-    alpha = OVERLAY_ALPHA * np.clip((t - lo) / (1.0 / SCALE_FACTOR - lo), 0.0, 1.0)
-    alpha[~valid] = 0.0
-    out = rgb * (1.0 - alpha[..., None]) + colour * alpha[..., None]
-    if draw_contour:
-        edge = contour(valid & (m > pixel_threshold), contour_width)
-        out[edge] = CONTOUR_RGB
-    return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
+    out = heatmap.paint(np.asarray(base.convert("RGB")), amap, pixel_threshold, opacity=OVERLAY_ALPHA,
+                        draw_outline=draw_contour,
+                        outline_rgb=heatmap.NG_OUTLINE_RGB if ng else heatmap.OUTLINE_RGB)
+    return Image.fromarray(out, "RGB")
 
 
 def colorbar_image(width: int = 720, height: int = 72, labels: bool = True) -> Image.Image:
@@ -256,11 +223,12 @@ def png_bytes(img: Image.Image) -> bytes:
 
 def thumbnail_pair(path: str | os.PathLike[str], size: int, *, grid: np.ndarray | None = None,
                    model: object | None = None, pixel_threshold: float = float("nan"),
-                   amap: np.ndarray | None = None) -> tuple[Image.Image, Image.Image | None]:
+                   amap: np.ndarray | None = None, ng: bool = False) -> tuple[Image.Image, Image.Image | None]:
     """(original thumbnail, overlay thumbnail or None) for one image.
 
     The overlay needs ``model`` (a PatchCoreModel: its ``anomaly_maps`` and preprocessing)
-    with a ``grid``, or a precomputed (crop, crop) ``amap``, and a finite threshold.
+    with a ``grid``, or a precomputed (crop, crop) ``amap``, and a finite threshold;
+    ``ng`` colours the region outline as the window does for an NG image.
     """
     thumb, (w, h) = load_thumbnail(path, size)
     if model is None or not np.isfinite(pixel_threshold) or pixel_threshold <= 0:
@@ -270,7 +238,7 @@ def thumbnail_pair(path: str | os.PathLike[str], size: int, *, grid: np.ndarray 
             return thumb, None
         amap = model.anomaly_maps(np.asarray(grid, dtype=np.float32)[None])[0]  # type: ignore[attr-defined]
     m = map_for_size(model.preprocess, amap, w, h, thumb.width, thumb.height)  # type: ignore[attr-defined]
-    return thumb, overlay_heatmap(thumb, m, pixel_threshold)
+    return thumb, overlay_heatmap(thumb, m, pixel_threshold, ng=ng)
 
 
 def batch_maps(model: object, grids: Sequence[np.ndarray]) -> np.ndarray:

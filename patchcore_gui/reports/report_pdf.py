@@ -23,7 +23,8 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from . import render
-from .report import Progress, ReportContext, histogram_png, iter_rendered, when
+from .context import Progress, ReportContext, when
+from .thumbnails import histogram_png, iter_rendered
 
 NAVY = (31, 58, 95)
 GREY = (82, 96, 109)
@@ -128,7 +129,26 @@ def _chip(pdf: _Doc, x: float, y: float, word: str, w: float = 15, h: float = 5.
 
 
 def _first_page(pdf: _Doc, ctx: ReportContext) -> None:
+    """Page one: title, result counts, threshold, quality against ground truth, scores, model and run."""
     pdf.add_page()
+    _title(pdf, ctx)
+    _result(pdf, ctx)
+    _threshold(pdf, ctx)
+    _quality(pdf, ctx)
+    _h2(pdf, "Score distribution")
+    pdf.image(io.BytesIO(histogram_png(ctx)), x=pdf.l_margin, w=pdf.epw, h=pdf.epw * 420 / 1200)
+    pdf.ln(1)
+    _h2(pdf, "Model and run")
+    half = (pdf.epw - 6) / 2
+    y0 = pdf.get_y()
+    y1 = _facts(pdf, ctx.facts_model(), pdf.l_margin, half, key_w=27)
+    pdf.set_y(y0)
+    y2 = _facts(pdf, ctx.facts_run(), pdf.l_margin + half + 6, half, key_w=22)
+    pdf.set_y(max(y1, y2))
+
+
+def _title(pdf: _Doc, ctx: ReportContext) -> None:
+    """The navy band, the report title, who and when, and the maps note when there is one."""
     pdf.set_fill_color(*NAVY)
     pdf.rect(0, 0, pdf.w, 4, style="F")
     pdf.set_y(11)
@@ -144,6 +164,10 @@ def _first_page(pdf: _Doc, ctx: ReportContext) -> None:
         pdf.set_fill_color(255, 244, 229)
         pdf.set_text_color(120, 60, 0)
         pdf.multi_cell(0, 5, pdf.t(ctx.maps_note), fill=True, align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+def _result(pdf: _Doc, ctx: ReportContext) -> None:
+    """The "Result" section: one tile per count (images, OK, NG, errors, not scored) and the review line."""
     _h2(pdf, "Result")
     c = ctx.counts
     tiles = [("images", c["total"], NAVY), ("OK", c["OK"], render.OK_RGB), ("NG", c["NG"], render.NG_RGB),
@@ -169,6 +193,10 @@ def _first_page(pdf: _Doc, ctx: ReportContext) -> None:
     pdf.set_font(pdf.sans, "", 8)
     pdf.set_text_color(*GREY)
     pdf.multi_cell(0, 4.2, pdf.t(ctx.review_line), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+def _threshold(pdf: _Doc, ctx: ReportContext) -> None:
+    """The threshold in force, how it was chosen, the pixel threshold and the last threshold changes."""
     pdf.ln(1)
     pdf.set_font(pdf.sans, "B", 9)
     pdf.set_text_color(20, 30, 40)
@@ -193,35 +221,30 @@ def _first_page(pdf: _Doc, ctx: ReportContext) -> None:
             pdf.multi_cell(0, 4.2, pdf.t(f"{when(ch.time)}: {ch.kind} {_fmt(ch.old, '.6g')} -> {_fmt(ch.new, '.6g')}"
                                          + (f"  ({ch.note})" if ch.note else "")),
                            align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    if ctx.quality is not None:
-        q, cm = ctx.quality, ctx.quality["confusion"]
-        _h2(pdf, f"Against ground truth ({q['labelled']} labelled images)")
-        x0, y0, cw, rh = pdf.l_margin, pdf.get_y(), 27, 6
-        cells = [["", "predicted NG", "predicted OK"], ["defect", f"{cm['tp']}  TP", f"{cm['fn']}  FN"],
-                 ["good", f"{cm['fp']}  FP", f"{cm['tn']}  TN"]]
-        pdf.set_draw_color(*RULE)
-        for r, row in enumerate(cells):
-            for k, text in enumerate(row):
-                head = r == 0 or k == 0
-                pdf.set_fill_color(*(LIGHT if head else (255, 255, 255)))
-                pdf.set_xy(x0 + k * cw, y0 + r * rh)
-                pdf.set_font(pdf.sans, "B" if head else "", 8)
-                pdf.cell(cw, rh, text, border=1, align="C", fill=True)
-        pdf.set_y(y0)
-        _facts(pdf, [("AUROC", _fmt(q["auroc"], ".4f")), ("Precision", _fmt(q["precision"], ".3f")),
-                     ("Recall", _fmt(q["recall"], ".3f")), ("F1", _fmt(q["f1"], ".3f"))],
-               x0 + 3 * cw + 12, 60, key_w=22)
-        pdf.set_y(max(pdf.get_y(), y0 + 3 * rh) + 1)
-    _h2(pdf, "Score distribution")
-    pdf.image(io.BytesIO(histogram_png(ctx)), x=pdf.l_margin, w=pdf.epw, h=pdf.epw * 420 / 1200)
-    pdf.ln(1)
-    _h2(pdf, "Model and run")
-    half = (pdf.epw - 6) / 2
-    y0 = pdf.get_y()
-    y1 = _facts(pdf, ctx.facts_model(), pdf.l_margin, half, key_w=27)
+
+
+def _quality(pdf: _Doc, ctx: ReportContext) -> None:
+    """The "Against ground truth" section (confusion matrix and scores) when the run has labels."""
+    if ctx.quality is None:
+        return
+    q, cm = ctx.quality, ctx.quality["confusion"]
+    _h2(pdf, f"Against ground truth ({q['labelled']} labelled images)")
+    x0, y0, cw, rh = pdf.l_margin, pdf.get_y(), 27, 6
+    cells = [["", "predicted NG", "predicted OK"], ["defect", f"{cm['tp']}  TP", f"{cm['fn']}  FN"],
+             ["good", f"{cm['fp']}  FP", f"{cm['tn']}  TN"]]
+    pdf.set_draw_color(*RULE)
+    for r, row in enumerate(cells):
+        for k, text in enumerate(row):
+            head = r == 0 or k == 0
+            pdf.set_fill_color(*(LIGHT if head else (255, 255, 255)))
+            pdf.set_xy(x0 + k * cw, y0 + r * rh)
+            pdf.set_font(pdf.sans, "B" if head else "", 8)
+            pdf.cell(cw, rh, text, border=1, align="C", fill=True)
     pdf.set_y(y0)
-    y2 = _facts(pdf, ctx.facts_run(), pdf.l_margin + half + 6, half, key_w=22)
-    pdf.set_y(max(y1, y2))
+    _facts(pdf, [("AUROC", _fmt(q["auroc"], ".4f")), ("Precision", _fmt(q["precision"], ".3f")),
+                 ("Recall", _fmt(q["recall"], ".3f")), ("F1", _fmt(q["f1"], ".3f"))],
+           x0 + 3 * cw + 12, 60, key_w=22)
+    pdf.set_y(max(pdf.get_y(), y0 + 3 * rh) + 1)
 
 
 def _colorbar(pdf: _Doc, width: float = 80.0) -> None:

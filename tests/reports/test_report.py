@@ -18,12 +18,13 @@ from PIL import Image
 from tests_helpers import textured, with_defect
 
 from patchcore_gui.cli import main
+from patchcore_gui.core import heatmap
 from patchcore_gui.core.datasets import scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.run_driver import predict_into_run
-from patchcore_gui.core.runstore import RunStore
-from patchcore_gui.io import render
-from patchcore_gui.io.report import ReportError, write_report
+from patchcore_gui.core.run_file import RunFile
+from patchcore_gui.reports import render
+from patchcore_gui.reports.report import ReportError, write_report
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def run_file(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     model.save(model_path)
     run = root / "run.sqlite"
     predict_into_run(model, scan_folder(root / "test"), run, batch_size=4)
-    with RunStore.open(run) as st:
+    with RunFile.open(run) as st:
         st.set_operator_verdict(5, "NG", operator="Ana")
         st.set_operator_verdict(0, "OK", operator="Ana")
     return {"root": root, "run": run, "model": model_path}
@@ -76,7 +77,7 @@ def _parse(path: Path) -> tuple[list[str], str]:
 
 
 def _flagged(run: Path, threshold: float | None = None) -> tuple[list[str], list[str]]:
-    with RunStore.open(run, readonly=True) as st:
+    with RunFile.open(run, readonly=True) as st:
         cols, names = st.columns(), [Path(p).name for p in st.paths()]
         t = st.image_threshold if threshold is None else threshold
     ng = cols["score"] > t
@@ -106,7 +107,7 @@ def test_html_holds_every_flagged_image(run_file: dict[str, Path], tmp_path: Pat
 
 
 def test_html_all_and_threshold_override(run_file: dict[str, Path], tmp_path: Path) -> None:
-    with RunStore.open(run_file["run"], readonly=True) as st:
+    with RunFile.open(run_file["run"], readonly=True) as st:
         scores = st.columns()["score"]
         names = [f"{Path(p).parent.name}/{Path(p).name}" for p in st.paths()]
     # A threshold that is one image's own score, between the others: some rows OK
@@ -147,7 +148,7 @@ def test_csv_round_trip(run_file: dict[str, Path], tmp_path: Path) -> None:
     assert write_report(run_file["run"], out).images == 9
     with open(out, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    with RunStore.open(run_file["run"], readonly=True) as st:
+    with RunFile.open(run_file["run"], readonly=True) as st:
         paths, cols, thr, errs = st.paths(), st.columns(), st.image_threshold, st.errors()
     assert [r["path"] for r in rows] == paths
     for i, r in enumerate(rows):
@@ -239,7 +240,11 @@ def test_overlay_colours_are_absolute_and_contoured() -> None:
     b = np.asarray(render.overlay_heatmap(base, peak, pixel_threshold=1.0))
     # Same map value -> same colour, whatever else the image holds (no per-image min-max).
     assert np.array_equal(a[2, 2], b[2, 2])
-    assert np.array_equal(a[2, 2], [128, 128, 128])  # far below the threshold: transparent
+    # The window's rule (core/heatmap.py): every pixel in the crop is tinted at the window's
+    # opacity, 0.55, in inferno on the scale 0 .. 2 x threshold: 0.2 -> index int(0.2 / 2 x 255) = 25.
+    lut = heatmap.lookup_table("inferno")
+    assert render.OVERLAY_ALPHA == 0.55
+    np.testing.assert_array_equal(a[2, 2], np.floor(128 * 0.45 + lut[25] * 0.55 + 0.5).astype(np.uint8))
     assert tuple(b[5, 28]) == render.CONTOUR_RGB and tuple(b[10, 30]) != render.CONTOUR_RGB
     assert not (a == np.array(render.CONTOUR_RGB, dtype=np.uint8)).all(axis=2).any()  # nothing above threshold
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from patchcore_gui.core.backbones import FeatureExtractor
-from patchcore_gui.core.fusion import fold_batchnorm
+from patchcore_gui.core.bn_fold import fold_batchnorm
 from patchcore_gui.core.model import ModelConfig, PatchCoreModel
 
 

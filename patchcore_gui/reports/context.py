@@ -1,37 +1,15 @@
-"""Inspection reports from a run file: HTML, PDF or CSV, written atomically.
+"""What a report says: the facts of a run file gathered into a :class:`ReportContext`.
 
-API (Qt-free; the CLI's ``patchcore report`` and the GUI's export action share it)::
-
-    from patchcore_gui.io.report import write_report
-    result = write_report("run.sqlite", "report.pdf", include_all=False, operator="Ana",
-                          threshold=None, progress=None, cancel=None)
-    result.images, result.note      # images shown; why heatmaps are missing ("" if shown)
-
-* The format follows the output's extension: ``.html``/``.htm``, ``.pdf``, ``.csv``;
-  anything else is a :class:`ReportError`.
-* HTML and PDF hold the NG images only, or every image with ``include_all``; CSV always
-  has every image (path, SHA-256 of the file, raw and normalised score, verdict,
-  ground truth, operator verdict).
-* ``threshold`` overrides the run's threshold for this report (and says so in it).
-* Heatmaps are rebuilt from the run's float16 grids with the run's model file
-  (``model.anomaly_maps`` then resampled through the model's crop and resize); when that
-  file is missing or changed (SHA-256), the report shows original thumbnails only and
-  says why. ``model_path`` points at a moved copy of the same file.
-* Writing goes to a temporary file in the output's folder, renamed into place at the
-  end: a failure (disk full, no permission, cancelled) leaves no partial file and raises
-  :class:`ReportError` with one line. The input run file is only read (read-only open),
-  so a report can be made while the GUI still has the run open.
-
-:func:`build_context` gathers the facts (:class:`ReportContext`) that the writers in
-``report_html``, ``report_pdf`` and ``report_csv`` lay out; :func:`iter_rendered`
-streams the per-image thumbnails in chunks so memory stays bounded for big runs.
+:func:`build_context` reads a run file (read-only) and, when heatmaps are wanted, the
+run's model file; the writers (``report_html``, ``report_pdf``, ``report_csv``) lay the
+context out and ``reports/report.py`` (:func:`write_report`) chooses the writer.
+Verdicts follow ``core/verdict.py``.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -40,14 +18,10 @@ from typing import Any
 import numpy as np
 
 from ..core import metrics
-from ..core.atomic import atomic_output
 from ..core.precision import recorded_precision
-from ..core.runstore import RunStore, RunStoreError, ThresholdChange, file_sha256
-from . import render
+from ..core.run_file import RunFile, ThresholdChange, file_sha256
+from ..core.verdict import verdict
 
-FORMATS = {".html": "html", ".htm": "html", ".pdf": "pdf", ".csv": "csv"}
-THUMB_PX = 160
-JPEG_QUALITY = 80
 Progress = Callable[[int, int], None]
 
 
@@ -109,7 +83,7 @@ class ReportContext:
     include_all: bool
     model: Any = None
     maps_note: str = ""
-    store: RunStore | None = field(default=None, repr=False)
+    store: RunFile | None = field(default=None, repr=False)
 
     @property
     def review_line(self) -> str:
@@ -191,7 +165,7 @@ def verdict_of(score: float, threshold: float, done: bool, error: bool) -> str:
         return "error"
     if not np.isfinite(threshold):
         return "no threshold"
-    return "NG" if score > threshold else "OK"
+    return verdict(score, threshold)
 
 
 def when(iso: str) -> str:
@@ -203,7 +177,8 @@ def when(iso: str) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S ") + (t.tzname() or "").replace("UTC+00:00", "UTC")
 
 
-def _how(meta: dict[str, Any], log: list[ThresholdChange], override: float | None, run_t: float) -> str:
+def _how(meta: dict[str, Any], log: list[ThresholdChange], override: float | None, run_t: float,
+         given_by: str = "--threshold") -> str:
     """How the report's threshold was set, in one or two sentences."""
     s = meta.get("model_summary", {})
     model_t = s.get("image_threshold")
@@ -215,7 +190,7 @@ def _how(meta: dict[str, Any], log: list[ThresholdChange], override: float | Non
         source, "is not set in the model file" + (f" ({rule})" if rule else ""))
     image_log = [c for c in log if c.kind == "image"]
     if override is not None:
-        return f"Given for this report (--threshold); the run's threshold is {run_t:.6g}."
+        return f"Given for this report ({given_by}); the run's threshold is {run_t:.6g}."
     if image_log:
         last = image_log[-1]
         return (f"Changed during review on {when(last.time)} from {last.old:.6g}"
@@ -241,16 +216,20 @@ def _load_model(meta: dict[str, Any], model_path: str | os.PathLike[str] | None)
 
 
 def build_context(
-    run: str | os.PathLike[str] | RunStore,
+    run: str | os.PathLike[str] | RunFile,
     *,
     include_all: bool = False,
     operator: str = "",
     threshold: float | None = None,
     model_path: str | os.PathLike[str] | None = None,
     need_maps: bool = True,
+    threshold_given_by: str = "--threshold",
 ) -> ReportContext:
-    """Read a run file (read-only) into a :class:`ReportContext`; the caller closes ``ctx.store``."""
-    store = run if isinstance(run, RunStore) else RunStore.open(run, readonly=True)
+    """Read a run file (read-only) into a :class:`ReportContext`; the caller closes ``ctx.store``.
+
+    ``threshold_given_by`` names where a given ``threshold`` came from (the window names itself).
+    """
+    store = run if isinstance(run, RunFile) else RunFile.open(run, readonly=True)
     meta = store.meta
     cols = store.columns()
     run_t = store.image_threshold
@@ -300,119 +279,8 @@ def build_context(
     return ReportContext(
         run_path=Path(store.path), title="PatchCore inspection report",
         created=datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
-        operator=operator, meta=meta, threshold=thr, threshold_how=_how(meta, store.threshold_log(), threshold, run_t),
+        operator=operator, meta=meta, threshold=thr, threshold_how=_how(meta, store.threshold_log(), threshold, run_t, threshold_given_by),
         pixel_threshold=pixel_t, threshold_log=store.threshold_log(), counts=counts, quality=quality,
         scores=cols["score"], labels=cols["label"], items=items, selected=selected,
         include_all=include_all, model=model, maps_note=note, store=store,
     )
-
-
-@dataclass(frozen=True)
-class Rendered:
-    """Thumbnails of one report item: JPEG bytes (None when unavailable) and a note."""
-
-    item: ReportItem
-    original: bytes | None
-    overlay: bytes | None
-    note: str
-
-
-def iter_rendered(ctx: ReportContext, size: int = THUMB_PX, chunk: int = 64,
-                  cancel: threading.Event | None = None) -> Iterator[Rendered]:
-    """Thumbnails (original and heatmap overlay) of ``ctx.selected``, streamed in chunks."""
-    from .images import ImageLoadError
-
-    sel = ctx.selected
-    for start in range(0, len(sel), chunk):
-        part = sel[start : start + chunk]
-        maps: dict[int, np.ndarray] = {}
-        if ctx.model is not None and ctx.store is not None:
-            grids = [(i, g) for i, g in ctx.store.iter_grids([it.index for it in part]) if g is not None]
-            if grids:
-                stacked = ctx.model.anomaly_maps(np.stack([g.astype(np.float32) for _, g in grids]))
-                maps = {i: m for (i, _), m in zip(grids, stacked, strict=True)}
-        for it in part:
-            if cancel is not None and cancel.is_set():
-                raise ReportCancelled("report export cancelled")
-            amap = maps.get(it.index)
-            try:
-                thumb, over = render.thumbnail_pair(
-                    it.path, size, model=ctx.model if amap is not None else None,
-                    pixel_threshold=ctx.pixel_threshold, amap=amap)
-            except ImageLoadError as exc:
-                yield Rendered(it, None, None, f"image unavailable: {exc}")
-                continue
-            yield Rendered(it, render.jpeg_bytes(thumb, JPEG_QUALITY),
-                           None if over is None else render.jpeg_bytes(over, JPEG_QUALITY), "")
-
-
-def histogram_png(ctx: ReportContext) -> bytes:
-    """The score histogram with the threshold line, as PNG bytes."""
-    return render.png_bytes(render.histogram_image(ctx.scores, ctx.threshold, ctx.labels))
-
-
-# --------------------------------------------------------------------------- writing
-
-
-@dataclass(frozen=True)
-class ReportResult:
-    """What :func:`write_report` wrote."""
-
-    path: Path
-    format: str
-    images: int
-    note: str
-
-
-def report_format(output: str | os.PathLike[str]) -> str:
-    """'html', 'pdf' or 'csv' from the output's extension; ReportError otherwise."""
-    ext = Path(output).suffix.lower()
-    if ext not in FORMATS:
-        raise ReportError(f"unknown report format {ext or '(no extension)'!r} for {Path(output).name}; "
-                          "use .html, .pdf or .csv")
-    return FORMATS[ext]
-
-
-def write_report(
-    run: str | os.PathLike[str] | RunStore,
-    output: str | os.PathLike[str],
-    *,
-    include_all: bool = False,
-    operator: str = "",
-    threshold: float | None = None,
-    model_path: str | os.PathLike[str] | None = None,
-    progress: Progress | None = None,
-    cancel: threading.Event | None = None,
-) -> ReportResult:
-    """Write a report of ``run`` to ``output`` (format from its extension), atomically."""
-    fmt = report_format(output)
-    out = Path(output)
-    if not out.parent.is_dir():
-        raise ReportError(f"cannot write {out.name}: folder {out.parent} does not exist")
-    try:
-        ctx = build_context(run, include_all=include_all, operator=operator, threshold=threshold,
-                            model_path=model_path, need_maps=fmt != "csv")
-    except RunStoreError as exc:
-        raise ReportError(str(exc)) from None
-    try:
-        with atomic_output(out) as fh:
-            if fmt == "csv":
-                from .report_csv import write_csv
-
-                n = write_csv(ctx, fh, progress=progress, cancel=cancel)
-            elif fmt == "html":
-                from .report_html import write_html
-
-                n = write_html(ctx, fh, progress=progress, cancel=cancel)
-            else:
-                from .report_pdf import write_pdf
-
-                n = write_pdf(ctx, fh, progress=progress, cancel=cancel)
-    except ReportError:
-        raise
-    except OSError as exc:
-        raise ReportError(f"cannot write {out.name}: {exc.strerror or exc}") from None
-    finally:
-        if ctx.store is not None and not isinstance(run, RunStore):
-            ctx.store.close()
-    return ReportResult(out, fmt, n, ctx.maps_note)

@@ -14,7 +14,7 @@ import pytest
 from guard_helpers import make_boundary_run, report_rows
 
 from patchcore_gui.cli import main
-from patchcore_gui.io.report import write_report
+from patchcore_gui.reports.report import write_report
 
 
 @pytest.fixture(scope="module")

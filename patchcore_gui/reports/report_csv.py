@@ -15,8 +15,8 @@ import math
 import threading
 from typing import IO
 
-from ..core.runstore import file_sha256
-from .report import Progress, ReportCancelled, ReportContext
+from ..core.run_file import file_sha256
+from .context import Progress, ReportCancelled, ReportContext
 
 COLUMNS = ("path", "sha256", "score", "normalized_score", "verdict", "ground_truth", "defect_type",
            "operator_verdict", "operator", "operator_time", "error")

@@ -1,21 +1,21 @@
-"""Thresholds and the model file: calibration scores, and saving a tuned threshold into a
-NEW model file (the open file is never replaced)."""
+"""Thresholds and the model file: the model's calibration scores, and saving tuned thresholds
+into a NEW model file (the open file is never replaced)."""
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.modelfile import ModelFileError
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
+from .document import InspectionDocument, is_same_file
+from .settings import AppSettings
 
 
 def calibration_scores(model: PatchCoreModel | None) -> np.ndarray:
@@ -38,10 +38,6 @@ def threshold_note(origin: str, folder: str = "", images: int = 0, when: datetim
     return f"{origin}{on}, {stamp}, PatchCore Inspector"
 
 
-def is_same_file(a: str | os.PathLike[str], b: Path | None) -> bool:
-    return b is not None and Path(a).resolve() == b.resolve()
-
-
 def write_with_threshold(
     model: PatchCoreModel, target: str | os.PathLike[str], image_threshold: float, pixel_threshold: float, note: str
 ) -> PatchCoreModel:
@@ -52,26 +48,29 @@ def write_with_threshold(
     return new
 
 
-def save_threshold_as(w: MainWindow) -> bool:
-    """Write a NEW model file carrying the current thresholds (never the open file)."""
-    if w.model is None or not math.isfinite(w.threshold):
-        w._show_error("Open a model and set a threshold first.")
+def save_threshold_as(doc: InspectionDocument, settings: AppSettings, ask_path: Callable[[str], str]) -> bool:
+    """Write a NEW model file carrying the current thresholds (never the open file).
+
+    ``ask_path(default)`` asks where (the save dialog); "" cancels.
+    """
+    model = doc.model
+    if model is None or not math.isfinite(doc.image_threshold):
+        doc.report_error("Open a model and set a threshold first.")
         return False
-    target = w._ask_save_path(str(default_target(w.model.path)))
+    target = ask_path(str(default_target(model.path)))
     if not target:
         return False
-    if is_same_file(target, w.model.path):
-        w._show_error("Choose a new file name: the open model file is never overwritten.")
+    if is_same_file(target, model.path):
+        doc.report_error("Choose a new file name: the open model file is never overwritten.")
         return False
-    st = w.store
-    note = threshold_note(w.threshold_origin, st.image_set.root.name if st else "", st.count if st else 0)
+    st = doc.results
+    note = threshold_note(doc.threshold_origin, st.image_set.root.name if st else "", st.count if st else 0)
     try:
-        new = write_with_threshold(w.model, target, w.threshold, w.pixel_threshold, note)
+        new = write_with_threshold(model, target, doc.image_threshold, doc.pixel_threshold, note)
     except (OSError, ValueError, ModelFileError) as exc:
-        w._show_error(f"Could not save {Path(target).name}: {exc}")
+        doc.report_error(f"Could not save {Path(target).name}: {exc}")
         return False
-    w.model = new
-    w.settings.add_recent("models", target)
-    w.card.set_summary(new.summary(), Path(target).name)
-    w.statusBar().showMessage(f"Saved {target}", 8000)
+    doc.replace_model(new, Path(target).name)
+    settings.add_recent("models", target)
+    doc.show_status(f"Saved {target}", 8000)
     return True

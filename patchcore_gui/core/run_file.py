@@ -8,7 +8,7 @@ float16 patch-score grid, error, ground truth and the operator's verdict.
 
 API (Qt-free; the CLI and the GUI's worker share it)::
 
-    store = RunStore.create(path, model, image_set, {"device": "cpu", "batch_size": 8,
+    store = RunFile.create(path, model, image_set, {"device": "cpu", "batch_size": 8,
                                                      "num_workers": 0})
     store.add_batch(batch_result)          # one transaction per engine BatchResult
     store.done_indices()                   # int64 indices already scored
@@ -21,8 +21,8 @@ API (Qt-free; the CLI and the GUI's worker share it)::
     store.image_set()                      # the ImageSet to resume with (same indices)
     store.close()                          # or use it as a context manager
 
-    RunStore.open(path)                    # for writing: takes the writer lock
-    RunStore.open(path, readonly=True)     # any number of readers, beside a writer
+    RunFile.open(path)                    # for writing: takes the writer lock
+    RunFile.open(path, readonly=True)     # any number of readers, beside a writer
 
     predict_into_run(model, image_set, path, batch_size=8)       # new run
     predict_into_run(model, None, path, resume=True)             # continue it
@@ -32,7 +32,7 @@ so a crash loses at most the batch in flight. One writer at a time: a writer rec
 itself in the ``lock`` table (pid, host, process start time, token) and a second writer
 gets :class:`RunLockedError` ("run file is open for writing in another window/process").
 A lock left by a dead process on this host is taken over. Readers never lock. The
-methods of one ``RunStore`` are serialised by an internal lock, so a worker thread may
+methods of one ``RunFile`` are serialised by an internal lock, so a worker thread may
 add batches while the GUI thread sets verdicts.
 
 Resume: the engine batches the remaining images in order, and completed batches are
@@ -47,161 +47,56 @@ number of seconds, :func:`predict_into_run` sleeps that long after each committe
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
 import sqlite3
 import threading
-import uuid
 import weakref
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import numpy as np
 
+from . import run_file_lock
 from .datasets import ImageSet
 from .precision import recorded_precision
 from .results import BatchResult
+from .run_file_create import write_new_run_file
+from .run_file_format import (
+    APPLICATION_ID,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    OPERATOR_NG,
+    OPERATOR_NONE,
+    OPERATOR_OK,
+    STATUSES,
+    TEST_DELAY_ENV,
+    VERDICTS,
+    ModelChangedError,
+    RunFileError,
+    RunLockedError,
+    ThresholdChange,
+    file_sha256,
+    nan_none,
+    none_nan,
+    now_iso,
+)
 
 if TYPE_CHECKING:
     from .model import PatchCoreModel
 
-FORMAT_NAME = "patchcore_gui.run"
-FORMAT_VERSION = 1
-#: SQLite application_id of run files ("PCRN").
-APPLICATION_ID = 0x5043524E
-STATUSES = ("running", "finished", "cancelled", "failed")
-VERDICTS = ("", "OK", "NG")
-#: Operator verdict codes in :meth:`RunStore.columns`.
-OPERATOR_NONE, OPERATOR_OK, OPERATOR_NG = 0, 1, 2
-TEST_DELAY_ENV = "PATCHCORE_GUI_TEST_BATCH_DELAY"
-
-_SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE images (
-    idx INTEGER PRIMARY KEY,
-    path BLOB NOT NULL,
-    display TEXT NOT NULL,
-    label INTEGER NOT NULL DEFAULT -1,
-    defect_type TEXT NOT NULL DEFAULT '',
-    mask_path BLOB,
-    done INTEGER NOT NULL DEFAULT 0,
-    size INTEGER,
-    mtime_ns INTEGER,
-    score REAL,
-    grid BLOB,
-    grid_h INTEGER,
-    grid_w INTEGER,
-    error TEXT NOT NULL DEFAULT '',
-    batch INTEGER,
-    verdict TEXT NOT NULL DEFAULT '',
-    verdict_time TEXT,
-    verdict_by TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE batches (seq INTEGER PRIMARY KEY, time TEXT NOT NULL, count INTEGER NOT NULL);
-CREATE TABLE threshold_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, kind TEXT NOT NULL,
-    old REAL, new REAL, note TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE lock (
-    id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER NOT NULL, host TEXT NOT NULL,
-    started TEXT NOT NULL, time TEXT NOT NULL, token TEXT NOT NULL
-);
-"""
-
-#: Tokens of the write locks held by RunStore objects of this process.
-_HELD: set[str] = set()
+# Re-exported: callers import the format's names from here.
+__all__ = [
+    "APPLICATION_ID", "FORMAT_NAME", "FORMAT_VERSION", "OPERATOR_NG", "OPERATOR_NONE", "OPERATOR_OK",
+    "STATUSES", "TEST_DELAY_ENV", "VERDICTS", "ModelChangedError", "RunFile", "RunFileError",
+    "RunLockedError", "ThresholdChange", "file_sha256", "now_iso",
+]
 
 
-class RunStoreError(Exception):
-    """A run file cannot be used as asked; ``str()`` is one line for the user."""
-
-
-class RunLockedError(RunStoreError):
-    """Another window or process has the run file open for writing."""
-
-
-class ModelChangedError(RunStoreError):
-    """The model file of a run is missing or no longer the file the run was started with."""
-
-
-@dataclass(frozen=True)
-class ThresholdChange:
-    """One logged threshold change. ``kind`` is "image" or "pixel"."""
-
-    time: str
-    kind: str
-    old: float
-    new: float
-    note: str
-
-
-def now_iso() -> str:
-    """Current UTC time, ISO 8601 with seconds."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _display(raw: bytes) -> str:
-    return raw.decode("utf-8", "replace")
-
-
-def _nan_none(v: float | None) -> float | None:
-    return None if v is None or not np.isfinite(v) else float(v)
-
-
-def _none_nan(v: float | None) -> float:
-    return float("nan") if v is None else float(v)
-
-
-def _process_start(pid: int) -> str:
-    """Start time of a process (Linux: clock ticks since boot), '' where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return ""
-
-
-def _pid_alive(pid: int) -> bool:
-    """True when a process with this id runs on this host (zombies count as dead)."""
-    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
-        import ctypes
-
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # type: ignore[attr-defined]
-        if not handle:
-            return False
-        code = ctypes.c_ulong()
-        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))  # type: ignore[attr-defined]
-        ctypes.windll.kernel32.CloseHandle(handle)  # type: ignore[attr-defined]
-        return code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
-class RunStore:
+class RunFile:
     """One open run file. Create with :meth:`create`, open with :meth:`open`."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool) -> None:
@@ -223,7 +118,7 @@ class RunStore:
         settings: dict[str, Any],
         *,
         model_sha256: str | None = None,
-    ) -> RunStore:
+    ) -> RunFile:
         """Write a new run file for ``image_set`` and open it for writing (status "running").
 
         ``settings`` holds at least ``batch_size`` (resume needs it), ``device`` and
@@ -231,86 +126,21 @@ class RunStore:
         half). The model file's hash is computed unless given. Refuses to overwrite an
         existing file.
         """
-        from .engine import software_versions
-
-        target = Path(path)
-        if target.exists():
-            raise RunStoreError(f"run file {target} already exists; resume it or choose another name")
-        if "batch_size" not in settings:
-            raise ValueError("settings need 'batch_size' (resume must batch images the same way)")
-        settings = dict(settings)
-        if "precision" in settings:  # the resolved name, never an old alias
-            if not recorded_precision(settings["precision"]):
-                raise ValueError(f"settings' precision must be exact, fast or half, got {settings['precision']!r}")
-            settings["precision"] = recorded_precision(settings["precision"])
-        if model_sha256 is None:
-            model_sha256 = file_sha256(model.path) if model.path is not None and Path(model.path).is_file() else ""
-        th = model.threshold_info
-        meta = {
-            "format": FORMAT_NAME,
-            "format_version": FORMAT_VERSION,
-            "created": now_iso(),
-            "status": "running",
-            "status_message": "",
-            "model_path": os.fspath(Path(model.path).resolve()) if model.path is not None else "",
-            "model_sha256": model_sha256,
-            "model_summary": model.summary(),
-            "model_metadata": model.metadata,
-            "folder": os.fspath(Path(image_set.root).resolve()),
-            "layout": image_set.layout,
-            "settings": dict(settings),
-            "image_threshold": model.image_threshold,
-            "pixel_threshold": model.pixel_threshold,
-            "threshold_source": th.get("source", ""),
-            "threshold_rule": th.get("rule", ""),
-            "software": software_versions(),
-            "sessions": [{"time": now_iso(), "pid": os.getpid(), "host": socket.gethostname(),
-                          "device": str(settings.get("device", "")), "resume": False}],
-        }
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            conn = sqlite3.connect(os.fspath(tmp), isolation_level=None)
-            try:
-                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
-                conn.execute(f"PRAGMA user_version = {FORMAT_VERSION}")
-                conn.executescript(_SCHEMA)
-                conn.execute("BEGIN")
-                conn.executemany("INSERT INTO meta VALUES (?, ?)", [(k, json.dumps(v)) for k, v in meta.items()])
-                conn.executemany(
-                    "INSERT INTO images (idx, path, display, label, defect_type, mask_path) VALUES (?, ?, ?, ?, ?, ?)",
-                    cls._image_rows(image_set),
-                )
-                conn.execute("COMMIT")
-            finally:
-                conn.close()
-            os.replace(tmp, target)
-        except BaseException:
-            for p in (tmp, tmp.with_name(tmp.name + "-journal")):
-                p.unlink(missing_ok=True)
-            raise
-        return cls.open(target)
-
-    @staticmethod
-    def _image_rows(image_set: ImageSet) -> Iterator[tuple[Any, ...]]:
-        for i, (p, lab, typ, mask) in enumerate(zip(
-            image_set.paths, image_set.labels.tolist(), image_set.defect_types, image_set.mask_paths, strict=True
-        )):
-            raw = os.fsencode(os.path.abspath(p))  # a report or resume may run from another folder
-            yield (i, raw, _display(raw), int(lab), str(typ),
-                   None if mask is None else os.fsencode(os.path.abspath(mask)))
+        write_new_run_file(Path(path), model, image_set, settings, model_sha256)
+        return cls.open(path)
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str], readonly: bool = False, *, break_lock: bool = False) -> RunStore:
+    def open(cls, path: str | os.PathLike[str], readonly: bool = False, *, break_lock: bool = False) -> RunFile:
         """Open a run file; for writing unless ``readonly``.
 
         Raises:
             RunLockedError: another live window/process has it open for writing
                 (``break_lock=True`` takes the lock anyway, e.g. after a crash on another host).
-            RunStoreError: the file is missing or not a run file.
+            RunFileError: the file is missing or not a run file.
         """
         p = Path(path)
         if not p.is_file():
-            raise RunStoreError(f"run file not found: {p}")
+            raise RunFileError(f"run file not found: {p}")
         try:
             if readonly:
                 where = os.fsencode(p.resolve().as_posix())
@@ -324,15 +154,15 @@ class RunStore:
                 conn.execute("PRAGMA synchronous = FULL")
             app_id = conn.execute("PRAGMA application_id").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            raise RunStoreError(f"{p.name}: not a run file ({exc})") from None
+            raise RunFileError(f"{p.name}: not a run file ({exc})") from None
         if app_id != APPLICATION_ID:
             conn.close()
-            raise RunStoreError(f"{p.name}: not a PatchCore Inspector run file")
+            raise RunFileError(f"{p.name}: not a PatchCore Inspector run file")
         store = cls(p, conn, readonly)
         version = store._meta.get("format_version")
         if not isinstance(version, int) or version > FORMAT_VERSION:
             conn.close()
-            raise RunStoreError(f"{p.name}: run file format {version} is newer than this version reads")
+            raise RunFileError(f"{p.name}: run file format {version} is newer than this version reads")
         if not readonly:
             try:
                 store._acquire_lock(break_lock)
@@ -341,51 +171,17 @@ class RunStore:
                 raise
         return store
 
-    @staticmethod
-    def _holder_alive(row: tuple[Any, ...]) -> bool:
-        """Whether the writer recorded in a lock row (pid, host, started, ...) still runs."""
-        opid, ohost, ostarted, _otime, otoken = row
-        if ohost != socket.gethostname():
-            return True  # cannot check a process on another machine
-        if opid == os.getpid():
-            return otoken in _HELD
-        return _pid_alive(opid) and not (ostarted and ostarted != _process_start(opid))
-
     @property
     def interrupted(self) -> bool:
         """True when the run says "running" but no live writer holds it (crash, kill): resume it."""
-        rows = self._query("SELECT pid, host, started, time, token FROM lock WHERE id = 1")
-        return self.status == "running" and not (rows and self._holder_alive(rows[0]))
+        with self._mutex:
+            row = run_file_lock.lock_row(self._conn)
+        return self.status == "running" and not (row and run_file_lock.holder_alive(row))
 
     def _acquire_lock(self, break_lock: bool) -> None:
-        host, pid = socket.gethostname(), os.getpid()
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:
-            raise RunLockedError(
-                f"run file {self.path.name} is open for writing in another window/process; open it read-only"
-            ) from None
-        try:
-            row = self._conn.execute("SELECT pid, host, started, time, token FROM lock WHERE id = 1").fetchone()
-            if row is not None and not break_lock:
-                opid, ohost, _ostarted, otime, _otoken = row
-                if self._holder_alive(row):
-                    raise RunLockedError(
-                        f"run file {self.path.name} is open for writing in another window/process "
-                        f"(pid {opid} on {ohost}, since {otime}); open it read-only or close the other one"
-                    )
-            self._token = uuid.uuid4().hex
-            self._conn.execute(
-                "INSERT OR REPLACE INTO lock VALUES (1, ?, ?, ?, ?, ?)",
-                (pid, host, _process_start(pid), now_iso(), self._token),
-            )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        _HELD.add(self._token)
-        # A store dropped without close() must not keep refusing writers in this process.
-        weakref.finalize(self, _HELD.discard, self._token)
+        self._token = run_file_lock.acquire(self._conn, self.path.name, break_lock)
+        # A RunFile dropped without close() must not keep refusing writers in this process.
+        weakref.finalize(self, run_file_lock.HELD.discard, self._token)
 
     def close(self) -> None:
         """Release the writer lock (if held) and close the file. Safe to call twice."""
@@ -402,24 +198,24 @@ class RunStore:
                     with contextlib.suppress(sqlite3.DatabaseError):
                         self._conn.execute("PRAGMA journal_mode = DELETE")
             finally:
-                _HELD.discard(self._token)
+                run_file_lock.HELD.discard(self._token)
                 self._token = ""
                 self._conn.close()
                 self._conn = None  # type: ignore[assignment]
 
-    def __enter__(self) -> RunStore:
+    def __enter__(self) -> RunFile:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     # ------------------------------------------------------------------ helpers
-    def _write(self) -> _Transaction:
+    def _write(self) -> run_file_lock.Transaction:
         if self.readonly:
-            raise RunStoreError(f"run file {self.path.name} is open read-only")
+            raise RunFileError(f"run file {self.path.name} is open read-only")
         if self._conn is None:
-            raise RunStoreError("run file is closed")
-        return _Transaction(self._conn, self._mutex)
+            raise RunFileError("run file is closed")
+        return run_file_lock.Transaction(self._conn, self._mutex)
 
     def _set_meta(self, **values: Any) -> None:
         """Inside a transaction: update meta keys (and the cached copy)."""
@@ -433,13 +229,13 @@ class RunStore:
             try:
                 rows = self._conn.execute("SELECT key, value FROM meta").fetchall()
             except sqlite3.DatabaseError as exc:
-                raise RunStoreError(f"{self.path.name}: not a run file ({exc})") from None
+                raise RunFileError(f"{self.path.name}: not a run file ({exc})") from None
             self._meta = {k: json.loads(v) for k, v in rows}
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self._mutex:
             if self._conn is None:
-                raise RunStoreError("run file is closed")
+                raise RunFileError("run file is closed")
             return self._conn.execute(sql, tuple(params)).fetchall()
 
     # ------------------------------------------------------------------ run facts
@@ -466,12 +262,12 @@ class RunStore:
     @property
     def image_threshold(self) -> float:
         self._reload_meta()
-        return _none_nan(self._meta.get("image_threshold"))
+        return none_nan(self._meta.get("image_threshold"))
 
     @property
     def pixel_threshold(self) -> float:
         self._reload_meta()
-        return _none_nan(self._meta.get("pixel_threshold"))
+        return none_nan(self._meta.get("pixel_threshold"))
 
     def __len__(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM images")[0][0])
@@ -618,15 +414,15 @@ class RunStore:
         with self._write():
             self._conn.execute(
                 "INSERT INTO threshold_log (time, kind, old, new, note) VALUES (?, ?, ?, ?, ?)",
-                (change.time, kind, _nan_none(old), _nan_none(new), note),
+                (change.time, kind, nan_none(old), nan_none(new), note),
             )
-            self._set_meta(**{f"{kind}_threshold": _nan_none(new)})
+            self._set_meta(**{f"{kind}_threshold": nan_none(new)})
         return change
 
     def threshold_log(self) -> list[ThresholdChange]:
         """Every threshold change, oldest first."""
         rows = self._query("SELECT time, kind, old, new, note FROM threshold_log ORDER BY id")
-        return [ThresholdChange(t, k, _none_nan(o), _none_nan(n), note) for t, k, o, n, note in rows]
+        return [ThresholdChange(t, k, none_nan(o), none_nan(n), note) for t, k, o, n, note in rows]
 
     def set_operator_verdict(self, index: int, verdict: str, operator: str = "") -> None:
         """Record an operator's verdict on one image: "OK", "NG" or "" (cleared), with the time."""
@@ -639,24 +435,3 @@ class RunStore:
             )
             if cur.rowcount != 1:
                 raise IndexError(f"no image with index {index} in this run")
-
-
-class _Transaction:
-    """``with``: BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error), holding the store's mutex."""
-
-    def __init__(self, conn: sqlite3.Connection, mutex: threading.RLock) -> None:
-        self.conn, self.mutex = conn, mutex
-
-    def __enter__(self) -> None:
-        self.mutex.acquire()
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.mutex.release()
-            raise
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        try:
-            self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.mutex.release()

@@ -14,11 +14,11 @@ from patchcore_gui.core.datasets import ImageSet, scan_folder
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.results import BatchResult
 from patchcore_gui.core.run_driver import predict_into_run
-from patchcore_gui.core.runstore import (
+from patchcore_gui.core.run_file import (
     ModelChangedError,
+    RunFile,
+    RunFileError,
     RunLockedError,
-    RunStore,
-    RunStoreError,
     file_sha256,
 )
 
@@ -54,7 +54,7 @@ def test_batches_columns_grids_and_status(model: PatchCoreModel, image_dirs: dic
     paths = sorted(image_dirs["test"].glob("*.png"))
     iset = _image_set(paths, [0, 0, 0, 1, 1, 1])
     run = tmp_path / "r.sqlite"
-    with RunStore.create(run, model, iset, SETTINGS) as st:
+    with RunFile.create(run, model, iset, SETTINGS) as st:
         assert st.status == "running"
         assert st.meta["model_sha256"] == file_sha256(model.path)
         assert st.meta["settings"]["batch_size"] == 2
@@ -80,7 +80,7 @@ def test_batches_columns_grids_and_status(model: PatchCoreModel, image_dirs: dic
         st.set_status("finished")
         with pytest.raises(ValueError):
             st.set_status("exploded")
-    with RunStore.open(run, readonly=True) as ro:
+    with RunFile.open(run, readonly=True) as ro:
         assert ro.status == "finished"
         assert ro.image_set().paths == [Path(os.path.abspath(p)) for p in paths]
         assert ro.image_set().labels.tolist() == [0, 0, 0, 1, 1, 1]
@@ -89,7 +89,7 @@ def test_batches_columns_grids_and_status(model: PatchCoreModel, image_dirs: dic
 
 def test_threshold_log_and_operator_verdicts(model: PatchCoreModel, image_dirs: dict[str, Path], tmp_path: Path) -> None:
     iset = _image_set(sorted(image_dirs["test"].glob("*.png")))
-    with RunStore.create(tmp_path / "r.sqlite", model, iset, SETTINGS) as st:
+    with RunFile.create(tmp_path / "r.sqlite", model, iset, SETTINGS) as st:
         t0 = st.image_threshold
         st.set_threshold(5.0, note="line 3 trial")
         st.log_threshold(5.0, 7.5, note="slider")
@@ -109,45 +109,45 @@ def test_threshold_log_and_operator_verdicts(model: PatchCoreModel, image_dirs: 
         assert st.columns()["operator"].tolist() == [0, 0, 2, 0, 0, 0]
         v = st.operator_verdicts()
         assert list(v) == [2] and v[2][0] == "NG" and v[2][1] and v[2][2] == "ana"
-    with RunStore.open(tmp_path / "r.sqlite", readonly=True) as ro:  # persisted
+    with RunFile.open(tmp_path / "r.sqlite", readonly=True) as ro:  # persisted
         assert len(ro.threshold_log()) == 3 and ro.image_threshold == 7.5
 
 
 def test_second_writer_refused_reader_allowed(model: PatchCoreModel, image_dirs: dict[str, Path], tmp_path: Path) -> None:
     run = tmp_path / "r.sqlite"
-    st = RunStore.create(run, model, _image_set(sorted(image_dirs["test"].glob("*.png"))), SETTINGS)
+    st = RunFile.create(run, model, _image_set(sorted(image_dirs["test"].glob("*.png"))), SETTINGS)
     try:
         with pytest.raises(RunLockedError, match="open for writing in another window/process"):
-            RunStore.open(run)
+            RunFile.open(run)
         st.add_batch(_batch([0, 1], st.paths(), [1.0, 2.0]))
-        with RunStore.open(run, readonly=True) as ro:
+        with RunFile.open(run, readonly=True) as ro:
             assert ro.done_indices().tolist() == [0, 1]  # sees committed batches while the writer works
-            with pytest.raises(RunStoreError, match="read-only"):
+            with pytest.raises(RunFileError, match="read-only"):
                 ro.set_operator_verdict(0, "OK")
             st.add_batch(_batch([2, 3], st.paths(), [1.0, 2.0]))  # a reader does not block the writer
             assert ro.done_indices().tolist() == [0, 1, 2, 3]
     finally:
         st.close()
-    with RunStore.open(run) as again:  # released on close
+    with RunFile.open(run) as again:  # released on close
         assert len(again.done_indices()) == 4
 
 
 def test_create_refuses_existing_and_open_refuses_foreign(model: PatchCoreModel, image_dirs: dict[str, Path],
                                                           tmp_path: Path) -> None:
     run = tmp_path / "r.sqlite"
-    RunStore.create(run, model, _image_set(sorted(image_dirs["test"].glob("*.png"))), SETTINGS).close()
-    with pytest.raises(RunStoreError, match="already exists"):
-        RunStore.create(run, model, _image_set(sorted(image_dirs["test"].glob("*.png"))), SETTINGS)
+    RunFile.create(run, model, _image_set(sorted(image_dirs["test"].glob("*.png"))), SETTINGS).close()
+    with pytest.raises(RunFileError, match="already exists"):
+        RunFile.create(run, model, _image_set(sorted(image_dirs["test"].glob("*.png"))), SETTINGS)
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database at all" * 100)
-    with pytest.raises(RunStoreError, match="not a run file"):
-        RunStore.open(junk, readonly=True)
+    with pytest.raises(RunFileError, match="not a run file"):
+        RunFile.open(junk, readonly=True)
     other = tmp_path / "other.sqlite"
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
-    with pytest.raises(RunStoreError, match="not a PatchCore Inspector run file"):
-        RunStore.open(other)
-    with pytest.raises(RunStoreError, match="not found"):
-        RunStore.open(tmp_path / "missing.sqlite")
+    with pytest.raises(RunFileError, match="not a PatchCore Inspector run file"):
+        RunFile.open(other)
+    with pytest.raises(RunFileError, match="not found"):
+        RunFile.open(tmp_path / "missing.sqlite")
 
 
 def test_non_utf8_path_round_trip(model: PatchCoreModel, image_dirs: dict[str, Path], tmp_path: Path) -> None:
@@ -167,7 +167,7 @@ def test_non_utf8_path_round_trip(model: PatchCoreModel, image_dirs: dict[str, P
     run = tmp_path / "odd.sqlite"
     outcome = predict_into_run(model, iset, run, batch_size=2)
     assert outcome.status == "finished" and outcome.done == 2
-    with RunStore.open(run, readonly=True) as ro:
+    with RunFile.open(run, readonly=True) as ro:
         assert ro.paths() == [str(p) for p in iset.paths]
         assert os.fsencode(ro.paths()[iset.paths.index(Path(name))]) == odd
         assert any("\ufffd" in d for d in ro.display_names())
@@ -189,7 +189,7 @@ def test_cancel_then_resume_in_process_matches(model: PatchCoreModel, image_dirs
     out2 = predict_into_run(model, None, part, resume=True, on_batch=lambda r: seen.extend(r.indices.tolist()))
     assert (out2.status, out2.scored_now, out2.done) == ("finished", 4, 6)
     assert seen == [2, 3, 4, 5]  # only the images not yet done
-    with RunStore.open(full, readonly=True) as a, RunStore.open(part, readonly=True) as b:
+    with RunFile.open(full, readonly=True) as a, RunFile.open(part, readonly=True) as b:
         assert np.array_equal(a.columns()["score"], b.columns()["score"])
         assert [s.get("resume") for s in b.meta["sessions"]] == [False, True]
         assert b.batch_count() == 3
@@ -203,7 +203,7 @@ def test_resume_keeps_the_runs_precision(model: PatchCoreModel, image_dirs: dict
     cancel = threading.Event()
     part = tmp_path / "fast.sqlite"
     predict_into_run(fast, iset, part, batch_size=2, cancel=cancel, on_batch=lambda r: cancel.set())
-    with RunStore.open(part, readonly=True) as ro:
+    with RunFile.open(part, readonly=True) as ro:
         assert ro.settings["precision"] == "fast"  # the resolved name, not the alias asked for
     with pytest.raises(ValueError, match="precision fast"):
         predict_into_run(model, None, part, resume=True)  # the exact model
@@ -212,7 +212,7 @@ def test_resume_keeps_the_runs_precision(model: PatchCoreModel, image_dirs: dict
     assert main(["predict", "--run", str(part), "--resume", "--quiet"]) == 0
     full = tmp_path / "full.sqlite"
     predict_into_run(fast, iset, full, batch_size=2)
-    with RunStore.open(full, readonly=True) as a, RunStore.open(part, readonly=True) as b:
+    with RunFile.open(full, readonly=True) as a, RunFile.open(part, readonly=True) as b:
         assert b.status == "finished"
         assert np.array_equal(a.columns()["score"], b.columns()["score"])
 
@@ -228,7 +228,7 @@ def test_resume_refuses_changed_model(model: PatchCoreModel, image_dirs: dict[st
     m.with_threshold(1.0, note="changed").save(mpath)
     with pytest.raises(ModelChangedError, match="has changed since the run started"):
         predict_into_run(PatchCoreModel.load(mpath, device="cpu"), None, run, resume=True)
-    with RunStore.open(run, readonly=True) as ro:
+    with RunFile.open(run, readonly=True) as ro:
         assert ro.status == "cancelled"  # untouched by the refused resume
 
 
@@ -241,7 +241,7 @@ def test_cli_predict_run_keeps_csv_and_refuses_misuse(tiny_model_path: Path, ima
     run = tmp_path / "r.sqlite"
     assert main([*base, "--output", str(tmp_path / "run.csv"), "--run", str(run)]) == 0
     assert (tmp_path / "run.csv").read_text() == (tmp_path / "plain.csv").read_text()  # CSV unchanged
-    with RunStore.open(run, readonly=True) as ro:
+    with RunFile.open(run, readonly=True) as ro:
         assert ro.status == "finished" and not ro.interrupted and ro.settings["batch_size"] == 8
     capsys.readouterr()
     assert main([*base, "--run", str(run)]) == 2
@@ -250,7 +250,7 @@ def test_cli_predict_run_keeps_csv_and_refuses_misuse(tiny_model_path: Path, ima
     assert "--resume needs --run" in capsys.readouterr().err
     assert main(["predict", "--run", str(run), "--resume", "--images", str(image_dirs["test"])]) == 2
     assert "comes from the run file" in capsys.readouterr().err
-    with RunStore.open(run):  # a writer elsewhere in this process: the CLI is refused
+    with RunFile.open(run):  # a writer elsewhere in this process: the CLI is refused
         assert main(["predict", "--run", str(run), "--resume", "--quiet"]) == 2
         assert "open for writing in another window/process" in capsys.readouterr().err
     assert main(["predict", "--run", str(run), "--resume", "--quiet", "--output", str(tmp_path / "again.csv")]) == 0

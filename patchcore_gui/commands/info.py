@@ -1,0 +1,35 @@
+"""``patchcore info MODEL``: a model file's metadata as JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .common import EXIT_OK, json_safe
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``info`` sub-command."""
+    info = subparsers.add_parser("info", help="print a model file's metadata")
+    info.add_argument("model")
+    info.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Print the metadata (calibration scores left out) with the bank's shape and the file's size."""
+    from ..core.model import bn_warmup_label
+    from ..core.modelfile import read_model_file
+
+    tensors, meta = read_model_file(args.model)
+    bank = tensors["memory_bank"]
+    info = dict(meta)
+    info.get("calibration", {}).pop("scores", None)
+    info["memory_bank"] = {"rows": int(bank.shape[0]), "dims": int(bank.shape[1]), "dtype": str(bank.dtype)}
+    info["backbone_tensors"] = sum(1 for k in tensors if k.startswith("backbone."))
+    info["bn_warmup_summary"] = bn_warmup_label(meta)
+    info["file"] = str(Path(args.model).resolve())
+    info["file_bytes"] = Path(args.model).stat().st_size
+    print(json.dumps(json_safe(info), indent=2, sort_keys=True))
+    return EXIT_OK

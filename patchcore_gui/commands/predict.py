@@ -1,0 +1,188 @@
+"""``patchcore predict``: score every image in a folder; CSV out, optional maps and run file.
+
+Without ``--run`` the images are scored in memory. With ``--run FILE`` the run is
+recorded batch by batch in a run file (``core/run_driver.py``), with the ground truth
+the folder's layout gives, and ``--resume`` continues an interrupted one; the results
+are then read back from the run file. The CSV and the ``--maps-out`` .npz come from
+``reports/predict_output.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .common import (
+    EXIT_OK,
+    CliError,
+    device_options,
+    fmt,
+    load_model,
+    progress_bar,
+    write_stdout,
+    write_text_atomic,
+)
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``predict`` sub-command."""
+    pr = subparsers.add_parser("predict", help="score every image in a folder")
+    pr.add_argument("--model", default=None, help="model file (required unless --resume)")
+    pr.add_argument("--images", default=None, help="folder of images (recursive; required unless --resume)")
+    pr.add_argument("--output", default=None, help="CSV file to write (default: standard output)")
+    pr.add_argument("--maps-out", default=None, help=".npz with paths and (N, crop, crop) float32 maps")
+    pr.add_argument("--run", default=None, metavar="FILE",
+                    help="record the run in this run file (SQLite: scores, grids, settings, status)")
+    pr.add_argument("--resume", action="store_true",
+                    help="continue the run file given with --run; model, folder and batch size come from it")
+    device_options(pr)
+    # None = not given: a resumed run then keeps its own device and batch size.
+    pr.set_defaults(device=None, batch_size=None, func=handler)
+
+
+def score_images(model: Any, image_set: Any, args: argparse.Namespace,
+                 keep_grids: bool = True) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+    """Score all images in memory; paths, scores, errors and float32 grids in listing order.
+
+    Without ``keep_grids`` no grids are kept (memory stays flat over 100k images).
+    """
+    from ..core.engine import iter_predict
+
+    n = len(image_set)
+    scores = np.full(n, np.nan, dtype=np.float32)
+    errors = [""] * n
+    grids: np.ndarray | None = None
+    bar = progress_bar("predict", n, args.quiet)
+    try:
+        for r in iter_predict(model, image_set, batch_size=args.batch_size, num_workers=args.num_workers,
+                              grid_dtype=np.float32):
+            if grids is None and keep_grids:
+                grids = np.full((n, *r.grids.shape[1:]), np.nan, dtype=np.float32)
+            scores[r.indices] = r.scores
+            if grids is not None:
+                grids[r.indices] = r.grids
+            for i, e in zip(r.indices, r.errors, strict=True):
+                errors[int(i)] = e
+            bar.update(len(r))
+    finally:
+        bar.close()
+    if grids is None:
+        grids = np.zeros((0, 1, 1), dtype=np.float32)
+    return [str(p) for p in image_set.paths], scores, errors, grids
+
+
+def _check_options(args: argparse.Namespace, run_file: str | None, resume: bool) -> None:
+    if resume and not run_file:
+        raise CliError("--resume needs --run FILE (the run file to continue)")
+    if resume and args.images:
+        raise CliError("--images cannot be used with --resume: the image list comes from the run file")
+    if not resume and (not args.model or not args.images):
+        raise CliError("predict needs --model and --images (or --run FILE --resume)")
+    if run_file and not resume and Path(run_file).exists():
+        raise CliError(f"run file {run_file} already exists; add --resume to continue it, or choose another name")
+
+
+def _model_for(args: argparse.Namespace, run_file: str | None, resume: bool) -> Any:
+    """The model to score with; a resumed run's own model file, device and precision by default."""
+    precision = getattr(args, "precision", "auto")
+    if not resume:
+        return load_model(args.model, args.device or "auto", precision)
+    from ..core.run_file import RunFile
+
+    with RunFile.open(run_file, readonly=True) as rs:  # type: ignore[arg-type]
+        run_meta = rs.meta
+    model_path = args.model or run_meta["model_path"]
+    if not Path(model_path).is_file():
+        raise CliError(f"the run's model file is missing: {model_path} (give its new place with --model)")
+    if precision == "auto":  # the run's own arithmetic, so resumed scores match
+        precision = run_meta["settings"].get("precision") or "auto"
+    return load_model(model_path, args.device or run_meta["settings"].get("device") or "auto", precision)
+
+
+def _predict_into_run(model: Any, image_set: Any, args: argparse.Namespace, run_file: str,
+                      resume: bool) -> tuple[list[str], np.ndarray, list[str], list[np.ndarray], float]:
+    """Score into the run file, then read the results back from it."""
+    from ..core import run_driver
+
+    grids_now: dict[int, np.ndarray] = {}
+
+    def keep_grids(r: Any) -> None:
+        if args.maps_out:
+            grids_now.update(zip(r.indices.tolist(), r.grids, strict=True))
+
+    start, total = run_driver.run_progress(run_file, image_set)
+    bar = progress_bar("predict", total, args.quiet)
+    bar.update(start)
+    try:
+        run_driver.predict_into_run(
+            model, image_set, run_file, batch_size=args.batch_size, num_workers=args.num_workers,
+            resume=resume, progress=lambda d, t: bar.update(d - bar.n), on_batch=keep_grids,
+            grid_dtype=np.float32,
+        )
+    finally:
+        bar.close()
+    res = run_driver.read_results(run_file, image_set, grids_now if args.maps_out else None)
+    return res.paths, res.scores, res.errors, res.grids, res.threshold
+
+
+def _maps(model: Any, grids: Any) -> Iterator[np.ndarray]:
+    """Full (crop, crop) maps of the grids, one at a time; NaN for an image that did not score."""
+    crop = model.config.crop
+    for g in grids:
+        if np.isfinite(g).all():
+            yield model.anomaly_maps(g[None])[0]
+        else:
+            yield np.full((crop, crop), np.nan, dtype=np.float32)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ..core.datasets import list_images, list_images_with_truth, unlabelled
+    from ..core.verdict import ng_mask
+    from ..reports.predict_output import results_csv, write_maps_npz
+
+    # The demo command builds its own Namespace without the run options.
+    run_file: str | None = getattr(args, "run", None)
+    resume = bool(getattr(args, "resume", False))
+    _check_options(args, run_file, resume)
+    model = _model_for(args, run_file, resume)
+    image_set = None
+    if not resume:  # a run file records the ground truth the folder layout gives
+        image_set = (list_images_with_truth(args.images) if run_file
+                     else unlabelled(args.images, list_images(args.images)))
+    t0 = time.perf_counter()
+    if run_file:
+        paths, scores, errors, grids, thr = _predict_into_run(model, image_set, args, run_file, resume)
+    else:
+        paths, scores, errors, grids = score_images(model, image_set, args, keep_grids=bool(args.maps_out))
+        thr = model.image_threshold
+    elapsed = time.perf_counter() - t0
+    text = results_csv(paths, scores, errors, thr)
+    if args.output:
+        write_text_atomic(args.output, text)
+    else:
+        write_stdout(text)
+    if args.maps_out:
+        write_maps_npz(args.maps_out, paths, _maps(model, grids), len(paths), model.config.crop)
+    n_err = sum(1 for e in errors if e)
+    ng = int(np.count_nonzero(ng_mask(scores, thr))) if math.isfinite(thr) else 0
+    rate = len(paths) / elapsed if elapsed > 0 else float("nan")
+    print(f"{len(paths)} images, {ng} NG, {len(paths) - n_err - ng} OK, {n_err} errors "
+          f"({rate:.1f} images/s, threshold {fmt(thr) or 'none'})", file=sys.stderr)
+    return EXIT_OK
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Score a folder; with --run record the run in a run file, with --resume continue one."""
+    from ..core.run_file import RunFileError
+
+    try:
+        return _predict(args)
+    except RunFileError as exc:  # locked, not a run file, model changed: one line, exit 2
+        raise CliError(str(exc)) from None

@@ -1,0 +1,1 @@
+"""Everything that writes results: reports (HTML / PDF / CSV), their pictures, predict CSV and maps."""
