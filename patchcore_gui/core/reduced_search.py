@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .search import blocked_knn, torch_knn
+from .knn import blocked_knn, torch_knn
 
 #: Bound-matrix elements per query block: about 13 MB of float32 on the CPU (cache
 #: sized); on a GPU memory bandwidth is plentiful, so blocks are much larger.
@@ -105,7 +105,6 @@ class ReducedBoundSearch:
         self._vecs = vecs.flip(1)  # (D, D) float64, largest variance first
         self.auto_rank = rank is None
         self.exact_only = False
-        self._exact_index: object | None = None
         per_block = _GPU_BLOCK_ELEMENTS if self.device.type == "cuda" else _CPU_BLOCK_ELEMENTS
         self.block = max(16, per_block // max(1, self.size))
         #: A query with more rows than this left below its bound is searched exactly instead.
@@ -311,13 +310,8 @@ class ReducedBoundSearch:
         self.last_second_pass = self.last_misses = 0
         self.last_exact_fallbacks = int(q.shape[0])
         if self.device.type == "cpu":
-            # The blocked search (search.py) is faster than torch_knn's product + top-k.
-            if self._exact_index is None:
-                from .search import NearestNeighbourSearch
-
-                self._exact_index = NearestNeighbourSearch(self.bank, self.device, backend="blocked")
-            dn, inn = self._exact_index.search(q, k)
-            d, i = torch.from_numpy(dn), torch.from_numpy(inn).long()
+            # The blocked search is faster than torch_knn's product + top-k on the CPU.
+            d, i = blocked_knn(q, self.bank.contiguous(), k, self.bank_sq)
         else:
             d, i = torch_knn(q, self.bank, k, self.bank_sq)
         if k == 1:
