@@ -67,11 +67,12 @@ MUTATIONS: list[Mutation] = [
              (_GUARDS,)),
     Mutation("final bank without the held-out images", "patchcore_gui/core/engine.py",
              "    sel = greedy_coreset(flat, cfg.coreset,",
-             "    flat = feats[torch.from_numpy(np.setdiff1d(np.arange(n_img), hold))].reshape(-1, dim)\n"
+             "    flat = feats[torch.from_numpy(np.setdiff1d(np.arange(n_img), "
+             "_holdout_split(n_img, cfg.holdout, cfg.seed)))].reshape(-1, dim)\n"
              "    sel = greedy_coreset(flat, cfg.coreset,",
              (_TRAINING,)),
     Mutation("held-out images leak into the calibration bank", "patchcore_gui/core/engine.py",
-             "rest = feats[torch.from_numpy(keep)].reshape(-1, dim)", "rest = flat",
+             "rest = feats[torch.from_numpy(keep)].reshape(-1, dim)", "rest = feats.reshape(-1, dim)",
              (_TRAINING,)),
     Mutation("import-official ignores anomaly_scorer_num_nn", "patchcore_gui/core/official_import.py",
              "        k=k,\n", "        k=1,\n",
@@ -212,6 +213,9 @@ def main() -> int:
             rc, line = run_tests(a.python, copy, m.tests, a.timeout)
             secs = time.perf_counter() - t0
             outcome = {1: "killed", 0: "SURVIVED"}.get(rc, f"ERROR (exit {rc})") if rc is not None else "ERROR (timeout)"
+            if outcome == "killed" and line.startswith("ERROR "):
+                # A setup error (a NameError in a stale snippet, say) is no test catching the bug.
+                outcome = "ERROR (not a test failure)"
             results.append((m.name, outcome, secs, line))
             print(f"[{i + 1}/{len(chosen)}] {m.name}: {outcome} in {secs:.0f} s  {line}", flush=True)
             shutil.rmtree(copy)
