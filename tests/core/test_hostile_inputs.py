@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 
 from patchcore_gui.cli import main
-from patchcore_gui.core import datasets
+from patchcore_gui.core import datasets, image_dataset
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.modelfile import (
     BANK_KEY,
@@ -230,7 +230,7 @@ def test_hostile_image_corpus_through_cli(tmp_path: Path, tiny_model_path: Path,
             raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(file))
         return real_open(file, *args, **kwargs)
 
-    real_load = datasets.load_image
+    real_load = image_dataset.load_image
     decoded: list[str] = []
 
     def load_and_delete_later_file(path: Any, *args: Any, **kwargs: Any) -> Any:
@@ -240,7 +240,7 @@ def test_hostile_image_corpus_through_cli(tmp_path: Path, tiny_model_path: Path,
         return real_load(path, *args, **kwargs)
 
     monkeypatch.setattr(datasets, "list_images", list_then_delete)
-    monkeypatch.setattr(datasets, "load_image", load_and_delete_later_file)
+    monkeypatch.setattr(image_dataset, "load_image", load_and_delete_later_file)
     monkeypatch.setattr(builtins, "open", deny)
     out = tmp_path / "results.csv"
     t0 = time.perf_counter()

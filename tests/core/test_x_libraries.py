@@ -35,10 +35,25 @@ def test_doctor_lists_the_missing_packages(monkeypatch: pytest.MonkeyPatch) -> N
     from patchcore_gui.commands import doctor
 
     monkeypatch.setattr(ctypes.util, "find_library", finder)
+    monkeypatch.setenv("DISPLAY", ":0")
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     (row,) = doctor.check_x_libraries()
     assert row.status == doctor.PROBLEM
     assert row.value == "missing: libxcb-cursor0, libxcb-icccm4"
     assert row.detail == "sudo apt-get install -y libxcb-cursor0 libxcb-icccm4"
+
+
+def test_doctor_on_a_headless_machine_only_informs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No X display: the commands work without the libraries, so no problem (exit 0)."""
+    from patchcore_gui.commands import doctor
+
+    monkeypatch.setattr(ctypes.util, "find_library", finder)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    (row,) = doctor.check_x_libraries()
+    assert row.status == doctor.INFO
+    assert row.value == "missing: libxcb-cursor0, libxcb-icccm4"
+    assert row.detail.endswith("sudo apt-get install -y libxcb-cursor0 libxcb-icccm4")
 
 
 def test_the_gui_says_it_before_qt_starts(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
