@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, QTimer
 from .document import InspectionDocument
 from .model_thresholds import calibration_scores
 from .window_layout import WindowWidgets
-from .window_state import update_minimum_size
+from .window_state import follow_minimum_height, update_minimum_size
 
 #: How often rows that arrived during a run are shown (ms): big inserts, not per image.
 FLUSH_MS = 200
@@ -62,9 +62,14 @@ class RunView(QObject):
         self.flush_timer.start()
 
     def end(self) -> None:
-        """The run ended: stop the timer and show the last rows."""
+        """The run ended: stop the timer, show the last rows, and let the minimum size follow."""
         self.flush_timer.stop()
         self.flush()
+        # The panels need more room once rows arrived (number columns, ground-truth tabs);
+        # a minimum taken before the run lets the slider run over the histogram.
+        # Deferred: the run-finished handlers that follow still fill the status bar.
+        window = self.ui.metrics_panel.window()
+        QTimer.singleShot(0, window, lambda: follow_minimum_height(window))
 
     # ------------------------------------------------------------------ run signals
     def on_batch(self, indices: np.ndarray, scores: np.ndarray, grids: np.ndarray, errors: list) -> None:

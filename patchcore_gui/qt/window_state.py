@@ -41,6 +41,17 @@ def update_minimum_size(window: QMainWindow) -> None:
     window.setMinimumSize(max(hint.width(), MIN_SIZE[0]), max(hint.height(), MIN_SIZE[1]))
 
 
+def follow_minimum_height(window: QMainWindow) -> None:
+    """Raise the minimum height to what the panels now need (after a run filled them).
+
+    Only the height: the slider-over-histogram overlap is vertical, while the width hint
+    then also counts the status bar's long run-file text, which may be cut instead.
+    """
+    need = max(window.minimumSizeHint().height(), MIN_SIZE[1])
+    if need > window.minimumHeight():
+        window.setMinimumHeight(need)
+
+
 def restore_size(window: QMainWindow, s: AppSettings) -> None:
     """The window exactly as large as it was left, when it is back on a screen of the same size.
 

@@ -251,6 +251,21 @@ def test_smallest_window_overlaps_nothing_and_the_toolbar_overflows(ready: MainW
     assert not hidden or (ext is not None and ext.isVisible()), hidden
 
 
+def test_minimum_size_follows_the_panels_after_a_run(window: MainWindow, qt_model_path: Path,
+                                                     qt_data: dict[str, Path], run_to_end: Callable) -> None:
+    """The panels' needs grow during a run (the ground-truth tabs appear once results exist):
+    the window's minimum must follow, or the smallest window lets the slider run over the
+    histogram. The window is on screen before the folder opens, as an operator has it."""
+    w = window
+    w.resize(1500, 900)
+    w.show()
+    QTest.qWait(50)
+    assert w.open_model(qt_model_path) and w.open_folder(qt_data["mvtec"])
+    run_to_end(w)
+    QTest.qWait(50)
+    assert w.minimumHeight() >= w.minimumSizeHint().height()
+
+
 def test_smallest_window_slider_stays_below_the_histogram(ready: MainWindow, run_to_end: Callable) -> None:
     w = ready
     w.show()
