@@ -38,6 +38,9 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+
+from machine import cpu_name  # noqa: E402
 
 from patchcore_gui.core.demo_data import SOURCES  # noqa: E402
 from patchcore_gui.core.model import PatchCoreModel  # noqa: E402
@@ -77,15 +80,6 @@ class Row:
     bound_misses: int
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown cpu"
 
 
 def load_test(root: Path, model: PatchCoreModel) -> tuple[list[Path], np.ndarray, torch.Tensor, list[np.ndarray]]:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import time
 
@@ -37,6 +36,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_coreset import features  # noqa: E402 - the same real-shaped rows as bench_coreset.py
+from machine import cpu_name  # noqa: E402
 
 from patchcore_gui.core.coreset import (  # noqa: E402
     _start_points,
@@ -97,15 +97,6 @@ def check() -> bool:
     return same
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> int:

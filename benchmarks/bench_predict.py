@@ -40,22 +40,11 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
+from machine import cpu_name  # noqa: E402
 
 STAGES = ("decode", "backbone", "embed", "search", "maps", "writing")
 
 
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), for every printed figure."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 class Clock:

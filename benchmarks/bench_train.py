@@ -35,7 +35,8 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 from bench_official_coreset import official_loop, official_projection  # noqa: E402
-from bench_predict import Clock, cpu_name, set_threads  # noqa: E402
+from bench_predict import Clock, set_threads  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 PATCHES_PER_IMAGE = 784
 
