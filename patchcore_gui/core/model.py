@@ -180,6 +180,12 @@ class PatchCoreModel:
         return float(self.threshold_info.get("pixel", float("nan")))
 
     @property
+    def review_from(self) -> float:
+        """Start of the review band (issue 13): OK at or below it, REVIEW above it up to the
+        image threshold, NG above the threshold. NaN when no band is set (the default)."""
+        return float(self.threshold_info.get("review_from", float("nan")))
+
+    @property
     def calibration_scores(self) -> np.ndarray:
         """Image scores of the held-out good images at training (empty without calibration)."""
         return np.asarray(self.metadata.get("calibration", {}).get("scores", []), dtype=np.float64)
