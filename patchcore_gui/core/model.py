@@ -9,10 +9,8 @@ normalised score ``score / image_threshold`` (1.0 at the threshold) is offered b
 
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -332,23 +330,9 @@ class PatchCoreModel:
     # ------------------------------------------------------------------ threshold
     def with_threshold(self, image_threshold: float, note: str = "", pixel_threshold: float | None = None) -> PatchCoreModel:
         """A copy (sharing tensors) whose metadata carries a new threshold and a dated note."""
-        new = copy.copy(self)
-        new.metadata = copy.deepcopy(self.metadata)
-        th = new.metadata.setdefault("threshold", {})
-        history = th.setdefault("history", [])
-        history.append({
-            "time": datetime.now(UTC).isoformat(timespec="seconds"),
-            "old_image": th.get("image"),
-            "image": float(image_threshold),
-            "note": note,
-        })
-        th["image"] = float(image_threshold)
-        if pixel_threshold is not None:
-            th["pixel"] = float(pixel_threshold)
-        th["source"] = "manual"
-        th["rule"] = note or "set by hand"
-        new.path = None
-        return new
+        from .thresholds import with_threshold
+
+        return with_threshold(self, image_threshold, note, pixel_threshold)
 
     # ------------------------------------------------------------------ file
     def save(self, path: str | os.PathLike[str]) -> None:
