@@ -9,6 +9,7 @@ normalised score ``score / image_threshold`` (1.0 at the threshold) is offered b
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from .precision import (  # re-exported: callers import the precision API from h
 from .preprocess import Preprocess
 from .reweight import eq7_weight
 from .search import NearestNeighbourSearch
+from .thresholds import metadata_with_threshold
 
 __all__ = [
     "PRECISIONS",
@@ -330,9 +332,10 @@ class PatchCoreModel:
     # ------------------------------------------------------------------ threshold
     def with_threshold(self, image_threshold: float, note: str = "", pixel_threshold: float | None = None) -> PatchCoreModel:
         """A copy (sharing tensors) whose metadata carries a new threshold and a dated note."""
-        from .thresholds import with_threshold
-
-        return with_threshold(self, image_threshold, note, pixel_threshold)
+        new = copy.copy(self)
+        new.metadata = metadata_with_threshold(self.metadata, image_threshold, note, pixel_threshold)
+        new.path = None
+        return new
 
     # ------------------------------------------------------------------ file
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -1,26 +1,23 @@
-"""Changing a model's thresholds: a copy of the model with new values and a history entry.
+"""Changing a model's thresholds: new metadata with the new values and a history entry.
 
 The model file keeps every change (when, old -> new, note) in ``threshold.history`` so a
-quality record can say how the threshold in use came about.
+quality record can say how the threshold in use came about. Works on the metadata dict
+only, so the model module uses it without an import cycle.
 """
 
 from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from .model import PatchCoreModel
+from typing import Any
 
 
-def with_threshold(
-    model: PatchCoreModel, image_threshold: float, note: str = "", pixel_threshold: float | None = None
-) -> PatchCoreModel:
-    """A copy of ``model`` (sharing tensors) whose metadata carries a new threshold and a dated note."""
-    new = copy.copy(model)
-    new.metadata = copy.deepcopy(model.metadata)
-    th = new.metadata.setdefault("threshold", {})
+def metadata_with_threshold(
+    metadata: dict[str, Any], image_threshold: float, note: str = "", pixel_threshold: float | None = None
+) -> dict[str, Any]:
+    """A deep copy of a model's ``metadata`` carrying a new threshold and a dated note."""
+    meta = copy.deepcopy(metadata)
+    th = meta.setdefault("threshold", {})
     history = th.setdefault("history", [])
     history.append({
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -33,5 +30,4 @@ def with_threshold(
         th["pixel"] = float(pixel_threshold)
     th["source"] = "manual"
     th["rule"] = note or "set by hand"
-    new.path = None
-    return new
+    return meta
