@@ -107,8 +107,8 @@ def _model_for(args: argparse.Namespace, run_file: str | None, resume: bool) -> 
 
 
 def _predict_into_run(model: Any, image_set: Any, args: argparse.Namespace, run_file: str,
-                      resume: bool) -> tuple[list[str], np.ndarray, list[str], list[np.ndarray], float]:
-    """Score into the run file, then read the results back from it."""
+                      resume: bool) -> tuple[list[str], np.ndarray, list[str], list[np.ndarray], float, float]:
+    """Score into the run file, then read the results back from it (thresholds: the run's)."""
     from ..core import run_driver
 
     grids_now: dict[int, np.ndarray] = {}
@@ -129,7 +129,7 @@ def _predict_into_run(model: Any, image_set: Any, args: argparse.Namespace, run_
     finally:
         bar.close()
     res = run_driver.read_results(run_file, image_set, grids_now if args.maps_out else None)
-    return res.paths, res.scores, res.errors, res.grids, res.threshold
+    return res.paths, res.scores, res.errors, res.grids, res.threshold, res.review_from
 
 
 def _maps(model: Any, grids: Any) -> Iterator[np.ndarray]:
@@ -144,7 +144,7 @@ def _maps(model: Any, grids: Any) -> Iterator[np.ndarray]:
 
 def _predict(args: argparse.Namespace) -> int:
     from ..core.datasets import list_images, list_images_with_truth, unlabelled
-    from ..core.verdict import ng_mask
+    from ..core.verdict import ng_mask, review_mask
     from ..reports.predict_output import results_csv, write_maps_npz
 
     # The demo command builds its own Namespace without the run options.
@@ -158,12 +158,12 @@ def _predict(args: argparse.Namespace) -> int:
                      else unlabelled(args.images, list_images(args.images)))
     t0 = time.perf_counter()
     if run_file:
-        paths, scores, errors, grids, thr = _predict_into_run(model, image_set, args, run_file, resume)
+        paths, scores, errors, grids, thr, rf = _predict_into_run(model, image_set, args, run_file, resume)
     else:
         paths, scores, errors, grids = score_images(model, image_set, args, keep_grids=bool(args.maps_out))
-        thr = model.image_threshold
+        thr, rf = model.image_threshold, model.review_from
     elapsed = time.perf_counter() - t0
-    text = results_csv(paths, scores, errors, thr)
+    text = results_csv(paths, scores, errors, thr, rf)
     if args.output:
         write_text_atomic(args.output, text)
     else:
@@ -172,9 +172,12 @@ def _predict(args: argparse.Namespace) -> int:
         write_maps_npz(args.maps_out, paths, _maps(model, grids), len(paths), model.config.crop)
     n_err = sum(1 for e in errors if e)
     ng = int(np.count_nonzero(ng_mask(scores, thr))) if math.isfinite(thr) else 0
+    review = int(np.count_nonzero(review_mask(scores, thr, rf)))
     rate = len(paths) / elapsed if elapsed > 0 else float("nan")
-    print(f"{len(paths)} images, {ng} NG, {len(paths) - n_err - ng} OK, {n_err} errors "
-          f"({rate:.1f} images/s, threshold {fmt(thr) or 'none'})", file=sys.stderr)
+    band = f"{review} REVIEW, " if math.isfinite(rf) else ""
+    print(f"{len(paths)} images, {ng} NG, {band}{len(paths) - n_err - ng - review} OK, {n_err} errors "
+          f"({rate:.1f} images/s, threshold {fmt(thr) or 'none'}"
+          + (f", review from {fmt(rf)}" if math.isfinite(rf) else "") + ")", file=sys.stderr)
     return EXIT_OK
 
 

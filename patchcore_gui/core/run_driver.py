@@ -185,6 +185,7 @@ class RunResults:
     errors: list[str]  # "" when the image scored
     threshold: float  # the run's image threshold now
     grids: list[np.ndarray]  # float32 grids, only when asked for; (1, 1) NaN for a failed image
+    review_from: float = float("nan")  # the run's review-band start now (NaN: no band)
 
 
 def run_progress(path: str | os.PathLike[str], image_set: ImageSet | None) -> tuple[int, int]:
@@ -205,7 +206,7 @@ def read_results(path: str | os.PathLike[str], listed: ImageSet | None = None,
     a resume) are read from the run's float16 grids and every image's grid is returned.
     """
     with RunFile.open(path, readonly=True) as rs:
-        paths, cols, err_map, thr = rs.paths(), rs.columns(), rs.errors(), rs.image_threshold
+        paths, cols, err_map, thr, rf = rs.paths(), rs.columns(), rs.errors(), rs.image_threshold, rs.review_from
         if listed is not None:
             paths = [str(p) for p in listed.paths]
         grids: list[np.ndarray] = []
@@ -216,4 +217,4 @@ def read_results(path: str | os.PathLike[str], listed: ImageSet | None = None,
                 have[i] = g.astype(np.float32) if g is not None else np.full((1, 1), np.nan, np.float32)
             grids = [have[i] for i in range(len(paths))]
     errors = [err_map.get(i, "") for i in range(len(paths))]
-    return RunResults(paths, cols["score"], errors, thr, grids)
+    return RunResults(paths, cols["score"], errors, thr, grids, rf)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import socket
 import sqlite3
@@ -74,6 +75,7 @@ from .run_file_format import (
     OPERATOR_OK,
     STATUSES,
     TEST_DELAY_ENV,
+    THRESHOLD_KINDS,
     VERDICTS,
     ModelChangedError,
     RunFileError,
@@ -84,6 +86,7 @@ from .run_file_format import (
     none_nan,
     now_iso,
 )
+from .thresholds import check_thresholds
 
 if TYPE_CHECKING:
     from .model import PatchCoreModel
@@ -269,6 +272,15 @@ class RunFile:
         self._reload_meta()
         return none_nan(self._meta.get("pixel_threshold"))
 
+    @property
+    def review_from(self) -> float:
+        """The run's review-band start (REVIEW above it, up to the image threshold); NaN: no band.
+
+        Run files made before the band read as NaN.
+        """
+        self._reload_meta()
+        return none_nan(self._meta.get("review_from"))
+
     def __len__(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM images")[0][0])
 
@@ -402,21 +414,38 @@ class RunFile:
 
     # ------------------------------------------------------------------ review
     def set_threshold(self, new: float, note: str = "", kind: str = "image") -> ThresholdChange:
-        """Set the run's image (or pixel) threshold, logging old, new, time and note."""
-        old = self.image_threshold if kind == "image" else self.pixel_threshold
+        """Set the run's image (or pixel) threshold or review start ("review"; NaN: band off),
+        logging old, new, time and note."""
+        old = {"image": self.image_threshold, "pixel": self.pixel_threshold, "review": self.review_from}.get(
+            kind, float("nan"))
         return self.log_threshold(old, new, note, kind)
 
     def log_threshold(self, old: float, new: float, note: str = "", kind: str = "image") -> ThresholdChange:
-        """Log a threshold change made elsewhere (e.g. a GUI slider) and make ``new`` current."""
-        if kind not in ("image", "pixel"):
-            raise ValueError(f"threshold kind must be 'image' or 'pixel', got {kind!r}")
+        """Log a threshold change made elsewhere (e.g. a GUI slider) and make ``new`` current.
+
+        ``kind`` "review" is the review band's start (NaN turns the band off). Values
+        ``check_thresholds`` refuses (negative, infinite, a review start above the image
+        threshold) raise ValueError and log nothing.
+        """
+        if kind not in THRESHOLD_KINDS:
+            raise ValueError(f"threshold kind must be one of {THRESHOLD_KINDS}, got {kind!r}")
+        new = float(new)
+        if kind == "review":
+            image = self.image_threshold
+            check_thresholds(None if math.isnan(image) else image, new)
+        elif not math.isnan(new):  # NaN: the threshold cleared
+            if kind == "image":
+                check_thresholds(new, self.review_from)
+            else:
+                check_thresholds(None, pixel=new)
         change = ThresholdChange(now_iso(), kind, float(old), float(new), note)
+        key = "review_from" if kind == "review" else f"{kind}_threshold"
         with self._write():
             self._conn.execute(
                 "INSERT INTO threshold_log (time, kind, old, new, note) VALUES (?, ?, ?, ?, ?)",
                 (change.time, kind, nan_none(old), nan_none(new), note),
             )
-            self._set_meta(**{f"{kind}_threshold": nan_none(new)})
+            self._set_meta(**{key: nan_none(new)})
         return change
 
     def threshold_log(self) -> list[ThresholdChange]:

@@ -25,6 +25,7 @@ from .run_file_format import (
     RunFileError,
     display,
     file_sha256,
+    nan_none,
     now_iso,
 )
 
@@ -67,6 +68,7 @@ def write_new_run_file(target: Path, model: PatchCoreModel, image_set: ImageSet,
         "settings": dict(settings),
         "image_threshold": model.image_threshold,
         "pixel_threshold": model.pixel_threshold,
+        "review_from": nan_none(model.review_from),
         "threshold_source": th.get("source", ""),
         "threshold_rule": th.get("rule", ""),
         "software": software_versions(),

@@ -19,6 +19,8 @@ FORMAT_VERSION = 1
 APPLICATION_ID = 0x5043524E
 STATUSES = ("running", "finished", "cancelled", "failed")
 VERDICTS = ("", "OK", "NG")
+#: What the threshold log records: the image threshold, the pixel threshold, the review band's start.
+THRESHOLD_KINDS = ("image", "pixel", "review")
 #: Operator verdict codes in ``RunFile.columns()``.
 OPERATOR_NONE, OPERATOR_OK, OPERATOR_NG = 0, 1, 2
 TEST_DELAY_ENV = "PATCHCORE_GUI_TEST_BATCH_DELAY"
@@ -69,7 +71,7 @@ class ModelChangedError(RunFileError):
 
 @dataclass(frozen=True)
 class ThresholdChange:
-    """One logged threshold change. ``kind`` is "image" or "pixel"."""
+    """One logged threshold change. ``kind`` is "image", "pixel" or "review" (the band's start; NaN: off)."""
 
     time: str
     kind: str

@@ -1,8 +1,9 @@
 """What ``patchcore predict`` writes: the results CSV and the ``--maps-out`` .npz.
 
 Both are a contract (scripts read them): the CSV's columns are
-``path,score,normalized_score,verdict,error``; the .npz holds ``paths`` (str) and
-``maps`` (float32, N x crop x crop).
+``path,score,normalized_score,verdict,error`` (verdict OK, REVIEW or NG by
+``core/verdict.py``; empty for an image that could not be scored and without a
+threshold); the .npz holds ``paths`` (str) and ``maps`` (float32, N x crop x crop).
 """
 
 from __future__ import annotations
@@ -23,22 +24,22 @@ def _fmt(v: float) -> str:
     return "" if not math.isfinite(v) else f"{v:.6g}"
 
 
-def csv_verdict(score: float, threshold: float) -> str:
-    """The CSV's verdict cell: "error" for an unscored image, "" without a threshold, else OK / NG."""
-    if not math.isfinite(score):
-        return "error"
-    return verdict(score, threshold)
+def csv_verdict(score: float, threshold: float, review_from: float = float("nan")) -> str:
+    """The CSV's verdict cell: OK, REVIEW or NG; "" for an unscored image (its error
+    column says why) and without a threshold. ``review_from`` NaN: no band."""
+    return verdict(score, threshold, review_from)
 
 
-def results_csv(paths: Sequence[str], scores: np.ndarray, errors: Sequence[str], threshold: float) -> str:
-    """The predict CSV: path,score,normalized_score,verdict,error."""
+def results_csv(paths: Sequence[str], scores: np.ndarray, errors: Sequence[str], threshold: float,
+                review_from: float = float("nan")) -> str:
+    """The predict CSV: path,score,normalized_score,verdict,error (``review_from``: the band's start)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["path", "score", "normalized_score", "verdict", "error"])
     for p, s, e in zip(paths, scores, errors, strict=True):
         s = float(s)
         norm = s / threshold if math.isfinite(threshold) and threshold > 0 and math.isfinite(s) else float("nan")
-        w.writerow([p, _fmt(s), _fmt(norm), csv_verdict(s, threshold), e])
+        w.writerow([p, _fmt(s), _fmt(norm), csv_verdict(s, threshold, review_from), e])
     return buf.getvalue()
 
 
