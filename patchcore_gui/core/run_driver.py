@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,6 +63,8 @@ def predict_into_run(
     progress: Callable[[int, int], None] | None = None,
     on_batch: Callable[[BatchResult], None] | None = None,
     grid_dtype: type = np.float16,
+    scorer: Callable[..., Iterator[BatchResult]] | None = None,
+    extra_settings: dict[str, Any] | None = None,
 ) -> RunOutcome:
     """Score ``image_set`` into a run file, one committed transaction per engine batch.
 
@@ -75,6 +77,11 @@ def predict_into_run(
     the calling thread). The status ends as finished, cancelled (``cancel`` set or
     KeyboardInterrupt) or failed (an exception, re-raised). A ``RunFile`` passed in
     stays open; a path is opened and closed here.
+
+    ``scorer``: called as ``engine.iter_predict`` is (the default); the Ray engine's
+    ``RayScorer`` yields the same batches from a cluster, in completion order.
+    ``extra_settings``: recorded in a new run's settings beside device and batch size
+    (the engine and its workers).
     """
     from .batching import default_batch_size, default_num_workers
     from .engine import iter_predict
@@ -90,7 +97,7 @@ def predict_into_run(
             raise ValueError("a new run needs an image set")
         batch_size = batch_size or default_batch_size(model)
         settings = {"device": dev, "batch_size": int(batch_size), "num_workers": int(num_workers),
-                    "precision": model.precision}
+                    "precision": model.precision, **(extra_settings or {})}
         store = RunFile.create(run, model, image_set, settings) if owned else run  # type: ignore[arg-type]
     delay = float(os.environ.get(TEST_DELAY_ENV, "0") or 0)
     total = len(image_set)
@@ -100,7 +107,7 @@ def predict_into_run(
     status = "failed"
     try:
         try:
-            for result in iter_predict(model, image_set, batch_size=batch_size, num_workers=num_workers,
+            for result in (scorer or iter_predict)(model, image_set, batch_size=batch_size, num_workers=num_workers,
                                        cancel=cancel, grid_dtype=grid_dtype, skip=done_idx):
                 store.add_batch(result)
                 done += len(result)
