@@ -77,6 +77,10 @@ def evaluate_model(model: Any, dataset: str, args: argparse.Namespace) -> dict[s
     if math.isfinite(model.image_threshold):
         p, r, f = metrics.precision_recall_f1(scores[ok], labels[ok], model.image_threshold)
         result.update({"precision_at_model_threshold": p, "recall_at_model_threshold": r, "f1_at_model_threshold": f})
+        if math.isfinite(model.review_from):  # the band leaves AUROC and the counts at the threshold as they are
+            sent = metrics.review_counts(scores[ok], labels[ok], model.image_threshold, model.review_from)
+            result.update({"review_from": model.review_from, "review_good": sent["good"],
+                           "review_defect": sent["defect"]})
     return result
 
 

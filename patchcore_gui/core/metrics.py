@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .pro_regions import ProPixels, pro_pixels
-from .verdict import ng_mask
+from .verdict import ng_mask, review_mask
 
 __all__ = [
     "auroc",
@@ -37,6 +37,7 @@ __all__ = [
     "precision_recall_f1",
     "precision_recall_f1_counts",
     "pro_score",
+    "review_counts",
     "roc_curve",
     "threshold_for_false_reject_rate",
 ]
@@ -255,6 +256,21 @@ def precision_recall_f1_counts(tp: int, fp: int, fn: int) -> tuple[float, float,
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
     return float(precision), float(recall), float(f1)
+
+
+def review_counts(scores: ArrayLike, labels: ArrayLike, threshold: float, review_from: float) -> dict[str, int]:
+    """Good and defective images sent to review (``review_from < score <= threshold``).
+
+    The band does not change :func:`confusion` (counts at the threshold: a REVIEW image is
+    on the OK side there) nor the AUROC; this says how many of each class a person sees.
+    Unknown labels and NaN scores are ignored; ``review_from`` NaN gives zeros.
+
+    Returns:
+        ``{"good", "defect"}``.
+    """
+    s, y = _clean(scores, labels)
+    band = review_mask(s, threshold, review_from)
+    return {"good": int(np.count_nonzero(band & ~y)), "defect": int(np.count_nonzero(band & y))}
 
 
 def threshold_for_false_reject_rate(scores: ArrayLike, labels: ArrayLike, max_frr: float) -> float:

@@ -69,3 +69,14 @@ def test_review_mask_and_count_review_agree() -> None:
     # The band and NG never overlap; together with OK they cover every scored image.
     ok = ~v.ng_mask(scores, 3.0) & ~v.review_mask(scores, 3.0, 2.0) & ~np.isnan(scores)
     assert int(ok.sum() + v.review_mask(scores, 3.0, 2.0).sum() + v.ng_mask(scores, 3.0).sum()) == 395
+
+
+def test_review_counts_leave_the_confusion_at_the_threshold() -> None:
+    from patchcore_gui.core import metrics
+
+    scores = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 3.5, NAN, 3.0]
+    labels = [0, 0, 0, 1, 1, 1, 0, 0, -1]  # NaN score and unknown label are ignored
+    assert metrics.review_counts(scores, labels, 4.0, 2.0) == {"good": 2, "defect": 1}  # 3.0, 3.5 | 4.0
+    assert metrics.review_counts(scores, labels, 4.0, NAN) == {"good": 0, "defect": 0}
+    assert metrics.confusion(scores, labels, 4.0) == {"tp": 2, "fp": 0, "tn": 4, "fn": 1}
+    assert metrics.auroc(scores, labels) == 1.0
