@@ -29,6 +29,13 @@ from .common import (
     write_stdout,
     write_text_atomic,
 )
+from .predict_ray import (
+    add_engine_options,
+    check_engine_options,
+    driver_model_args,
+    engine_kwargs,
+    is_ray,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -43,15 +50,17 @@ def register(subparsers: Any) -> None:
     pr.add_argument("--resume", action="store_true",
                     help="continue the run file given with --run; model, folder and batch size come from it")
     device_options(pr)
+    add_engine_options(pr)
     # None = not given: a resumed run then keeps its own device and batch size.
     pr.set_defaults(device=None, batch_size=None, func=handler)
 
 
 def score_images(model: Any, image_set: Any, args: argparse.Namespace,
-                 keep_grids: bool = True) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
+                 keep_grids: bool = True, scorer: Any = None) -> tuple[list[str], np.ndarray, list[str], np.ndarray]:
     """Score all images in memory; paths, scores, errors and float32 grids in listing order.
 
     Without ``keep_grids`` no grids are kept (memory stays flat over 100k images).
+    ``scorer``: ``iter_predict`` by default, or the Ray engine's (results in any order).
     """
     from ..core.engine import iter_predict
 
@@ -61,7 +70,7 @@ def score_images(model: Any, image_set: Any, args: argparse.Namespace,
     grids: np.ndarray | None = None
     bar = progress_bar("predict", n, args.quiet)
     try:
-        for r in iter_predict(model, image_set, batch_size=args.batch_size, num_workers=args.num_workers,
+        for r in (scorer or iter_predict)(model, image_set, batch_size=args.batch_size, num_workers=args.num_workers,
                               grid_dtype=np.float32):
             if grids is None and keep_grids:
                 grids = np.full((n, *r.grids.shape[1:]), np.nan, dtype=np.float32)
@@ -92,8 +101,11 @@ def _check_options(args: argparse.Namespace, run_file: str | None, resume: bool)
 def _model_for(args: argparse.Namespace, run_file: str | None, resume: bool) -> Any:
     """The model to score with; a resumed run's own model file, device and precision by default."""
     precision = getattr(args, "precision", "auto")
+    device = args.device
+    if is_ray(args):  # the driver only describes the run: its CPU, the workers' precision
+        device, precision = driver_model_args(args, resume)
     if not resume:
-        return load_model(args.model, args.device or "auto", precision)
+        return load_model(args.model, device or "auto", precision)
     from ..core.run_file import RunFile
 
     with RunFile.open(run_file, readonly=True) as rs:  # type: ignore[arg-type]
@@ -103,11 +115,11 @@ def _model_for(args: argparse.Namespace, run_file: str | None, resume: bool) -> 
         raise CliError(f"the run's model file is missing: {model_path} (give its new place with --model)")
     if precision == "auto":  # the run's own arithmetic, so resumed scores match
         precision = run_meta["settings"].get("precision") or "auto"
-    return load_model(model_path, args.device or run_meta["settings"].get("device") or "auto", precision)
+    return load_model(model_path, device or run_meta["settings"].get("device") or "auto", precision)
 
 
 def _predict_into_run(model: Any, image_set: Any, args: argparse.Namespace, run_file: str,
-                      resume: bool) -> tuple[list[str], np.ndarray, list[str], list[np.ndarray], float, float]:
+                      resume: bool, engine: dict[str, Any] | None = None) -> tuple[list[str], np.ndarray, list[str], list[np.ndarray], float, float]:
     """Score into the run file, then read the results back from it (thresholds: the run's)."""
     from ..core import run_driver
 
@@ -124,7 +136,7 @@ def _predict_into_run(model: Any, image_set: Any, args: argparse.Namespace, run_
         run_driver.predict_into_run(
             model, image_set, run_file, batch_size=args.batch_size, num_workers=args.num_workers,
             resume=resume, progress=lambda d, t: bar.update(d - bar.n), on_batch=keep_grids,
-            grid_dtype=np.float32,
+            grid_dtype=np.float32, **(engine or {}),
         )
     finally:
         bar.close()
@@ -151,17 +163,21 @@ def _predict(args: argparse.Namespace) -> int:
     run_file: str | None = getattr(args, "run", None)
     resume = bool(getattr(args, "resume", False))
     _check_options(args, run_file, resume)
+    check_engine_options(args)
     model = _model_for(args, run_file, resume)
     image_set = None
     if not resume:  # a run file records the ground truth the folder layout gives
         image_set = (list_images_with_truth(args.images) if run_file
                      else unlabelled(args.images, list_images(args.images)))
     t0 = time.perf_counter()
-    if run_file:
-        paths, scores, errors, grids, thr, rf = _predict_into_run(model, image_set, args, run_file, resume)
-    else:
-        paths, scores, errors, grids = score_images(model, image_set, args, keep_grids=bool(args.maps_out))
-        thr, rf = model.image_threshold, model.review_from
+    with engine_kwargs(args) as engine:  # {} for the local engine; Ray runs inside the block
+        if run_file:
+            paths, scores, errors, grids, thr, rf = _predict_into_run(model, image_set, args, run_file, resume,
+                                                                      engine)
+        else:
+            paths, scores, errors, grids = score_images(model, image_set, args, keep_grids=bool(args.maps_out),
+                                                        scorer=engine.get("scorer"))
+            thr, rf = model.image_threshold, model.review_from
     elapsed = time.perf_counter() - t0
     text = results_csv(paths, scores, errors, thr, rf)
     if args.output:

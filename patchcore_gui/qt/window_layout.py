@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QSizePolicy,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
 
 from . import style
 from .image_pane import ImagePane
@@ -85,10 +94,11 @@ def build_layout(window: QMainWindow, settings: AppSettings) -> WindowWidgets:
     # The right column's margins sit in a layout around its splitter: a QSplitter's minimum
     # size leaves its own contents margins out, so the window's minimum would come out 16 px
     # short and squeeze the threshold panel (slider over the histogram) at the smallest size.
-    right_column = QWidget()
-    right_lay = QVBoxLayout(right_column)
+    right_inner = QWidget()
+    right_lay = QVBoxLayout(right_inner)
     right_lay.setContentsMargins(8, 8, 8, 8)
     right_lay.addWidget(right)
+    right_column = _scrolling_column(right_inner)
 
     splitter = QSplitter(Qt.Orientation.Horizontal)
     splitter.setObjectName("mainSplitter")
@@ -113,3 +123,33 @@ def build_layout(window: QMainWindow, settings: AppSettings) -> WindowWidgets:
         image_pane=image_pane, card=card, threshold_panel=threshold_panel, metrics_panel=metrics_panel,
         splitter=splitter, right_splitter=right, run_status=run_status, run_file_label=run_file_label,
     )
+
+
+class _ScrollingColumn(QScrollArea):
+    """A column that scrolls vertically when the window is lower than its panels need.
+
+    Model card, threshold panel and metrics tabs together need ~840 px with ground truth:
+    more than a 1366 x 768 screen gives a window. Scrolling keeps every panel at its own
+    minimum (the slider never runs over the histogram) while the window fits the screen.
+    """
+
+    def minimumSizeHint(self) -> QSize:  # Qt override: full width, any height
+        inner = self.widget().minimumSizeHint()
+        bar = self.verticalScrollBar().sizeHint().width()
+        return QSize(inner.width() + bar + 2 * self.frameWidth(), 200)
+
+    def sizeHint(self) -> QSize:  # Qt override
+        inner = self.widget().sizeHint()
+        return QSize(inner.width() + self.verticalScrollBar().sizeHint().width(), inner.height())
+
+
+def _scrolling_column(inner: QWidget) -> QScrollArea:
+    """``inner`` in a vertical-only scroll area without a frame."""
+    area = _ScrollingColumn()
+    area.setObjectName("rightColumn")
+    area.setWidget(inner)
+    area.setWidgetResizable(True)  # as tall as the viewport, never below the panels' minimum
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Expanding)
+    return area

@@ -11,7 +11,7 @@ from .window_layout import WindowWidgets
 DEFAULT_SIZE = (1500, 900)
 #: The smallest window in which no panel overlaps another (the threshold slider stays
 #: below the histogram's axis); the toolbar folds what does not fit into its » menu.
-MIN_SIZE = (1080, 760)
+MIN_SIZE = (1024, 620)
 
 
 def restore_window_state(window: QMainWindow, ui: WindowWidgets, s: AppSettings) -> None:
