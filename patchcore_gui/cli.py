@@ -14,13 +14,24 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .commands import demo, doctor, evaluate, import_official, info, predict, report, train
+from .commands import (
+    demo,
+    doctor,
+    evaluate,
+    explain,
+    import_official,
+    info,
+    predict,
+    report,
+    teach,
+    train,
+)
 from .commands.common import EXIT_OK, EXIT_USAGE, CliError
 
 __all__ = ["EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
 
 #: The sub-commands, in the order ``patchcore --help`` lists them.
-COMMANDS = (train, predict, evaluate, info, demo, report, doctor, import_official)
+COMMANDS = (train, predict, evaluate, info, demo, report, doctor, import_official, explain, teach)
 
 
 def build_parser() -> argparse.ArgumentParser:
