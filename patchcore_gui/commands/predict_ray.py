@@ -1,0 +1,108 @@
+"""``patchcore predict --engine ray``: the options, and the glue between them and core/ray_engine.
+
+The local engine stays the default and the code path it always was; with
+``--engine ray`` the same command scores through a :class:`~patchcore_gui.core.ray_engine.RayScorer`
+(a local Ray instance started inside the command, or ``--ray-address``), writing the
+same CSV, run file and maps. The driver loads the model on its CPU only to describe the
+run (summary, thresholds, maps); the workers score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from .common import CliError, positive_int
+
+ENGINES = ("local", "ray")
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a float >= 0."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v >= 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return v
+
+
+def add_engine_options(pr: argparse.ArgumentParser) -> None:
+    """--engine, --ray-address, --workers and --gpus-per-worker of ``predict``."""
+    pr.add_argument("--engine", choices=ENGINES, default="local",
+                    help="local (default): this process; ray: model replicas on a Ray cluster "
+                         "(a local instance unless --ray-address)")
+    pr.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                    help="an existing Ray cluster (host:port of its head, ray://host:port or auto); "
+                         "without it a local Ray instance starts and stops with the command")
+    pr.add_argument("--workers", type=positive_int, default=None, metavar="N",
+                    help="model replicas (Ray actors, 1 CPU each; default: the cluster's CPUs - 1, "
+                         "at least 1)")
+    pr.add_argument("--gpus-per-worker", type=non_negative_float, default=0.0, metavar="F",
+                    help="GPUs each replica reserves (e.g. 1, or 0.5 to put two on one GPU; default 0: CPU)")
+
+
+def is_ray(args: argparse.Namespace) -> bool:
+    """True when ``args`` ask for the Ray engine (commands that build their own Namespace: no)."""
+    return getattr(args, "engine", "local") == "ray"
+
+
+def check_engine_options(args: argparse.Namespace) -> None:
+    """Refuse Ray options without ``--engine ray`` (they would silently do nothing)."""
+    if is_ray(args):
+        return
+    given = [name for name, default in (("--ray-address", None), ("--workers", None), ("--gpus-per-worker", 0.0))
+             if getattr(args, name[2:].replace("-", "_"), default) != default]
+    if given:
+        raise CliError(f"{', '.join(given)} only apply with --engine ray")
+
+
+def worker_device(args: argparse.Namespace) -> str:
+    """The device the replicas score on: --device if given, else a GPU when they reserve one."""
+    if args.device and args.device != "auto":
+        return str(args.device)
+    return "cuda" if getattr(args, "gpus_per_worker", 0.0) > 0 else "cpu"
+
+
+def driver_model_args(args: argparse.Namespace, resume: bool) -> tuple[str, str | None]:
+    """(device, precision) to load the driver's copy of the model with.
+
+    The driver only describes the run, so it loads on its CPU; the precision is resolved
+    for the workers' device ("auto" is fast on CUDA), except on resume, where "auto"
+    means the run's own precision.
+    """
+    precision = getattr(args, "precision", "auto")
+    if precision == "auto" and not resume:
+        precision = "fast" if worker_device(args).startswith("cuda") else "exact"
+    return "cpu", precision
+
+
+@contextlib.contextmanager
+def engine_kwargs(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """Keyword arguments for ``predict_into_run`` / ``score_images``: {} for the local engine.
+
+    For Ray: a connected scorer (Ray started or joined for the block, stopped after),
+    the workers' device and the settings a run file records.
+    """
+    if not is_ray(args):
+        yield {}
+        return
+    from ..core.ray_engine import RayEngineError, RayOptions, ray_scorer
+
+    options = RayOptions(address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker)
+    device = worker_device(args)
+    try:
+        with ray_scorer(options, device) as scorer:
+            plan = scorer.plan
+            yield {
+                "scorer": scorer,
+                "device": device,
+                "extra_settings": {"engine": "ray", "workers": plan.workers,
+                                   "gpus_per_worker": plan.gpus_per_worker,
+                                   "ray_address": args.ray_address or "local"},
+            }
+    except RayEngineError as exc:
+        raise CliError(str(exc)) from None

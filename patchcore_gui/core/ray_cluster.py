@@ -1,0 +1,166 @@
+"""Reaching Ray for ``predict --engine ray``: start or join a cluster, and size the workers.
+
+Every failure here is a :class:`RayEngineError` with one line, raised within seconds:
+Ray missing, an address nobody answers on, a cluster without the CPUs or GPUs asked
+for. Ray's own ``ray.init`` retries an unreachable address for minutes, and an actor
+that no node can hold waits for ever, so both are checked before Ray is asked.
+
+Sizing (issue 15 point 6): each model actor reserves ``cpus_per_worker`` CPUs (1 by
+default) and ``gpus_per_worker`` GPUs. Without ``--workers`` a cluster gets one actor
+per CPU but one (at least one actor), so a CPU stays free for Ray Data's own tasks and
+the driver; on a 2-core machine that is one actor, which then runs torch on both cores
+(``threads``), as the local engine does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+#: What to install when Ray is missing.
+INSTALL_HINT = "install the ray extra: .venv/bin/pip install -e '.[ray]' (ray[data] 2.60)"
+#: Seconds to wait for a TCP answer from --ray-address before giving up.
+CONNECT_TIMEOUT_S = 5.0
+
+
+class RayEngineError(RuntimeError):
+    """The Ray engine cannot run as asked; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """The ``--engine ray`` options: where, how many replicas, and what each reserves."""
+
+    address: str | None = None  # None: start a local instance inside the command
+    workers: int | None = None  # None: sized from the cluster (see module docstring)
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    num_cpus: int | None = None  # a local instance's CPUs (None: this machine's)
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    """How a run uses the cluster: actor count, reservations, torch threads per actor."""
+
+    workers: int
+    cpus_per_worker: float
+    gpus_per_worker: float
+    threads: int
+    cluster_cpus: float
+    cluster_gpus: float
+    nodes: int
+
+
+def import_ray() -> Any:
+    """``ray`` with Ray Data, or RayEngineError saying how to install it."""
+    try:
+        import ray
+        import ray.data  # noqa: F401 - the engine needs Ray Data, not only the core
+    except ImportError as exc:
+        raise RayEngineError(f"--engine ray needs Ray ({exc.name or 'ray'} is not installed): "
+                             f"{INSTALL_HINT}") from None
+    return ray
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """(host, port) of ``host:port`` or ``ray://host:port``; None for "auto" and the like."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """Raise RayEngineError unless something accepts a TCP connection at ``address``."""
+    hp = _host_port(address)
+    if hp is None:
+        return
+    try:
+        with socket.create_connection(hp, timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        if isinstance(exc, TimeoutError | socket.timeout):
+            reason = f"no answer within {timeout:g} s"
+        raise RayEngineError(f"cannot reach the Ray cluster at {address}: {reason}") from None
+
+
+@contextlib.contextmanager
+def ray_running(options: RayOptions) -> Iterator[Any]:
+    """Ray connected for the block: joined at ``options.address``, or a local instance.
+
+    A local instance is started here (no dashboard, this machine's CPUs) and shut down
+    at the end; a Ray already initialised in this process (tests, notebooks) is used as
+    it is and left running.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    if options.address:
+        check_reachable(options.address)
+        kwargs: dict[str, Any] = {"address": options.address}
+    else:
+        kwargs = {"num_cpus": options.num_cpus or os.cpu_count() or 1, "include_dashboard": False}
+    try:
+        ray.init(logging_level=logging.WARNING, log_to_driver=False, **kwargs)
+    except Exception as exc:  # ConnectionError, RuntimeError from Ray: one line
+        text = str(exc).strip().splitlines()
+        raise RayEngineError(f"cannot start Ray{' at ' + options.address if options.address else ''}: "
+                             f"{text[0] if text else type(exc).__name__}") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def plan_cluster(ray: Any, options: RayOptions) -> ClusterPlan:
+    """Check the cluster can hold the workers asked for and size them; RayEngineError if not.
+
+    Each actor must fit on one node, and all of them on the cluster's nodes together;
+    an actor that fits nowhere would wait for ever.
+    """
+    cpw, gpw = float(options.cpus_per_worker), float(options.gpus_per_worker)
+    if cpw <= 0 or gpw < 0:
+        raise RayEngineError("--gpus-per-worker must be >= 0 and CPUs per worker > 0")
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    cpus = sum(float(r.get("CPU", 0)) for r in nodes)
+    gpus = sum(float(r.get("GPU", 0)) for r in nodes)
+    if gpw > 0 and gpus <= 0:
+        raise RayEngineError(f"--gpus-per-worker {gpw:g} asked for, but the Ray cluster has no GPU "
+                             f"({len(nodes)} node(s), {cpus:g} CPUs)")
+    # Actors each node can hold (whole reservations only, as Ray places them).
+    per_node = []
+    for r in nodes:
+        k = int(float(r.get("CPU", 0)) // cpw)
+        if gpw > 0:
+            k = min(k, int(float(r.get("GPU", 0)) // gpw))
+        per_node.append(k)
+    fits = sum(per_node)
+    if fits < 1:
+        raise RayEngineError(f"no node of the Ray cluster has {cpw:g} CPU(s)"
+                             + (f" and {gpw:g} GPU(s)" if gpw > 0 else "") + " free for one worker")
+    if options.workers is not None:
+        workers = int(options.workers)
+        if workers < 1:
+            raise RayEngineError("--workers must be at least 1")
+        if workers > fits:
+            raise RayEngineError(
+                f"--workers {workers} does not fit: the Ray cluster ({len(nodes)} node(s), {cpus:g} CPUs, "
+                f"{gpus:g} GPUs) holds {fits} worker(s) of {cpw:g} CPU(s)" + (f" and {gpw:g} GPU(s)" if gpw > 0 else "")
+            )
+    else:
+        # Leave one CPU's worth for Ray Data's tasks and the driver (the 2-core deadlock).
+        spare = max(1, int((cpus - cpw) // cpw))
+        workers = max(1, min(fits, spare))
+    threads = int(cpw)
+    if not options.address and len(nodes) == 1:
+        # A local instance: the actors share this machine's cores between them.
+        threads = max(1, int(cpus // workers))
+    return ClusterPlan(workers, cpw, gpw, max(1, threads), cpus, gpus, len(nodes))
