@@ -18,14 +18,23 @@ def register(subparsers: Any) -> None:
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Print the metadata (calibration scores left out) with the bank's shape and the file's size."""
+    """Print the metadata (calibration scores and the training file list left out) with the
+    bank's shape, the provenance line and the file's size."""
     from ..core.model import bn_warmup_label
-    from ..core.modelfile import read_model_file
+    from ..core.modelfile import BANK_SOURCE_KEY, EXTRA_PREFIX, read_model_file
+    from ..core.provenance import provenance_note
 
     tensors, meta = read_model_file(args.model)
     bank = tensors["memory_bank"]
     info = dict(meta)
     info.get("calibration", {}).pop("scores", None)
+    # The per-file list (path + SHA-256 each) is long; its presence is summarised instead.
+    if isinstance(info.get("training"), dict) and "files" in info["training"]:
+        info["training"] = {**info["training"], "files": f"{len(info['training']['files'])} recorded"}
+    info["provenance"] = provenance_note(meta, BANK_SOURCE_KEY in tensors)
+    extras = sorted(k[len(EXTRA_PREFIX):] for k in tensors if k.startswith(EXTRA_PREFIX))
+    if extras:
+        info["extra_tensors"] = {k: list(tensors[EXTRA_PREFIX + k].shape) for k in extras}
     info["memory_bank"] = {"rows": int(bank.shape[0]), "dims": int(bank.shape[1]), "dtype": str(bank.dtype)}
     info["backbone_tensors"] = sum(1 for k in tensors if k.startswith("backbone."))
     info["bn_warmup_summary"] = bn_warmup_label(meta)

@@ -7,14 +7,10 @@ unreadable images turned into error rows. Nothing here imports Qt.
 
 from __future__ import annotations
 
-import hashlib
 import multiprocessing
 import os
-import platform
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +18,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from .. import __version__
 from .backbones import BN_WARMUP_CHOICES, build_extractor, get_spec, official_bn_warmup
 from .batching import AdaptiveScorer, Prefetcher, default_batch_size, default_num_workers
 from .calibration import calibrate, uncalibrated
-from .coreset import CancelledError, coreset_size, greedy_coreset
+from .coreset import CancelledError, greedy_coreset
 from .datasets import ImageSet
-from .features import EmbeddingConfig
 from .image_dataset import ImageDataset, collate
 from .maps import anomaly_maps
 from .model import (
@@ -38,9 +32,12 @@ from .model import (
     resolve_precision,
 )
 from .precision import backbone_dtype, fast_backbone
+from .provenance import bank_source_from_selection
 from .results import BatchResult
 from .reweight import eq7_weight
 from .search import NearestNeighbourSearch
+from .train_config import DEFAULT_EMBEDDING, TrainConfig, embedding_for  # noqa: F401  (re-exported)
+from .train_meta import file_list_sha256, model_meta, software_versions  # noqa: F401  (re-exported)
 
 #: progress(stage, done, total); stages in order: "features", "calibration coreset"
 #: (bank without the held-out images), "calibration", "coreset" (the final bank).
@@ -167,62 +164,6 @@ def _grid_shape(model: PatchCoreModel) -> tuple[int, int]:
 # --------------------------------------------------------------------------- training
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training settings (the ``patchcore train`` options)."""
-
-    backbone: str = "wide_resnet50_2"
-    layers: tuple[str, ...] | None = None
-    embedding: str | None = None  # None: the backbone's default layout
-    resize: int = 256
-    crop: int = 224
-    coreset: float = 0.1
-    k: int = 1
-    seed: int = 0
-    holdout: float = 0.1
-    reweight: int = 0
-    precision: str = "auto"  # backbone arithmetic while building the bank (see core.precision)
-    # The official code's BatchNorm warm-up (backbones.official_bn_warmup); "none" skips it.
-    bn_warmup: str = "official"
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-#: Per-backbone default embedding layout. The reference layout for the torchvision
-#: backbones (parity with the official code); the native concatenation for the small
-#: EfficientNet-Lite0, whose 152 real dims would otherwise be stretched to 1024 by
-#: repetition (docs/patchcore-spec.md section 9).
-DEFAULT_EMBEDDING = {"efficientnet_lite0": "native"}
-
-
-def embedding_for(cfg: TrainConfig) -> EmbeddingConfig:
-    mode = cfg.embedding or DEFAULT_EMBEDDING.get(cfg.backbone, "reference")
-    if mode not in ("reference", "native"):
-        raise ValueError(f"unknown embedding {mode!r}; use reference or native")
-    return EmbeddingConfig(mode=mode)
-
-
-def file_list_sha256(paths: Sequence[str | os.PathLike[str]]) -> str:
-    """SHA-256 of the sorted training file names (one per line), for traceability."""
-    h = hashlib.sha256()
-    for p in sorted(os.fspath(x) for x in paths):
-        h.update(p.encode("utf-8", "surrogateescape") + b"\n")
-    return h.hexdigest()
-
-
-def software_versions() -> dict[str, str]:
-    import faiss
-    import torchvision
-
-    return {
-        "patchcore_gui": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "numpy": np.__version__,
-        "faiss": getattr(faiss, "__version__", "?"),
-    }
-
-
 def _holdout_split(n: int, fraction: float, seed: int) -> np.ndarray:
     """Indices held out for calibration: round(n * fraction), at least 3; empty if too few images."""
     if fraction <= 0:
@@ -276,7 +217,7 @@ def extract_features(
 
 def train_model(
     paths: Sequence[str | os.PathLike[str]],
-    cfg: TrainConfig = TrainConfig(),
+    cfg: TrainConfig | None = None,
     *,
     weights: str | os.PathLike[str] | dict[str, torch.Tensor] | None = None,
     device: str | torch.device = "auto",
@@ -292,6 +233,7 @@ def train_model(
     reference for the same images; calibration holds out a slice, builds a bank from
     the rest with the same settings, and scores the slice (features are reused).
     """
+    cfg = cfg or TrainConfig()
     dev = resolve_device(device)
     spec = get_spec(cfg.backbone)
     precision = _check_train_config(cfg, dev)
@@ -329,8 +271,9 @@ def train_model(
 
     sel = greedy_coreset(flat, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
     bank = flat[torch.from_numpy(np.asarray(sel))].contiguous()
-    meta = _model_meta(cfg, model_cfg, precision, dev, grid, flat.shape[0], int(dim), ok_paths, skipped, source)
-    return PatchCoreModel(model_cfg, extractor, bank, {**meta, **blocks}, device=dev)
+    meta = model_meta(cfg, model_cfg, precision, dev, grid, flat.shape[0], int(dim), ok_paths, skipped, source)
+    return PatchCoreModel(model_cfg, extractor, bank, {**meta, **blocks}, device=dev,
+                          bank_source=bank_source_from_selection(sel, per_img))
 
 
 def _check_train_config(cfg: TrainConfig, dev: torch.device) -> str:
@@ -393,51 +336,6 @@ def _calibration_blocks(
         if progress:
             progress("calibration", j + 1, len(hold))
     return calibrate(np.array(h_scores), np.array(h_max), len(hold), cfg.holdout)
-
-
-def _model_meta(
-    cfg: TrainConfig,
-    model_cfg: ModelConfig,
-    precision: str,
-    dev: torch.device,
-    grid: tuple[int, int],
-    rows_before: int,
-    dim: int,
-    ok_paths: Sequence[str],
-    skipped: Sequence[tuple[str, str]],
-    source: str,
-) -> dict[str, Any]:
-    """The model file's metadata block (everything but calibration): what a reader needs to trust it."""
-    return {
-        "backbone": cfg.backbone,
-        "layers": list(model_cfg.layers),
-        "feature_dim": dim,
-        "patch_size": model_cfg.embedding.patch_size,
-        "k": cfg.k,
-        "reweight": cfg.reweight,
-        "precision": precision,
-        "bn_warmup": cfg.bn_warmup,
-        "resize": cfg.resize,
-        "crop": cfg.crop,
-        "normalization": {"mean": list(model_cfg.mean), "std": list(model_cfg.std)},
-        "grid": list(grid),
-        "coreset": {
-            "fraction": cfg.coreset,
-            "seed": cfg.seed,
-            "method": "identity" if cfg.coreset >= 1.0 else "approximate_greedy",
-            "rows_before": int(rows_before),
-            "rows_kept": int(coreset_size(rows_before, cfg.coreset)),
-        },
-        "training": {
-            "image_count": len(ok_paths),
-            "file_list_sha256": file_list_sha256(ok_paths),
-            "skipped": [{"path": p, "error": e} for p, e in skipped],
-            "source": source,
-        },
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "software": software_versions(),
-        "device": str(dev),
-    }
 
 
 def image_paths_for_training(root: str | os.PathLike[str]) -> list[Path]:

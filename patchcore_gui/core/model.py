@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,19 @@ import torch
 from PIL import Image
 
 from .backbones import FeatureExtractor, WeightsUnavailableError, get_spec, load_truncated
-from .features import EmbeddingConfig, embed
+from .features import embed
 from .maps import anomaly_maps, anomaly_maps_torch
-from .modelfile import BACKBONE_PREFIX, BANK_KEY, ModelFileError, read_model_file, save_model_file
+from .model_config import ModelConfig, resolve_device
+from .modelfile import (
+    BACKBONE_PREFIX,
+    BANK_KEY,
+    BANK_SOURCE_KEY,
+    EXTRA_PREFIX,
+    ModelFileError,
+    check_bank_source,
+    read_model_file,
+    save_model_file,
+)
 from .precision import (  # re-exported: callers import the precision API from here too
     PRECISION_CHOICES,
     PRECISIONS,
@@ -50,62 +59,6 @@ __all__ = [
 ]
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """'auto' -> cuda when available else cpu; a CUDA request without CUDA is a clear error."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("CUDA was requested but no CUDA device is available; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ValueError(f"CUDA device {dev.index} does not exist ({torch.cuda.device_count()} found)")
-    elif dev.type != "cpu":
-        raise ValueError(f"unsupported device {device!r}; use auto, cpu or cuda[:N]")
-    return dev
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild the feature pipeline of a model."""
-
-    backbone: str = "wide_resnet50_2"
-    layers: tuple[str, ...] = ("layer2", "layer3")
-    embedding: EmbeddingConfig = field(default_factory=EmbeddingConfig)
-    resize: int = 256
-    crop: int = 224
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-    k: int = 1
-    #: Paper Eq. 7 re-weighting of the image score with this many bank neighbours of
-    #: the nearest bank row (anomalib uses 9); 0 = off, as in the reference code.
-    reweight: int = 0
-
-    @property
-    def preprocess(self) -> Preprocess:
-        return Preprocess(self.resize, self.crop, tuple(self.mean), tuple(self.std))
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["layers"] = list(self.layers)
-        d["mean"], d["std"] = list(self.mean), list(self.std)
-        return d
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> ModelConfig:
-        return cls(
-            backbone=str(d["backbone"]),
-            layers=tuple(str(x) for x in d["layers"]),
-            embedding=EmbeddingConfig(**d["embedding"]),
-            resize=int(d["resize"]),
-            crop=int(d["crop"]),
-            mean=tuple(float(x) for x in d["mean"]),  # type: ignore[arg-type]
-            std=tuple(float(x) for x in d["std"]),  # type: ignore[arg-type]
-            k=int(d["k"]),
-            reweight=int(d.get("reweight", 0)),
-        )
-
-
 class PatchCoreModel:
     """A usable model: call ``predict`` / ``score_tensor``; ``save`` and ``load`` a file."""
 
@@ -118,7 +71,13 @@ class PatchCoreModel:
         device: str | torch.device = "auto",
         path: str | os.PathLike[str] | None = None,
         precision: str = "auto",
+        bank_source: np.ndarray | torch.Tensor | None = None,
+        extra_tensors: dict[str, torch.Tensor] | None = None,
     ) -> None:
+        """``bank_source``: (bank rows, 2) [training image index, grid patch index] or None
+        (unknown: old files, imported models); ``extra_tensors``: tensors other features
+        keep in the model file (saved under ``modelfile.EXTRA_PREFIX``, kept through load/save).
+        """
         self.config = config
         self.device = resolve_device(device)
         #: What was asked for ("auto" re-resolves when the model moves to another device).
@@ -127,6 +86,8 @@ class PatchCoreModel:
         self.extractor = extractor.to(self.device).eval()
         self.bank = bank.detach().to("cpu", torch.float32).contiguous()
         self.metadata: dict[str, Any] = dict(metadata or {})
+        self.bank_source = bank_source  # type: ignore[assignment]  # the setter checks and converts
+        self.extra_tensors: dict[str, torch.Tensor] = dict(extra_tensors or {})
         self.path = Path(path) if path is not None else None
         self._grid: tuple[int, int] | None = None
         self._setup_precision()
@@ -164,6 +125,28 @@ class PatchCoreModel:
     @property
     def feature_dim(self) -> int:
         return int(self.bank.shape[1])
+
+    @property
+    def bank_source(self) -> np.ndarray | None:
+        """(bank rows, 2) int32: the training image (index into ``training_files``) and the
+        patch (row-major index in the feature grid) each bank row came from; None when unknown."""
+        return self._bank_source
+
+    @bank_source.setter
+    def bank_source(self, value: np.ndarray | torch.Tensor | None) -> None:
+        if value is None:
+            self._bank_source: np.ndarray | None = None
+            return
+        arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        if arr.ndim != 2 or arr.shape != (self.bank_size, 2):
+            raise ValueError(f"bank_source must have shape ({self.bank_size}, 2), got {arr.shape}")
+        self._bank_source = np.ascontiguousarray(arr, dtype=np.int32)
+
+    @property
+    def training_files(self) -> list[dict[str, str]]:
+        """[{"path", "sha256"}] of the readable training images, in bank_source's image
+        order ([] for files made before provenance was recorded)."""
+        return list(self.metadata.get("training", {}).get("files", []))
 
     @property
     def threshold_info(self) -> dict[str, Any]:
@@ -330,10 +313,14 @@ class PatchCoreModel:
         return scores, masks, labels, masks_gt
 
     # ------------------------------------------------------------------ threshold
-    def with_threshold(self, image_threshold: float, note: str = "", pixel_threshold: float | None = None) -> PatchCoreModel:
-        """A copy (sharing tensors) whose metadata carries a new threshold and a dated note."""
+    def with_threshold(self, image_threshold: float | None, note: str = "", pixel_threshold: float | None = None,
+                       **kwargs: Any) -> PatchCoreModel:
+        """A copy (sharing tensors) whose metadata carries new thresholds and a history entry
+        (``kwargs``: review_from, user, rule, source; see ``thresholds.metadata_with_threshold``).
+        Raises ValueError (one line) for values no model can use."""
         new = copy.copy(self)
-        new.metadata = metadata_with_threshold(self.metadata, image_threshold, note, pixel_threshold)
+        new.metadata = metadata_with_threshold(self.metadata, image_threshold, note, pixel_threshold, **kwargs)
+        new.extra_tensors = dict(self.extra_tensors)  # a new dict: adding to one leaves the other
         new.path = None
         return new
 
@@ -343,6 +330,10 @@ class PatchCoreModel:
         tensors = {BANK_KEY: self.bank}
         for k, v in self.extractor.state_dict().items():
             tensors[BACKBONE_PREFIX + k] = v
+        if self._bank_source is not None:
+            tensors[BANK_SOURCE_KEY] = torch.from_numpy(self._bank_source)
+        for k, v in self.extra_tensors.items():
+            tensors[EXTRA_PREFIX + k] = v
         meta = dict(self.metadata)
         # Format 2 says whether the BatchNorms were warmed; a model built by hand from an
         # extractor nobody warmed (training and import always record it) was not.
@@ -374,6 +365,8 @@ class PatchCoreModel:
             )
         if bank.shape[0] == 0:
             raise ModelFileError(p, "memory bank is empty")
+        if BANK_SOURCE_KEY in tensors:
+            check_bank_source(p, tensors[BANK_SOURCE_KEY], meta, int(bank.shape[0]))
         try:
             ext = FeatureExtractor(config.backbone, config.layers)
         except ValueError as exc:
@@ -386,8 +379,10 @@ class PatchCoreModel:
         expected = config.embedding.output_dim(ext.channels())
         if expected != bank.shape[1]:
             raise ModelFileError(p, f"bank has {bank.shape[1]} dims but the configuration produces {expected}")
+        extras = {k[len(EXTRA_PREFIX):]: v for k, v in tensors.items() if k.startswith(EXTRA_PREFIX)}
         try:
-            return cls(config, ext, bank, meta, device=device, path=p, precision=precision)
+            return cls(config, ext, bank, meta, device=device, path=p, precision=precision,
+                       bank_source=tensors.get(BANK_SOURCE_KEY), extra_tensors=extras)
         except PrecisionUnsupportedError:
             raise  # about this machine, not about the file
         except ValueError as exc:

@@ -23,6 +23,9 @@ from .atomic import atomic_write_bytes
 FORMAT_NAME = "patchcore_gui.model"
 #: 2: the backbone's BatchNorm buffers carry the official warm-up (or say they do not:
 #: metadata ``bn_warmup``). Format-1 files predate the warm-up and are read as "none".
+#: Provenance (``bank_source``, ``training.files``) and extra tensors are optional
+#: additions, not a new format: a format-2 reader without them still reads such a file
+#: correctly (it ignores tensors it does not know; the checksum covers them all).
 FORMAT_VERSION = 2
 #: What ``bn_warmup`` may say (backbones.BN_WARMUP_CHOICES; not imported: no torch models here).
 BN_WARMUP_VALUES = ("official", "none")
@@ -32,6 +35,10 @@ LEGACY_BN_NOTE = "made before format 2 (PatchCore Inspector 0.1)"
 META_KEY = "patchcore_gui"
 BANK_KEY = "memory_bank"
 BACKBONE_PREFIX = "backbone."
+#: (bank_rows, 2) int32: [training image index, patch index in the row-major grid].
+BANK_SOURCE_KEY = "bank_source"
+#: Free slot for tensors other features keep in the model file (``PatchCoreModel.extra_tensors``).
+EXTRA_PREFIX = "extra/"
 #: A real header is a few hundred kB at most; anything far larger is hostile or corrupt.
 MAX_HEADER_BYTES = 64 * 1024 * 1024
 
@@ -187,8 +194,9 @@ def _validate_metadata(path: Path, meta: dict[str, Any], bank_shape: list[int]) 
     for key in ("threshold", "calibration", "training", "coreset", "software", "normalization"):
         if key in meta and not isinstance(meta[key], dict):
             raise bad(f"{key} is not an object")
+    _validate_training_files(meta, bad)
     threshold = meta.get("threshold", {})
-    for key in ("image", "pixel"):
+    for key in ("image", "pixel", "review_from"):
         # NaN (no threshold) is a number here; null is not: readers call float() on it.
         if key in threshold and not (_is_int(threshold[key]) or isinstance(threshold[key], float)):
             raise bad(f"threshold.{key} is not a number")
@@ -240,6 +248,41 @@ def _validate_metadata(path: Path, meta: dict[str, Any], bank_shape: list[int]) 
         raise bad(f"mean values must lie in [-{MAX_MEAN:g}, {MAX_MEAN:g}]")
     if not all(MIN_STD <= x <= MAX_STD for x in cfg["std"]):
         raise bad(f"std values must lie in [{MIN_STD:g}, {MAX_STD:g}]")
+
+
+def _validate_training_files(meta: dict[str, Any], bad: Any) -> None:
+    """``training.files``, when present: a list of {"path": str, "sha256": 64 hex digits}."""
+    files = meta.get("training", {}).get("files")
+    if files is None:
+        return
+    if not isinstance(files, list):
+        raise bad("training.files is not a list")
+    for i, f in enumerate(files):
+        if (not isinstance(f, dict) or not isinstance(f.get("path"), str)
+                or not isinstance(f.get("sha256"), str) or len(f["sha256"]) != 64):
+            raise bad(f"training.files[{i}] is not a {{path, sha256}} record")
+
+
+def check_bank_source(path: Path, source: torch.Tensor, meta: dict[str, Any], bank_rows: int) -> None:
+    """The provenance tensor must name a real image and a real grid cell for every bank row.
+
+    A wrong index here would not change a score, but evidence would show the wrong
+    training picture as "the nearest normal patch": refused like any corrupt file.
+    """
+    if source.dtype != torch.int32 or source.ndim != 2 or source.shape[1] != 2 or source.shape[0] != bank_rows:
+        raise ModelFileError(path, f"bank_source must be int32 ({bank_rows}, 2), got {source.dtype} "
+                                   f"{tuple(source.shape)}")
+    if source.numel() == 0:
+        return
+    if int(source.min()) < 0:
+        raise ModelFileError(path, "bank_source has a negative index")
+    files = meta.get("training", {}).get("files")
+    if isinstance(files, list) and int(source[:, 0].max()) >= len(files):
+        raise ModelFileError(path, f"bank_source names image {int(source[:, 0].max())} of {len(files)} training files")
+    grid = meta.get("grid")
+    if (isinstance(grid, list) and len(grid) == 2 and all(_is_int(g) for g in grid)
+            and int(source[:, 1].max()) >= grid[0] * grid[1]):
+        raise ModelFileError(path, f"bank_source names patch {int(source[:, 1].max())} of a {grid[0]} x {grid[1]} grid")
 
 
 def read_model_file(path: str | os.PathLike[str], *, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,0 +1,42 @@
+"""Training settings (the ``patchcore train`` options) and the per-backbone embedding default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .features import EmbeddingConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training settings (the ``patchcore train`` options)."""
+
+    backbone: str = "wide_resnet50_2"
+    layers: tuple[str, ...] | None = None
+    embedding: str | None = None  # None: the backbone's default layout
+    resize: int = 256
+    crop: int = 224
+    coreset: float = 0.1
+    k: int = 1
+    seed: int = 0
+    holdout: float = 0.1
+    reweight: int = 0
+    precision: str = "auto"  # backbone arithmetic while building the bank (see core.precision)
+    # The official code's BatchNorm warm-up (backbones.official_bn_warmup); "none" skips it.
+    bn_warmup: str = "official"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: Per-backbone default embedding layout. The reference layout for the torchvision
+#: backbones (parity with the official code); the native concatenation for the small
+#: EfficientNet-Lite0, whose 152 real dims would otherwise be stretched to 1024 by
+#: repetition (docs/patchcore-spec.md section 9).
+DEFAULT_EMBEDDING = {"efficientnet_lite0": "native"}
+
+
+def embedding_for(cfg: TrainConfig) -> EmbeddingConfig:
+    mode = cfg.embedding or DEFAULT_EMBEDDING.get(cfg.backbone, "reference")
+    if mode not in ("reference", "native"):
+        raise ValueError(f"unknown embedding {mode!r}; use reference or native")
+    return EmbeddingConfig(mode=mode)
