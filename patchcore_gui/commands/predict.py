@@ -155,7 +155,7 @@ def _maps(model: Any, grids: Any) -> Iterator[np.ndarray]:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ..core.datasets import list_images, list_images_with_truth, unlabelled
+    from ..core.datasets import list_images_with_truth
     from ..core.verdict import ng_mask, review_mask
     from ..reports.predict_output import results_csv, write_maps_npz
 
@@ -167,8 +167,9 @@ def _predict(args: argparse.Namespace) -> int:
     model = _model_for(args, run_file, resume)
     image_set = None
     if not resume:  # a run file records the ground truth the folder layout gives
-        image_set = (list_images_with_truth(args.images) if run_file
-                     else unlabelled(args.images, list_images(args.images)))
+        # With the ground truth the layout gives, also without a run file: the drift
+        # check leaves images labelled defective out (an MVTec test folder is mostly defects).
+        image_set = list_images_with_truth(args.images)
     t0 = time.perf_counter()
     with engine_kwargs(args) as engine:  # {} for the local engine; Ray runs inside the block
         if run_file:
@@ -194,7 +195,30 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"{len(paths)} images, {ng} NG, {band}{len(paths) - n_err - ng - review} OK, {n_err} errors "
           f"({rate:.1f} images/s, threshold {fmt(thr) or 'none'}"
           + (f", review from {fmt(rf)}" if math.isfinite(rf) else "") + ")", file=sys.stderr)
+    _say_drift(model, scores, image_set.labels if image_set is not None else _run_labels(run_file))
     return EXIT_OK
+
+
+def _run_labels(run_file: str | None) -> np.ndarray | None:
+    """The ground truth a (resumed) run file recorded, in index order."""
+    from ..core.run_file import RunFile
+
+    if not run_file:
+        return None
+    with RunFile.open(run_file, readonly=True) as rs:
+        return rs.columns()["label"]
+
+
+def _say_drift(model: Any, scores: np.ndarray, labels: np.ndarray | None) -> None:
+    """A ``drift:`` line on stderr when the batch no longer scores like the model's calibration
+    images (core/drift.py); a note when the model cannot be checked; nothing when normal."""
+    from ..core.drift import FEW_CALIBRATION, NO_CALIBRATION, check_drift
+
+    res = check_drift(scores, model.calibration_scores, labels)
+    if res.shifted:
+        print(f"drift: {res.message()}", file=sys.stderr)
+    elif res.status in (FEW_CALIBRATION, NO_CALIBRATION):
+        print(f"note: {res.message()}", file=sys.stderr)
 
 
 def handler(args: argparse.Namespace) -> int:

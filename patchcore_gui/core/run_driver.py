@@ -119,6 +119,7 @@ def predict_into_run(
                 if delay > 0:
                     time.sleep(delay)
             status = "cancelled" if done < total else "finished"
+            _record_drift(store, model)
             store.set_status(status)
         except BaseException as exc:
             _record_stop(store, exc)
@@ -127,6 +128,14 @@ def predict_into_run(
         if owned:
             store.close()
     return RunOutcome(status, scored, done, total, time.perf_counter() - t0)
+
+
+def _record_drift(store: RunFile, model: PatchCoreModel) -> None:
+    """Record the drift check of the run's scores against the model's calibration (core/drift.py)."""
+    from .drift import check_drift
+
+    cols = store.columns()
+    store.set_drift(check_drift(cols["score"], model.calibration_scores, cols["label"]).to_json())
 
 
 def _record_stop(store: RunFile, exc: BaseException) -> None:

@@ -298,6 +298,14 @@ class RunFile:
             sessions.append({"time": now_iso(), "pid": os.getpid(), "host": socket.gethostname(), **info})
             self._set_meta(sessions=sessions, status="running", status_message="")
 
+    def set_drift(self, record: dict[str, Any]) -> None:
+        """Record the score-drift check of the run (``core.drift.DriftResult.to_json()``) as meta "drift".
+
+        Run files made before the check have no "drift" key.
+        """
+        with self._write():
+            self._set_meta(drift=dict(record))
+
     # ------------------------------------------------------------------ results
     def add_batch(self, result: BatchResult) -> None:
         """Store one engine batch in one transaction (scores, float16 grids, errors, file stats)."""

@@ -84,6 +84,15 @@ class GuardedRunFile(RunFile):
             if not self.write_error:
                 self._failed(exc)
 
+    def set_drift(self, record: dict[str, Any]) -> None:
+        # The drift record is a note on the run: a file that cannot take it keeps its results.
+        if self.write_error:
+            return
+        try:
+            super().set_drift(record)
+        except Exception as exc:
+            self._failed(exc)
+
     def _failed(self, exc: BaseException) -> None:
         self.write_error = one_line(exc)
         cb = self.on_write_failed
