@@ -43,7 +43,7 @@ class ReportItem:
     name: str
     score: float
     normalized: float
-    verdict: str  # "OK", "NG", "error" or "not scored"
+    verdict: str  # "OK", "REVIEW", "NG", "error" or "not scored"
     label: int
     defect_type: str
     operator: str
@@ -84,6 +84,26 @@ class ReportContext:
     model: Any = None
     maps_note: str = ""
     store: RunFile | None = field(default=None, repr=False)
+    #: The review band's start (REVIEW when review_from < score <= threshold); NaN: no band.
+    review_from: float = float("nan")
+    #: The images sent to review, listed apart from the flagged (NG) ones.
+    review_items: list[ReportItem] = field(default_factory=list)
+
+    @property
+    def has_band(self) -> bool:
+        """True when the run has a review band (its count and list are shown)."""
+        return bool(np.isfinite(self.review_from))
+
+    @property
+    def band_line(self) -> str:
+        """The review band in one sentence ("" without one)."""
+        if not self.has_band:
+            return ""
+        line = (f"Review band: REVIEW when {self.review_from:.6g} < score <= {self.threshold:.6g} "
+                f"(a person decides), OK at or below {self.review_from:.6g}.")
+        if np.isfinite(self.threshold) and self.review_from > self.threshold:
+            line += " The band's start lies above this threshold, so the band is empty."
+        return line
 
     @property
     def review_line(self) -> str:
@@ -157,15 +177,15 @@ def precision_text(value: object) -> str:
     return "not recorded" if not value else str(value)
 
 
-def verdict_of(score: float, threshold: float, done: bool, error: bool) -> str:
-    """The app's rule as a word: NG when score > threshold."""
+def verdict_of(score: float, threshold: float, done: bool, error: bool, review_from: float = float("nan")) -> str:
+    """The app's rule as a word (``core/verdict.py``): NG above the threshold, REVIEW in the band."""
     if not done:
         return "not scored"
     if error or not np.isfinite(score):
         return "error"
     if not np.isfinite(threshold):
         return "no threshold"
-    return verdict(score, threshold)
+    return verdict(score, threshold, review_from)
 
 
 def when(iso: str) -> str:
@@ -234,6 +254,7 @@ def build_context(
     cols = store.columns()
     run_t = store.image_threshold
     thr = float(threshold) if threshold is not None else run_t
+    rf = store.review_from
     paths, shown, errs, types = store.paths(), store.display_names(), store.errors(), store.defect_types()
     ops = store.operator_verdicts()
     root = str(meta.get("folder", ""))
@@ -250,12 +271,12 @@ def build_context(
         items.append(ReportItem(
             index=i, path=paths[i], display=shown[i], name=name, score=s,
             normalized=s / thr if np.isfinite(thr) and thr > 0 and np.isfinite(s) else float("nan"),
-            verdict=verdict_of(s, thr, bool(cols["done"][i]), bool(cols["error"][i])),
+            verdict=verdict_of(s, thr, bool(cols["done"][i]), bool(cols["error"][i]), rf),
             label=int(cols["label"][i]), defect_type=types[i], operator=op[0], operator_time=op[1],
             operator_by=op[2], error=errs.get(i, ""),
         ))
     words = [it.verdict for it in items]
-    counts = {"total": len(items), "OK": words.count("OK"), "NG": words.count("NG"),
+    counts = {"total": len(items), "OK": words.count("OK"), "REVIEW": words.count("REVIEW"), "NG": words.count("NG"),
               "error": words.count("error"), "not scored": words.count("not scored")}
     scored = cols["done"] & ~cols["error"] & np.isfinite(cols["score"])
     quality = None
@@ -265,10 +286,12 @@ def build_context(
         c = metrics.confusion(sc, lab, thr)
         p, r, f1 = metrics.precision_recall_f1(sc, lab, thr)
         quality = {"confusion": c, "auroc": metrics.auroc(sc, lab), "precision": p, "recall": r, "f1": f1,
-                   "labelled": int(np.count_nonzero(lab >= 0))}
+                   "labelled": int(np.count_nonzero(lab >= 0)),
+                   "review": metrics.review_counts(sc, lab, thr, rf) if np.isfinite(rf) else None}
     selected = items if include_all else [it for it in items if it.verdict == "NG"]
+    review_items = [it for it in items if it.verdict == "REVIEW"]
     model, note = (None, "")
-    if need_maps and any(it.verdict in ("OK", "NG", "no threshold") for it in selected):
+    if need_maps and any(it.verdict in ("OK", "REVIEW", "NG", "no threshold") for it in [*selected, *review_items]):
         model, note = _load_model(meta, model_path)
     pixel_t = store.pixel_threshold
     if model is not None and not (np.isfinite(pixel_t) and pixel_t > 0):
@@ -282,5 +305,5 @@ def build_context(
         operator=operator, meta=meta, threshold=thr, threshold_how=_how(meta, store.threshold_log(), threshold, run_t, threshold_given_by),
         pixel_threshold=pixel_t, threshold_log=store.threshold_log(), counts=counts, quality=quality,
         scores=cols["score"], labels=cols["label"], items=items, selected=selected,
-        include_all=include_all, model=model, maps_note=note, store=store,
+        include_all=include_all, model=model, maps_note=note, store=store, review_from=rf, review_items=review_items,
     )

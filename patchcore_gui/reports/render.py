@@ -11,7 +11,8 @@ same functions for exports.
 * :func:`overlay_heatmap` - the heatmap over the image exactly as the window paints it
   (``core/heatmap.py``: absolute scale 0 .. 2 x pixel threshold, the same colour map
   and opacity, the outline of the region above the threshold).
-* :func:`histogram_image` - the score histogram with the threshold line.
+* :func:`histogram_image` - the score histogram with the threshold line (and the review
+  band shaded between its start and the threshold).
 * :func:`colorbar_image` - the legend of the heatmap colours.
 * :func:`jpeg_bytes`, :func:`png_bytes` - encoders.
 """
@@ -39,6 +40,8 @@ CONTOUR_RGB = heatmap.OUTLINE_RGB
 
 OK_RGB = (46, 125, 50)
 NG_RGB = (198, 40, 40)
+#: REVIEW: amber, apart from OK green and NG red in colour and in grey-scale print.
+REVIEW_RGB = (214, 130, 0)
 ERROR_RGB = (117, 117, 117)
 
 
@@ -138,8 +141,14 @@ def _nice_ticks(lo: float, hi: float, n: int = 6) -> list[float]:
 
 
 def histogram_image(scores: np.ndarray, threshold: float, labels: np.ndarray | None = None, *,
-                    width: int = 1200, height: int = 420, bins: int = 60) -> Image.Image:
-    """Score histogram (stacked good / defect / unknown when labels exist) with the threshold line."""
+                    width: int = 1200, height: int = 420, bins: int = 60,
+                    review_from: float = float("nan")) -> Image.Image:
+    """Score histogram (stacked good / defect / unknown when labels exist) with the threshold line.
+
+    With a review band (``review_from`` finite, below the threshold) the band is shaded
+    from its start to the threshold, behind the bars, with a line at its start.
+    """
+    band = bool(np.isfinite(review_from) and np.isfinite(threshold) and review_from < threshold)
     s = np.asarray(scores, dtype=np.float64)
     lab = np.full(s.shape, -1) if labels is None else np.asarray(labels)
     keep = np.isfinite(s)
@@ -154,6 +163,8 @@ def histogram_image(scores: np.ndarray, threshold: float, labels: np.ndarray | N
     lo, hi = float(s.min()), float(s.max())
     if np.isfinite(threshold):
         lo, hi = min(lo, threshold), max(hi, threshold)
+    if band:
+        lo = min(lo, review_from)
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
     pad = 0.03 * (hi - lo)
@@ -173,6 +184,8 @@ def histogram_image(scores: np.ndarray, threshold: float, labels: np.ndarray | N
         d.line([left, y, width - right, y], fill=(232, 232, 232))
         txt = f"{yv:g}"
         d.text((left - 8 - d.textlength(txt, font=fs), y - 7), txt, fill=(90, 90, 90), font=fs)
+    if band:  # behind the bars: a pale amber block from the band's start to the threshold
+        d.rectangle([xpix(review_from), top - 6, xpix(threshold), bottom], fill=(253, 236, 204))
     base = np.zeros(bins)
     for (_name, _m, rgb), c in zip(groups, counts, strict=True):
         for i in np.flatnonzero(c):
@@ -194,6 +207,12 @@ def histogram_image(scores: np.ndarray, threshold: float, labels: np.ndarray | N
         txt = f"threshold {threshold:.4g}  (NG above)"
         tx = x + 6 if x + 6 + d.textlength(txt, font=f) < width - right else x - 6 - d.textlength(txt, font=f)
         d.text((tx, top - 26), txt, fill=NG_RGB, font=f)
+    if band:
+        x = xpix(review_from)
+        for y in range(top - 6, bottom, 12):
+            d.line([x, y, x, min(y + 7, bottom)], fill=REVIEW_RGB, width=3)
+        txt = f"review from {review_from:.4g}"
+        d.text((max(4.0, x - 6 - d.textlength(txt, font=fs)), top + 22), txt, fill=REVIEW_RGB, font=fs)
     present = [(n, rgb) for (n, m, rgb) in groups if m.any()]
     if len(present) > 1 or (present and present[0][0] != "unknown"):
         x = width - right - 10

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import math
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,14 +24,14 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from . import render
-from .context import Progress, ReportContext, when
+from .context import Progress, ReportContext, ReportItem, when
 from .thumbnails import histogram_png, iter_rendered
 
 NAVY = (31, 58, 95)
 GREY = (82, 96, 109)
 LIGHT = (241, 244, 247)
 RULE = (213, 221, 229)
-VERDICT_RGB = {"OK": render.OK_RGB, "NG": render.NG_RGB}
+VERDICT_RGB = {"OK": render.OK_RGB, "NG": render.NG_RGB, "REVIEW": render.REVIEW_RGB}
 
 _FONT_DIRS = (str(Path(__file__).resolve().parents[2] / "resources" / "fonts"), "/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/dejavu", "/usr/share/fonts/TTF",
               "/usr/local/share/fonts", "/Library/Fonts", str(Path.home() / ".fonts"), "C:/Windows/Fonts")
@@ -172,6 +173,8 @@ def _result(pdf: _Doc, ctx: ReportContext) -> None:
     c = ctx.counts
     tiles = [("images", c["total"], NAVY), ("OK", c["OK"], render.OK_RGB), ("NG", c["NG"], render.NG_RGB),
              ("errors", c["error"], render.ERROR_RGB)]
+    if ctx.has_band:
+        tiles.insert(2, ("REVIEW", c["REVIEW"], render.REVIEW_RGB))
     if c["not scored"]:
         tiles.append(("not scored", c["not scored"], render.ERROR_RGB))
     y, tw = pdf.get_y() + 1, 30
@@ -205,6 +208,8 @@ def _threshold(pdf: _Doc, ctx: ReportContext) -> None:
     pdf.set_font(pdf.sans, "", 8)
     pdf.set_text_color(*GREY)
     pdf.multi_cell(0, 4.2, pdf.t(ctx.threshold_how), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if ctx.has_band:
+        pdf.multi_cell(0, 4.2, pdf.t(ctx.band_line), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     if math.isfinite(ctx.pixel_threshold):
         pdf.multi_cell(0, 4.2, pdf.t(f"Pixel threshold {_fmt(ctx.pixel_threshold, '.6g')}: heatmap contour and "
                                      "colour-scale anchor."), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
@@ -232,6 +237,10 @@ def _quality(pdf: _Doc, ctx: ReportContext) -> None:
     x0, y0, cw, rh = pdf.l_margin, pdf.get_y(), 27, 6
     cells = [["", "predicted NG", "predicted OK"], ["defect", f"{cm['tp']}  TP", f"{cm['fn']}  FN"],
              ["good", f"{cm['fp']}  FP", f"{cm['tn']}  TN"]]
+    sent = q.get("review")
+    if sent:  # the band leaves the counts at the threshold; REVIEW images are among the OK ones
+        for row, text in zip(cells, ("of which REVIEW", str(sent["defect"]), str(sent["good"])), strict=True):
+            row.append(text)
     pdf.set_draw_color(*RULE)
     for r, row in enumerate(cells):
         for k, text in enumerate(row):
@@ -243,7 +252,7 @@ def _quality(pdf: _Doc, ctx: ReportContext) -> None:
     pdf.set_y(y0)
     _facts(pdf, [("AUROC", _fmt(q["auroc"], ".4f")), ("Precision", _fmt(q["precision"], ".3f")),
                  ("Recall", _fmt(q["recall"], ".3f")), ("F1", _fmt(q["f1"], ".3f"))],
-           x0 + 3 * cw + 12, 60, key_w=22)
+           x0 + len(cells[0]) * cw + 12, 60, key_w=22)
     pdf.set_y(max(pdf.get_y(), y0 + 3 * rh) + 1)
 
 
@@ -284,33 +293,12 @@ def _table_header(pdf: _Doc) -> None:
     pdf.set_text_color(0, 0, 0)
 
 
-def write_pdf(ctx: ReportContext, fh: IO[bytes], *, progress: Progress | None = None,
-              cancel: threading.Event | None = None) -> int:
-    """Write the PDF report to the binary file ``fh``; returns the number of images shown."""
-    pdf = _Doc(ctx)
-    pdf.set_title(ctx.title)
-    pdf.set_creator("PatchCore Inspector")
-    if ctx.operator:
-        pdf.set_author(pdf.t(ctx.operator))
-    _first_page(pdf, ctx)
-    pdf.add_page()
-    what = "All images" if ctx.include_all else "Flagged images (NG)"
-    _h2(pdf, f"{what}: {len(ctx.selected)}")
-    if ctx.model is not None and ctx.selected:
-        pdf.set_font(pdf.sans, "", 7.5)
-        pdf.set_text_color(*GREY)
-        pdf.multi_cell(0, 4, pdf.t(
-            f"Heatmap colours are absolute: 0 to {render.SCALE_FACTOR:g} x the pixel threshold "
-            f"({_fmt(ctx.pixel_threshold)}), faint below it; white contour where the map exceeds the pixel "
-            "threshold."), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        _colorbar(pdf)
+def _image_rows(pdf: _Doc, ctx: ReportContext, items: list[ReportItem], step: Callable[[], None],
+                cancel: threading.Event | None) -> None:
+    """One table row per item: thumbnails, file, score, verdict chip, truth, operator."""
     widths = _widths(pdf)
     xs = [pdf.l_margin + sum(widths[:k]) for k in range(len(widths))]
-    if ctx.selected:
-        _table_header(pdf)
-        pdf.table_header = lambda: _table_header(pdf)
-    total = len(ctx.selected)
-    for n, r in enumerate(iter_rendered(ctx, cancel=cancel), 1):
+    for r in iter_rendered(ctx, cancel=cancel, items=items):
         it = r.item
         if pdf.get_y() + ROW_H > pdf.page_break_trigger:
             pdf.add_page()  # header() repeats the table header
@@ -362,8 +350,53 @@ def write_pdf(ctx: ReportContext, fh: IO[bytes], *, progress: Progress | None = 
         pdf.set_draw_color(*RULE)
         pdf.line(pdf.l_margin, y + ROW_H, pdf.w - pdf.r_margin, y + ROW_H)
         pdf.set_y(y + ROW_H)
+        step()
+
+
+def write_pdf(ctx: ReportContext, fh: IO[bytes], *, progress: Progress | None = None,
+              cancel: threading.Event | None = None) -> int:
+    """Write the PDF report to the binary file ``fh``; returns the number of images shown.
+
+    The flagged (NG) images, then those sent to review (REVIEW) in a table of their own.
+    """
+    pdf = _Doc(ctx)
+    pdf.set_title(ctx.title)
+    pdf.set_creator("PatchCore Inspector")
+    if ctx.operator:
+        pdf.set_author(pdf.t(ctx.operator))
+    _first_page(pdf, ctx)
+    pdf.add_page()
+    what = "All images" if ctx.include_all else "Flagged images (NG)"
+    _h2(pdf, f"{what}: {len(ctx.selected)}")
+    review = [] if ctx.include_all else ctx.review_items  # with --all they are in the list above
+    if ctx.model is not None and (ctx.selected or review):
+        pdf.set_font(pdf.sans, "", 7.5)
+        pdf.set_text_color(*GREY)
+        pdf.multi_cell(0, 4, pdf.t(
+            f"Heatmap colours are absolute: 0 to {render.SCALE_FACTOR:g} x the pixel threshold "
+            f"({_fmt(ctx.pixel_threshold)}), faint below it; white contour where the map exceeds the pixel "
+            "threshold."), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        _colorbar(pdf)
+    if ctx.selected:
+        _table_header(pdf)
+        pdf.table_header = lambda: _table_header(pdf)
+    total, done = len(ctx.selected) + len(review), [0]
+
+    def step() -> None:
+        done[0] += 1
         if progress is not None:
-            progress(n, total)
+            progress(done[0], total)
+
+    _image_rows(pdf, ctx, ctx.selected, step, cancel)
+    if ctx.has_band and not ctx.include_all:
+        pdf.table_header = None
+        if ctx.selected:
+            pdf.ln(2)
+        _h2(pdf, f"Sent to review (REVIEW): {len(review)}")
+        if review:
+            _table_header(pdf)
+            pdf.table_header = lambda: _table_header(pdf)
+            _image_rows(pdf, ctx, review, step, cancel)
     pdf.table_header = None
     shown = {it.index for it in ctx.selected}
     errors = [it for it in ctx.items if it.verdict == "error" and it.index not in shown]

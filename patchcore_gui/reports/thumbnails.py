@@ -31,9 +31,9 @@ class Rendered:
 
 
 def iter_rendered(ctx: ReportContext, size: int = THUMB_PX, chunk: int = 64,
-                  cancel: threading.Event | None = None) -> Iterator[Rendered]:
-    """Thumbnails (original and heatmap overlay) of ``ctx.selected``, streamed in chunks."""
-    sel = ctx.selected
+                  cancel: threading.Event | None = None, items: list[ReportItem] | None = None) -> Iterator[Rendered]:
+    """Thumbnails (original and heatmap overlay) of ``items`` (default ``ctx.selected``), streamed in chunks."""
+    sel = ctx.selected if items is None else items
     for start in range(0, len(sel), chunk):
         part = sel[start : start + chunk]
         maps: dict[int, np.ndarray] = {}
@@ -58,5 +58,5 @@ def iter_rendered(ctx: ReportContext, size: int = THUMB_PX, chunk: int = 64,
 
 
 def histogram_png(ctx: ReportContext) -> bytes:
-    """The score histogram with the threshold line, as PNG bytes."""
-    return render.png_bytes(render.histogram_image(ctx.scores, ctx.threshold, ctx.labels))
+    """The score histogram with the threshold line (and the review band shaded), as PNG bytes."""
+    return render.png_bytes(render.histogram_image(ctx.scores, ctx.threshold, ctx.labels, review_from=ctx.review_from))
