@@ -40,8 +40,10 @@ CONTOUR_RGB = heatmap.OUTLINE_RGB
 
 OK_RGB = (46, 125, 50)
 NG_RGB = (198, 40, 40)
-#: REVIEW: amber, apart from OK green and NG red in colour and in grey-scale print.
-REVIEW_RGB = (214, 130, 0)
+#: REVIEW: violet, apart from OK green, NG red and error grey (the window's REVIEW colour too).
+REVIEW_RGB = (124, 77, 200)
+#: The review band's shade on the histogram (a pale REVIEW_RGB).
+BAND_RGB = (234, 225, 248)
 ERROR_RGB = (117, 117, 117)
 
 
@@ -184,8 +186,8 @@ def histogram_image(scores: np.ndarray, threshold: float, labels: np.ndarray | N
         d.line([left, y, width - right, y], fill=(232, 232, 232))
         txt = f"{yv:g}"
         d.text((left - 8 - d.textlength(txt, font=fs), y - 7), txt, fill=(90, 90, 90), font=fs)
-    if band:  # behind the bars: a pale amber block from the band's start to the threshold
-        d.rectangle([xpix(review_from), top - 6, xpix(threshold), bottom], fill=(253, 236, 204))
+    if band:  # behind the bars: a pale block from the band's start to the threshold
+        d.rectangle([xpix(review_from), top - 6, xpix(threshold), bottom], fill=BAND_RGB)
     base = np.zeros(bins)
     for (_name, _m, rgb), c in zip(groups, counts, strict=True):
         for i in np.flatnonzero(c):

@@ -38,7 +38,7 @@ td.mono, .mono { font-family: "DejaVu Sans Mono", Consolas, monospace; font-size
 .tile { border: 1px solid #d5dde5; border-radius: 6px; padding: 8px 14px; min-width: 110px; }
 .tile b { display: block; font-size: 22px; }
 .tile.ok b { color: #2e7d32; } .tile.ng b { color: #c62828; } .tile.err b { color: #616161; }
-.tile.rev b { color: #b36b00; }
+.tile.rev b { color: #7c4dc8; }
 table.cm { width: auto; } table.cm td, table.cm th { border: 1px solid #c5ced8; padding: 4px 12px; text-align: center; }
 table.cm th { background: #f1f4f7; font-weight: 600; }
 table.images th { text-align: left; background: #f1f4f7; padding: 6px; border-bottom: 2px solid #c5ced8; font-weight: 600; }
@@ -46,7 +46,7 @@ table.images td { padding: 6px; border-bottom: 1px solid #e4e9ee; vertical-align
 table.images tr { page-break-inside: avoid; break-inside: avoid; }
 table.images img { display: block; max-width: 160px; max-height: 160px; border: 1px solid #c5ced8; }
 .badge { display: inline-block; padding: 2px 10px; border-radius: 10px; font-weight: 700; color: #fff; font-size: 12px; }
-.badge.OK { background: #2e7d32; } .badge.NG { background: #c62828; } .badge.REVIEW { background: #d68200; }
+.badge.OK { background: #2e7d32; } .badge.NG { background: #c62828; } .badge.REVIEW { background: #7c4dc8; }
 .badge.error, .badge.other { background: #757575; }
 .small { font-size: 11.5px; color: #52606d; }
 img.hist { width: 100%; border: 1px solid #e4e9ee; }

@@ -18,7 +18,7 @@ from patchcore_gui.core.run_file import RunFile
 from patchcore_gui.reports import render
 from patchcore_gui.reports.report import write_report
 
-BAND_RGB = (253, 236, 204)
+BAND_RGB = render.BAND_RGB
 
 
 @pytest.fixture(scope="module")
