@@ -19,14 +19,28 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 #: Environment variable (tests only): a folder where each replica writes a file named
-#: after its process id when it starts, so a test can kill a worker process mid-run.
+#: after its process id when it starts, so a test can kill a worker process mid-run;
+#: while a file ``delay`` there holds a number, each batch takes that many seconds more.
 TEST_PID_DIR_ENV = "PATCHCORE_GUI_TEST_RAY_PID_DIR"
+
+
+def _test_delay() -> float:
+    """Seconds to sleep per batch (the test hook above); 0 outside tests."""
+    folder = os.environ.get(TEST_PID_DIR_ENV)
+    if not folder:
+        return 0.0
+    try:
+        return float(Path(folder, "delay").read_text() or 0)
+    except (OSError, ValueError):
+        return 0.0
 
 
 def is_uri(path: str) -> bool:
@@ -78,7 +92,8 @@ class ModelReplica:
 
     Args:
         model_ref: a one-element list holding the ObjectRef of the model file's bytes
-            (wrapped so Ray hands the reference, not the bytes, to the constructor).
+            (wrapped so Ray hands the reference, not the bytes, to the constructor), or
+            the bytes themselves.
         device: "auto", "cpu", "cuda" or "cuda:N", resolved inside the actor (Ray sets
             ``CUDA_VISIBLE_DEVICES`` to the GPUs it gave the actor; none: the CPU).
         precision: the run's resolved precision (exact, fast or half).
@@ -97,7 +112,9 @@ class ModelReplica:
 
         if threads > 0:
             torch.set_num_threads(int(threads))
-        data: bytes = ray.get(model_ref[0])
+        # The bytes themselves are accepted too (a replica built outside Ray, in tests).
+        ref = model_ref[0]
+        data: bytes = ref if isinstance(ref, bytes) else ray.get(ref)
         fd, tmp = tempfile.mkstemp(suffix=".patchcore")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -119,6 +136,9 @@ class ModelReplica:
         """
         from .engine import iter_predict
 
+        delay = _test_delay()
+        if delay > 0:
+            time.sleep(delay)
         out_idx, out_scores, out_grids, out_err = [], [], [], []
         for indices, paths in zip(batch["indices"], batch["paths"], strict=True):
             idx = np.asarray(indices, dtype=np.int64)

@@ -100,16 +100,20 @@ def ray_running(options: RayOptions) -> Iterator[Any]:
     it is and left running.
     """
     ray = import_ray()
+    if options.address:
+        check_reachable(options.address)
+    # Ray Data's progress bars and "execution finished" lines would mix with the
+    # command's own bar and summary; its warnings and errors still show.
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     if ray.is_initialized():
         yield ray
         return
     if options.address:
-        check_reachable(options.address)
         kwargs: dict[str, Any] = {"address": options.address}
     else:
         kwargs = {"num_cpus": options.num_cpus or os.cpu_count() or 1, "include_dashboard": False}
     try:
-        ray.init(logging_level=logging.WARNING, log_to_driver=False, **kwargs)
+        ray.init(logging_level=logging.ERROR, log_to_driver=False, **kwargs)
     except Exception as exc:  # ConnectionError, RuntimeError from Ray: one line
         text = str(exc).strip().splitlines()
         raise RayEngineError(f"cannot start Ray{' at ' + options.address if options.address else ''}: "
