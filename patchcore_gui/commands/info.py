@@ -38,7 +38,18 @@ def handler(args: argparse.Namespace) -> int:
     info["memory_bank"] = {"rows": int(bank.shape[0]), "dims": int(bank.shape[1]), "dtype": str(bank.dtype)}
     info["backbone_tensors"] = sum(1 for k in tensors if k.startswith("backbone."))
     info["bn_warmup_summary"] = bn_warmup_label(meta)
+    info["crop_summary"] = _crop_summary(meta)
     info["file"] = str(Path(args.model).resolve())
     info["file_bytes"] = Path(args.model).stat().st_size
     print(json.dumps(json_safe(info), indent=2, sort_keys=True))
     return EXIT_OK
+
+
+def _crop_summary(meta: dict[str, Any]) -> str:
+    """What the model inspects (``train --crop none``: the whole image); old files: the centre crop."""
+    from ..core.model_config import ModelConfig
+
+    try:
+        return ModelConfig.from_json(meta["config"]).preprocess.coverage_note()
+    except (KeyError, TypeError, ValueError):
+        return "unknown (the metadata has no usable configuration)"

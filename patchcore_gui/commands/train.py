@@ -31,7 +31,9 @@ def register(subparsers: Any) -> None:
     t.add_argument("--weights", default=None, help="backbone state-dict file (else the torch hub cache)")
     t.add_argument("--layers", nargs="+", default=None, help="backbone layers (default: the backbone's)")
     t.add_argument("--resize", type=non_negative_int, default=256)
-    t.add_argument("--crop", type=positive_int, default=224)
+    t.add_argument("--crop", type=crop_value, default=224, metavar="PX|none",
+                   help="side of the centre crop (default 224); none: the whole image resized to "
+                        "--resize x --resize (aspect not kept), nothing cut off")
     t.add_argument("--coreset", type=float, default=0.1, help="fraction of patches kept (1.0 keeps all)")
     t.add_argument("--k", type=positive_int, default=1, help="nearest neighbours averaged per patch")
     t.add_argument("--seed", type=int, default=0)
@@ -47,6 +49,13 @@ def register(subparsers: Any) -> None:
     t.set_defaults(func=handler)
 
 
+def crop_value(text: str) -> int | str:
+    """``--crop``: a side in pixels, or "none" (the whole image)."""
+    if text.strip().lower() == "none":
+        return "none"
+    return positive_int(text)
+
+
 def handler(args: argparse.Namespace) -> int:
     """Train, save the model file and print a one-line summary."""
     from ..core.datasets import mvtec_train_paths
@@ -57,7 +66,8 @@ def handler(args: argparse.Namespace) -> int:
         raise CliError(f"no images found in {args.images}")
     cfg = TrainConfig(
         backbone=args.backbone, layers=tuple(args.layers) if args.layers else None, embedding=args.embedding,
-        resize=args.resize, crop=args.crop, coreset=args.coreset, k=args.k, seed=args.seed,
+        resize=args.resize, crop=args.resize if args.crop == "none" else args.crop,
+        crop_mode="none" if args.crop == "none" else "center", coreset=args.coreset, k=args.k, seed=args.seed,
         holdout=args.holdout, reweight=args.reweight, precision=args.precision, bn_warmup=args.bn_warmup,
     )
     bars: dict[str, Any] = {}

@@ -36,7 +36,7 @@ from .provenance import bank_source_from_selection
 from .results import BatchResult
 from .reweight import eq7_weight
 from .search import NearestNeighbourSearch
-from .train_config import DEFAULT_EMBEDDING, TrainConfig, embedding_for  # noqa: F401  (re-exported)
+from .train_config import DEFAULT_EMBEDDING, TrainConfig, embedding_for, resolve_crop  # noqa: F401  (re-exported)
 from .train_meta import file_list_sha256, model_meta, software_versions  # noqa: F401  (re-exported)
 
 #: progress(stage, done, total); stages in order: "features", "calibration coreset"
@@ -233,7 +233,7 @@ def train_model(
     reference for the same images; calibration holds out a slice, builds a bank from
     the rest with the same settings, and scores the slice (features are reused).
     """
-    cfg = cfg or TrainConfig()
+    cfg = resolve_crop(cfg or TrainConfig())
     dev = resolve_device(device)
     spec = get_spec(cfg.backbone)
     precision = _check_train_config(cfg, dev)
@@ -250,6 +250,7 @@ def train_model(
         std=spec.std,
         k=cfg.k,
         reweight=cfg.reweight,
+        crop_mode=cfg.crop_mode,
     )
     extractor = build_extractor(cfg.backbone, model_cfg.layers, weights).to(dev).eval()
     if cfg.bn_warmup == "official":

@@ -36,7 +36,7 @@ import torch
 from PIL import Image
 
 from .maps import anomaly_map
-from .preprocess import Preprocess, crop_offsets, resized_size
+from .preprocess import Preprocess
 from .training_pictures import UNAVAILABLE, TrainingPictures
 
 #: How many distinct training images besides the nearest one evidence lists.
@@ -106,21 +106,16 @@ def _json_safe(obj: Any) -> Any:
 # --------------------------------------------------------------------------- geometry
 
 
-def _resized(preprocess: Preprocess, width: int, height: int) -> tuple[int, int]:
-    return resized_size(width, height, preprocess.resize) if preprocess.resize > 0 else (width, height)
-
-
 def original_to_crop(preprocess: Preprocess, width: int, height: int, x: float, y: float) -> tuple[float, float]:
-    """A point in original-image pixels -> crop pixels (through resize and centre crop)."""
-    rw, rh = _resized(preprocess, width, height)
-    left, top = crop_offsets(rw, rh, preprocess.crop)
+    """A point in original-image pixels -> crop pixels (through resize and centre crop, or the
+    whole-image resize of crop mode none: ``Preprocess.layout``)."""
+    rw, rh, left, top = preprocess.layout(width, height)
     return x * rw / width - left, y * rh / height - top
 
 
 def crop_to_original(preprocess: Preprocess, width: int, height: int, x: float, y: float) -> tuple[float, float]:
     """A point in crop pixels -> original-image pixels (the inverse of :func:`original_to_crop`)."""
-    rw, rh = _resized(preprocess, width, height)
-    left, top = crop_offsets(rw, rh, preprocess.crop)
+    rw, rh, left, top = preprocess.layout(width, height)
     return (x + left) * width / rw, (y + top) * height / rh
 
 

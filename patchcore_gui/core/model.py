@@ -398,6 +398,8 @@ class PatchCoreModel:
             "embedding": self.config.embedding.mode,
             "resize": self.config.resize,
             "crop": self.config.crop,
+            "crop_mode": self.config.crop_mode,
+            "coverage": self.preprocess.coverage_note(),
             "k": self.config.k,
             "bank_rows": self.bank_size,
             "feature_dim": self.feature_dim,

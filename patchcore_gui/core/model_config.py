@@ -45,10 +45,16 @@ class ModelConfig:
     #: Paper Eq. 7 re-weighting of the image score with this many bank neighbours of
     #: the nearest bank row (anomalib uses 9); 0 = off, as in the reference code.
     reweight: int = 0
+    #: "center" (the reference's resize + centre crop) or "none": the whole image resized
+    #: to crop x crop (``train --crop none``). Files made before it say nothing: "center".
+    crop_mode: str = "center"
+
+    def __post_init__(self) -> None:
+        self.preprocess  # noqa: B018 - an impossible crop mode / size raises ValueError here, at load
 
     @property
     def preprocess(self) -> Preprocess:
-        return Preprocess(self.resize, self.crop, tuple(self.mean), tuple(self.std))
+        return Preprocess(self.resize, self.crop, tuple(self.mean), tuple(self.std), self.crop_mode)
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -68,4 +74,5 @@ class ModelConfig:
             std=tuple(float(x) for x in d["std"]),  # type: ignore[arg-type]
             k=int(d["k"]),
             reweight=int(d.get("reweight", 0)),
+            crop_mode=str(d.get("crop_mode", "center")),
         )

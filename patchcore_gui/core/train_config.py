@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .features import EmbeddingConfig
+from .preprocess import CROP_MODES
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,21 @@ class TrainConfig:
     # The official code's BatchNorm warm-up (backbones.official_bn_warmup); "none" skips it.
     bn_warmup: str = "official"
     extra: dict[str, Any] = field(default_factory=dict)
+    #: "center" (resize + centre crop, the reference) or "none": the whole image resized to
+    #: resize x resize (``train --crop none``; ``crop`` is then ignored and set to ``resize``).
+    crop_mode: str = "center"
+
+
+def resolve_crop(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the network's input size settled: crop mode none sets ``crop`` = ``resize``."""
+    if cfg.crop_mode not in CROP_MODES:
+        raise ValueError(f"crop mode must be one of {', '.join(CROP_MODES)}, got {cfg.crop_mode!r}")
+    if cfg.crop_mode == "none":
+        if cfg.resize < 32:
+            raise ValueError(f"--crop none needs --resize 32 or more (the whole image is resized to "
+                             f"resize x resize), got {cfg.resize}")
+        return replace(cfg, crop=cfg.resize)
+    return cfg
 
 
 #: Per-backbone default embedding layout. The reference layout for the torchvision

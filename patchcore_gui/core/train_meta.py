@@ -70,6 +70,7 @@ def model_meta(
         "bn_warmup": cfg.bn_warmup,
         "resize": cfg.resize,
         "crop": cfg.crop,
+        "crop_mode": cfg.crop_mode,
         "normalization": {"mean": list(model_cfg.mean), "std": list(model_cfg.std)},
         "grid": list(grid),
         "coreset": {
