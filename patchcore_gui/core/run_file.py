@@ -299,10 +299,7 @@ class RunFile:
             self._set_meta(sessions=sessions, status="running", status_message="")
 
     def set_drift(self, record: dict[str, Any]) -> None:
-        """Record the score-drift check of the run (``core.drift.DriftResult.to_json()``) as meta "drift".
-
-        Run files made before the check have no "drift" key.
-        """
+        """Record the run's drift check (``core.drift.DriftResult.to_json()``; older files lack it)."""
         with self._write():
             self._set_meta(drift=dict(record))
 
