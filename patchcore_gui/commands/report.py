@@ -30,6 +30,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--threshold", type=_threshold, default=None,
                    help="image threshold for this report (default: the run's)")
     p.add_argument("--model", default=None, help="the run's model file if it was moved (must be the same file)")
+    p.add_argument("--evidence", action="store_true",
+                   help="HTML/PDF: add each NG image's nearest normal patch (see 'patchcore explain')")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=handler)
 
@@ -55,7 +57,8 @@ def handler(args: argparse.Namespace) -> int:
 
     try:
         result = write_report(args.run, args.output, include_all=args.include_all, operator=args.operator,
-                              threshold=args.threshold, model_path=args.model, progress=progress)
+                              threshold=args.threshold, model_path=args.model, progress=progress,
+                              evidence=args.evidence)
     except ReportError as exc:
         print(f"patchcore: error: {exc}", file=sys.stderr)
         return 2

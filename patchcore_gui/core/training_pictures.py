@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,13 +133,15 @@ class TrainingPictures:
             return None
 
 
-def attach_pictures(model: object, paths: Sequence[str | os.PathLike[str]]) -> None:
-    """Encode the pictures of ``paths`` (training order) into ``model.extra_tensors``.
+def attach_pictures(model: Any, paths: Sequence[str | os.PathLike[str]]) -> Any:
+    """Encode the pictures of ``paths`` (training order) into ``model.extra_tensors``; returns ``model``.
 
-    The hook ``engine.train_model`` calls at the end of training.
+    The hook ``engine.train_model`` calls at the end of training (from the files: the
+    feature pass is not slowed; a file unreadable by then gets an empty picture).
     """
     extra = getattr(model, "extra_tensors", None)
     if extra is None:
         extra = {}
-        model.extra_tensors = extra  # type: ignore[attr-defined]
-    extra.update(pack(encode_files(paths, model.preprocess)))  # type: ignore[attr-defined]
+        model.extra_tensors = extra
+    extra.update(pack(encode_files(paths, model.preprocess)))
+    return model

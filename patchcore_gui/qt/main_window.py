@@ -33,6 +33,7 @@ from patchcore_gui.core.result_table import ResultTable
 
 from . import file_dialogs, review
 from .document import InspectionDocument
+from .evidence_view import install_evidence
 from .image_pane import ImageInfo
 from .model_thresholds import save_threshold_as
 from .run_actions import RunActions
@@ -41,6 +42,7 @@ from .run_files import RunFiles
 from .run_session import RUN_SUFFIX, RunSession
 from .run_view import RunView
 from .settings import AppSettings
+from .teach_dialog import install_teach
 from .tool_dialogs import ToolDialogs
 from .window_binding import TITLE, DocumentBinding
 from .window_layout import build_layout
@@ -86,6 +88,7 @@ class MainWindow(QMainWindow):
         self.runs.finished.connect(self.run_finished)
         self.binding = DocumentBinding(self.doc, ui, self.view, self.dialogs, self.setWindowTitle)
         self._connect()
+        self.evidence, self.teach = install_evidence(self), install_teach(self)  # issue 14
         restore_window_state(self, ui, self.settings)
         self._shown_once = False
 
@@ -350,6 +353,8 @@ class MainWindow(QMainWindow):
         save_window_state(self, self.ui, self.settings)
         self.runs.shutdown()
         self.dialogs.shutdown()
+        self.evidence.shutdown()
+        self.teach.shutdown()
         self.doc.close_run_file()
         if self.demo_loader is not None:
             self.demo_loader.stop()

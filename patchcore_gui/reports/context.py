@@ -83,6 +83,7 @@ class ReportContext:
     include_all: bool
     model: Any = None
     maps_note: str = ""
+    evidence: bool = False  # add the nearest-normal evidence of each NG image (reports/report_evidence.py)
     store: RunFile | None = field(default=None, repr=False)
     #: The review band's start (REVIEW when review_from < score <= threshold); NaN: no band.
     review_from: float = float("nan")

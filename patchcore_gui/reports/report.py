@@ -78,10 +78,12 @@ def write_report(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     threshold_given_by: str = "--threshold",
+    evidence: bool = False,
 ) -> ReportResult:
     """Write a report of ``run`` to ``output`` (format from its extension), atomically.
 
     ``threshold_given_by``: where a given ``threshold`` came from, as the report says it.
+    ``evidence``: HTML and PDF add the nearest-normal evidence of each NG image (``report_evidence``).
     """
     fmt = report_format(output)
     out = Path(output)
@@ -92,6 +94,7 @@ def write_report(
                             model_path=model_path, need_maps=fmt != "csv", threshold_given_by=threshold_given_by)
     except RunFileError as exc:
         raise ReportError(str(exc)) from None
+    ctx.evidence = evidence
     try:
         with atomic_output(out) as fh:
             if fmt == "csv":

@@ -31,8 +31,10 @@ from .render import font, png_bytes
 
 #: Side of each of the four panels, in pixels.
 PANEL = 240
-QUERY_RGB = (229, 83, 75)
-NORMAL_RGB = (57, 208, 216)
+#: Box colours: magenta for the query patch (apart from the heatmap's colours, the NG-red region
+#: outline and the cyan ground truth), green for its nearest normal patch.
+QUERY_RGB = (224, 64, 251)
+NORMAL_RGB = (46, 204, 113)
 TEXT_RGB = (31, 41, 51)
 GREY_RGB = (110, 120, 130)
 
@@ -125,23 +127,29 @@ def caption_lines(ev: Evidence) -> list[str]:
     return lines
 
 
-def evidence_image(ev: Evidence, finder: EvidenceFinder, query: Image.Image) -> Image.Image:
-    """The evidence picture (four panels and captions) for ``ev``; ``query`` is the original image."""
-    model = finder.model
-    crop_img = model.preprocess.pil(query.convert("RGB"))
+def evidence_panels(ev: Evidence, finder: EvidenceFinder, query: Image.Image,
+                    side: int = PANEL) -> list[tuple[str, Image.Image]]:
+    """The four (title, picture) panels of ``ev``, each ``side`` px square; ``query`` is the original image."""
+    crop_img = finder.model.preprocess.pil(query.convert("RGB"))
     panels = [
-        ("query", _with_box(crop_img, ev.box, PANEL, QUERY_RGB)),
-        ("query region", _magnified(crop_img, ev.box, PANEL, QUERY_RGB)),
+        ("query", _with_box(crop_img, ev.box, side, QUERY_RGB)),
+        ("query region", _magnified(crop_img, ev.box, side, QUERY_RGB)),
     ]
     pic = finder.picture(ev.nearest)
     if pic is None:
         why = "training picture unavailable" if ev.nearest.image_index >= 0 or not finder.pictures.available \
             else "bank provenance unavailable"
-        panels += [("nearest normal region", _blank(PANEL, why)), ("nearest training image", _blank(PANEL, why))]
+        panels += [("nearest normal region", _blank(side, why)), ("nearest training image", _blank(side, why))]
     else:
         nb = _scaled_box(ev.nearest.box, ev.crop, pic.width)
-        panels += [("nearest normal region", _magnified(pic, nb, PANEL, NORMAL_RGB)),
-                   ("nearest training image", _with_box(pic, nb, PANEL, NORMAL_RGB))]
+        panels += [("nearest normal region", _magnified(pic, nb, side, NORMAL_RGB)),
+                   ("nearest training image", _with_box(pic, nb, side, NORMAL_RGB))]
+    return panels
+
+
+def evidence_image(ev: Evidence, finder: EvidenceFinder, query: Image.Image) -> Image.Image:
+    """The evidence picture (four panels and captions) for ``ev``; ``query`` is the original image."""
+    panels = evidence_panels(ev, finder, query)
     lines = caption_lines(ev)
     pad, title_h, line_h = 12, 22, 19
     width = pad + len(panels) * (PANEL + pad)
@@ -151,7 +159,7 @@ def evidence_image(ev: Evidence, finder: EvidenceFinder, query: Image.Image) -> 
     ft, fc = font(14), font(13)
     for k, (title, img) in enumerate(panels):
         x = pad + k * (PANEL + pad)
-        d.text((x, pad), title, fill=QUERY_RGB if k < 2 else (20, 130, 140), font=ft)
+        d.text((x, pad), title, fill=(150, 40, 170) if k < 2 else (30, 140, 80), font=ft)
         out.paste(img, (x, pad + title_h))
         d.rectangle([x - 1, pad + title_h - 1, x + PANEL, pad + title_h + PANEL], outline=(200, 206, 212))
     y = pad + title_h + PANEL + pad

@@ -17,6 +17,7 @@ from typing import IO
 
 from . import render
 from .context import Progress, ReportContext, ReportItem, when
+from .report_evidence import evidence_html
 from .thumbnails import histogram_png, iter_rendered
 
 CSS = """
@@ -192,6 +193,7 @@ def write_html(ctx: ReportContext, fh: IO[bytes], *, progress: Progress | None =
         put(f"<h2>Images that could not be scored: {len(errors)}</h2><table class=facts>")
         put("".join(f"<tr><td class=mono>{escape(it.name)}</td><td>{escape(it.error)}</td></tr>" for it in errors))
         put("</table>")
+    put(evidence_html(ctx, cancel))  # "" unless asked for (report --evidence)
     put(f"<footer>PatchCore Inspector {escape(str(ctx.meta.get('software', {}).get('patchcore_gui', '')))} · "
         f"{escape(ctx.run_path.name)} · {escape(ctx.created)}</footer></body></html>\n")
     return total

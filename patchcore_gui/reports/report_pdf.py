@@ -25,6 +25,7 @@ from fpdf.enums import XPos, YPos
 
 from . import render
 from .context import Progress, ReportContext, ReportItem, when
+from .report_evidence import add_evidence_pdf
 from .thumbnails import histogram_png, iter_rendered
 
 NAVY = (31, 58, 95)
@@ -403,5 +404,6 @@ def write_pdf(ctx: ReportContext, fh: IO[bytes], *, progress: Progress | None = 
     if errors:
         _h2(pdf, f"Images that could not be scored: {len(errors)}")
         _facts(pdf, [(it.name, it.error) for it in errors], pdf.l_margin, pdf.epw, key_w=pdf.epw * 0.45)
+    add_evidence_pdf(pdf, ctx, cancel)  # nothing unless asked for (report --evidence)
     fh.write(bytes(pdf.output()))
     return total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,31 @@ def test_cli_explain_png_json_and_bad_at(tiny_model_path: Path, image_dirs: dict
     assert "Nearest normal:" in text and "chosen patch" in text
     assert main(["explain", "--model", str(tiny_model_path), img, "--at", "500", "3"]) == 2
     assert "outside the image" in capsys.readouterr().err
+
+
+def test_report_evidence_block_for_each_flagged_image(tiny_model_path: Path, image_dirs: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    from patchcore_gui.core.datasets import scan_folder
+    from patchcore_gui.core.run_driver import predict_into_run
+    from patchcore_gui.reports.report import write_report
+
+    m = PatchCoreModel.load(tiny_model_path, device="cpu")
+    run = tmp_path / "run.sqlite"
+    predict_into_run(m, scan_folder(image_dirs["test"]), run, batch_size=4)
+    scores = np.array(m.predict(sorted(str(p) for p in image_dirs["test"].glob("*.png")))[0])
+    n_ng = int((scores > m.image_threshold).sum())
+    assert n_ng >= 3  # the three planted defects
+    plain, with_ev = tmp_path / "plain.html", tmp_path / "ev.html"
+    write_report(run, plain)
+    write_report(run, with_ev, evidence=True)
+    text = with_ev.read_text(encoding="utf-8")
+    assert "Evidence: nearest normal patch" not in plain.read_text(encoding="utf-8")
+    assert "Evidence: nearest normal patch" in text
+    assert text.count("alt='evidence for ") == n_ng
+    pdf_plain, pdf_ev = tmp_path / "plain.pdf", tmp_path / "ev.pdf"
+    write_report(run, pdf_plain)
+    write_report(run, pdf_ev, evidence=True)
+    # One more page holding one more picture per NG image.
+    pages = [len(re.findall(rb"/Type\s*/Page[^s]", p.read_bytes())) for p in (pdf_plain, pdf_ev)]
+    images = [p.read_bytes().count(b"/Subtype /Image") for p in (pdf_plain, pdf_ev)]
+    assert pages[1] == pages[0] + 1 and images[1] == images[0] + n_ng
