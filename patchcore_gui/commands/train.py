@@ -37,7 +37,12 @@ def register(subparsers: Any) -> None:
     t.add_argument("--coreset", type=float, default=0.1, help="fraction of patches kept (1.0 keeps all)")
     t.add_argument("--k", type=positive_int, default=1, help="nearest neighbours averaged per patch")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--holdout", type=fraction, default=0.1, help="share of good images held out for calibration (0: off)")
+    t.add_argument("--false-reject", type=open_rate, default=0.01, metavar="RATE",
+                   help="share of good parts the default thresholds reject, estimated from every training "
+                        "image's out-of-bank score (default 0.01)")
+    t.add_argument("--holdout", type=fraction, default=None,
+                   help="retired: every training image is now scored without its own bank rows; "
+                        "0 still turns calibration off, other values change nothing")
     t.add_argument("--embedding", choices=["reference", "native"], default=None,
                    help="patch-feature layout (default: reference; native for efficientnet_lite0)")
     t.add_argument("--reweight", type=non_negative_int, default=0,
@@ -56,6 +61,17 @@ def crop_value(text: str) -> int | str:
     return positive_int(text)
 
 
+def open_rate(text: str) -> float:
+    """argparse type: a rate strictly between 0 and 1."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number between 0 and 1 (exclusive), got {text}") from None
+    if not 0.0 < v < 1.0:
+        raise argparse.ArgumentTypeError(f"must lie strictly between 0 and 1, got {text}")
+    return v
+
+
 def handler(args: argparse.Namespace) -> int:
     """Train, save the model file and print a one-line summary."""
     from ..core.datasets import mvtec_train_paths
@@ -68,8 +84,11 @@ def handler(args: argparse.Namespace) -> int:
         backbone=args.backbone, layers=tuple(args.layers) if args.layers else None, embedding=args.embedding,
         resize=args.resize, crop=args.resize if args.crop == "none" else args.crop,
         crop_mode="none" if args.crop == "none" else "center", coreset=args.coreset, k=args.k, seed=args.seed,
-        holdout=args.holdout, reweight=args.reweight, precision=args.precision, bn_warmup=args.bn_warmup,
+        holdout=args.holdout, false_reject=args.false_reject, reweight=args.reweight, precision=args.precision, bn_warmup=args.bn_warmup,
     )
+    if args.holdout:  # 0 and absent are fine; a fraction no longer means anything
+        print("note: --holdout is retired: every training image is scored against the bank without its own "
+              "rows; the fraction is ignored (--holdout 0 still turns calibration off)", file=sys.stderr)
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int) -> None:

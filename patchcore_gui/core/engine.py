@@ -20,27 +20,25 @@ from torch.utils.data import DataLoader
 
 from .backbones import BN_WARMUP_CHOICES, build_extractor, get_spec, official_bn_warmup
 from .batching import AdaptiveScorer, Prefetcher, default_batch_size, default_num_workers
-from .calibration import calibrate, uncalibrated
+from .calibration import calibrate, check_rate, uncalibrated
 from .coreset import CancelledError, greedy_coreset
 from .datasets import ImageSet
 from .image_dataset import ImageDataset, collate
-from .maps import anomaly_maps
 from .model import (
     ModelConfig,
     PatchCoreModel,
     resolve_device,
     resolve_precision,
 )
+from .out_of_bank import out_of_bank_scores
 from .precision import backbone_dtype, fast_backbone
 from .provenance import bank_source_from_selection
 from .results import BatchResult
-from .reweight import eq7_weight
-from .search import NearestNeighbourSearch
 from .train_config import DEFAULT_EMBEDDING, TrainConfig, embedding_for, resolve_crop  # noqa: F401  (re-exported)
 from .train_meta import file_list_sha256, model_meta, software_versions  # noqa: F401  (re-exported)
 
-#: progress(stage, done, total); stages in order: "features", "calibration coreset"
-#: (bank without the held-out images), "calibration", "coreset" (the final bank).
+#: progress(stage, done, total); stages in order: "features", "coreset" (the final bank),
+#: "calibration" (each training image scored without its own bank rows).
 Progress = Callable[[str, int, int], None]
 
 
@@ -164,17 +162,6 @@ def _grid_shape(model: PatchCoreModel) -> tuple[int, int]:
 # --------------------------------------------------------------------------- training
 
 
-def _holdout_split(n: int, fraction: float, seed: int) -> np.ndarray:
-    """Indices held out for calibration: round(n * fraction), at least 3; empty if too few images."""
-    if fraction <= 0:
-        return np.array([], dtype=np.int64)
-    count = max(3, int(round(n * fraction)))
-    if n - count < 1:
-        return np.array([], dtype=np.int64)
-    rng = np.random.default_rng(seed + 7919)  # independent of the coreset's own stream
-    return np.sort(rng.choice(n, size=count, replace=False))
-
-
 def extract_features(
     model_cfg: ModelConfig,
     extractor: torch.nn.Module,
@@ -230,8 +217,9 @@ def train_model(
     """Train a PatchCore model from good images (docs/patchcore-spec.md section 2-3) with calibration.
 
     The final memory bank is built from all readable images, so scores match the
-    reference for the same images; calibration holds out a slice, builds a bank from
-    the rest with the same settings, and scores the slice (features are reused).
+    reference for the same images; calibration then scores every training image against
+    that bank without its own rows (features are reused) and sets the thresholds at the
+    stated false-reject rate.
     """
     cfg = resolve_crop(cfg or TrainConfig())
     dev = resolve_device(device)
@@ -263,26 +251,24 @@ def train_model(
     n_img, per_img, dim = feats.shape
     flat = feats.reshape(n_img * per_img, dim)
 
-    # Calibration first: a bank from the non-held-out images, scored on the hold-out.
-    blocks = _calibration_blocks(feats, grid, cfg, dev, progress, cancel)
-
     def coreset_progress(done: int, total: int) -> None:
         if progress:
             progress("coreset", done, total)
 
     sel = greedy_coreset(flat, cfg.coreset, cfg.seed, dev, coreset_progress, cancel)
     bank = flat[torch.from_numpy(np.asarray(sel))].contiguous()
+    source_rows = bank_source_from_selection(sel, per_img)
+    blocks = _calibration_blocks(feats, bank, source_rows[:, 0], grid, cfg, dev, progress, cancel)
     meta = model_meta(cfg, model_cfg, precision, dev, grid, flat.shape[0], int(dim), ok_paths, skipped, source)
     return PatchCoreModel(model_cfg, extractor, bank, {**meta, **blocks}, device=dev,
-                          bank_source=bank_source_from_selection(sel, per_img))
+                          bank_source=source_rows)
 
 
 def _check_train_config(cfg: TrainConfig, dev: torch.device) -> str:
     """Refuse a training configuration that cannot work; returns the resolved precision name."""
     if not 0.0 < cfg.coreset <= 1.0:
         raise ValueError(f"--coreset must be in (0, 1], got {cfg.coreset}")
-    if not 0.0 <= cfg.holdout < 1.0:
-        raise ValueError(f"--holdout must be in [0, 1), got {cfg.holdout}")
+    check_rate(cfg.false_reject, "--false-reject")
     precision = resolve_precision(cfg.precision, dev)  # unknown names and unsupported half raise
     if cfg.reweight < 0:
         raise ValueError(f"--reweight must be 0 (off) or a neighbour count, got {cfg.reweight}")
@@ -297,46 +283,32 @@ def _check_train_config(cfg: TrainConfig, dev: torch.device) -> str:
 
 def _calibration_blocks(
     feats: torch.Tensor,
+    bank: torch.Tensor,
+    bank_image: np.ndarray,
     grid: tuple[int, int],
     cfg: TrainConfig,
     dev: torch.device,
     progress: Progress | None,
     cancel: threading.Event | None,
 ) -> dict[str, Any]:
-    """The calibration metadata: a bank built without the hold-out, scored on the hold-out.
+    """The calibration and threshold metadata: every training image's out-of-bank score
+    (``core.out_of_bank``), thresholds at ``cfg.false_reject`` (``core.calibration``).
 
-    Each held-out image is scored exactly as prediction would score it against that
-    bank (k-NN mean, image max, optional Eq. 7 reweighting, upsampled map maximum).
-    No hold-out (``cfg.holdout`` 0 or too few images) gives the uncalibrated blocks.
+    Calibration off (``cfg.calibrate`` False) or a single training image (nothing to
+    score it against) gives the uncalibrated blocks, which say why.
     """
-    n_img, _, dim = feats.shape
-    hold = _holdout_split(n_img, cfg.holdout, cfg.seed)
-    if not len(hold):
-        return uncalibrated()
+    if not cfg.calibrate or cfg.holdout == 0:
+        return uncalibrated("trained without calibration (--holdout 0)")
+    if feats.shape[0] < 2:
+        return uncalibrated("one training image: no other image's rows to score it against")
 
-    def calib_coreset_progress(done: int, total: int) -> None:
+    def calib_progress(done: int, total: int) -> None:
         if progress:
-            progress("calibration coreset", done, total)
+            progress("calibration", done, total)
 
-    keep = np.setdiff1d(np.arange(n_img), hold)
-    rest = feats[torch.from_numpy(keep)].reshape(-1, dim)
-    sel = greedy_coreset(rest, cfg.coreset, cfg.seed, dev, calib_coreset_progress, cancel)
-    rest_bank = rest[torch.from_numpy(sel)].contiguous()
-    search = NearestNeighbourSearch(rest_bank, dev)
-    h_scores, h_max = [], []
-    for j, i in enumerate(hold):
-        if cancel is not None and cancel.is_set():
-            raise CancelledError("training cancelled")
-        dist, nn = search.search(feats[int(i)], cfg.k)
-        patch = np.mean(dist, axis=-1).astype(np.float32).reshape(1, *grid)
-        score = float(patch.max())
-        if cfg.reweight > 0:
-            score *= eq7_weight(search, rest_bank, feats[int(i)], patch.reshape(-1), nn, cfg.reweight)
-        h_scores.append(score)
-        h_max.append(float(anomaly_maps(patch, cfg.crop).max()))
-        if progress:
-            progress("calibration", j + 1, len(hold))
-    return calibrate(np.array(h_scores), np.array(h_max), len(hold), cfg.holdout)
+    scores, maxima = out_of_bank_scores(feats, bank, bank_image, grid, cfg.k, cfg.reweight, cfg.crop, dev,
+                                        calib_progress, cancel)
+    return calibrate(scores, maxima, cfg.false_reject, {"k": cfg.k, "reweight": cfg.reweight})
 
 
 def image_paths_for_training(root: str | os.PathLike[str]) -> list[Path]:

@@ -24,8 +24,16 @@ def eq7_weight(search: NearestNeighbourSearch, bank: torch.Tensor, feats: torch.
     m_star = int(idx[j, 0])
     b = min(int(neighbours), int(bank.shape[0]))
     _, support = search.search(bank[m_star : m_star + 1], b)
-    rows = bank[torch.as_tensor(support[0], dtype=torch.int64)]
-    q = feats[j].detach().to("cpu", torch.float32)
+    return eq7_from_support(bank, feats[j], support[0])
+
+
+def eq7_from_support(bank: torch.Tensor, query: torch.Tensor, support: np.ndarray) -> float:
+    """The Eq. 7 weight from the hot patch's feature and m*'s neighbour rows (m* first).
+
+    Shared with calibration, which finds the support in a bank without the image's own rows.
+    """
+    rows = bank[torch.as_tensor(np.asarray(support), dtype=torch.int64)].to("cpu", torch.float32)
+    q = query.detach().to("cpu", torch.float32)
     d = torch.linalg.vector_norm(rows - q[None, :], dim=1).double()
     # The neighbour list starts with m* itself (its own nearest row in the bank).
     return float(1.0 - torch.softmax(d, dim=0)[0].item())

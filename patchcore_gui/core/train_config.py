@@ -21,7 +21,14 @@ class TrainConfig:
     coreset: float = 0.1
     k: int = 1
     seed: int = 0
-    holdout: float = 0.1
+    #: Retired (issue 13): calibration scores every training image out of bank. 0 still
+    #: means "no calibration" (as ``calibrate=False``); any other value changes nothing.
+    holdout: float | None = None
+    #: Score every training image against the bank without its own rows and set the
+    #: thresholds from those scores (core.out_of_bank, core.calibration).
+    calibrate: bool = True
+    #: Share of good parts the default thresholds reject (``train --false-reject``).
+    false_reject: float = 0.01
     reweight: int = 0
     precision: str = "auto"  # backbone arithmetic while building the bank (see core.precision)
     # The official code's BatchNorm warm-up (backbones.official_bn_warmup); "none" skips it.

@@ -40,7 +40,7 @@ def mvtec(tmp_path_factory):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="module")
 def trained(mvtec, tmp_path_factory):  # type: ignore[no-untyped-def]
     out = tmp_path_factory.mktemp("m") / "widget.patchcore"
-    assert main(["train", "--images", str(mvtec), "--output", str(out), *TINY, "--holdout", "0.3"]) == 0
+    assert main(["train", "--images", str(mvtec), "--output", str(out), *TINY, "--false-reject", "0.05"]) == 0
     return out
 
 
@@ -50,9 +50,10 @@ def test_train_writes_model_from_train_good(trained, capsys) -> None:  # type: i
     info = json.loads(capsys.readouterr().out)
     assert info["training"]["image_count"] == 10  # train/good only, not test/
     assert info["memory_bank"]["dims"] == 152  # native layout default for efficientnet_lite0
-    # int(10 images x 64 rows x 0.5): the 3 held-out images are in the final bank too (not 7 x 64 x 0.5).
+    # int(10 images x 64 rows x 0.5): every image is in the final bank (calibration holds none out).
     assert info["memory_bank"]["rows"] == 320
     assert info["threshold"]["source"] == "calibration"
+    assert info["threshold"]["false_reject_rate"] == 0.05 and info["calibration"]["images"] == 10
 
 
 def test_predict_csv_and_maps(trained, mvtec, tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]

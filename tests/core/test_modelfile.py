@@ -52,7 +52,8 @@ def test_metadata_contents(tiny_model_path: Path) -> None:
     assert meta["training"]["image_count"] == 12
     assert len(meta["training"]["file_list_sha256"]) == 64
     assert meta["coreset"]["fraction"] == 0.5 and meta["coreset"]["seed"] == 0
-    assert meta["calibration"]["holdout_images"] == 3
+    assert meta["calibration"]["images"] == 12 and len(meta["calibration"]["scores"]) == 12
+    # 12 scores are too few for the 1 % order statistic: extrapolated, never below the largest.
     assert meta["threshold"]["image"] >= max(meta["calibration"]["scores"])
     assert meta["threshold"]["rule"]
 

@@ -48,12 +48,16 @@ def test_threshold_rule_other_hand_cases() -> None:
     assert threshold_rule(np.array([0.0] * 10 + [1.0])) == 1.0
 
 
-def test_calibrate_blocks_carry_the_rule_value() -> None:
-    blocks = calibrate(np.array([1.0, 2.0, 3.0, 4.0, 10.0]), np.array([0.5, 0.5, 0.5, 0.5, 0.5]), 5, 0.1)
-    assert blocks["threshold"]["image"] == pytest.approx(14.606601717798213, rel=1e-12)
+def test_calibrate_blocks_carry_the_rate_value() -> None:
+    # 19 scores 1..19 at 5 %: the Weibull position 20 * 0.95 = 19 is the largest score.
+    # 5 scores at 5 % are too few (19 needed): logs of 0.5 have no spread, the max stays.
+    blocks = calibrate(np.arange(1.0, 20.0), np.array([0.5, 0.5, 0.5, 0.5, 0.5]), 0.05)
+    assert blocks["threshold"]["image"] == 19.0
     assert blocks["threshold"]["pixel"] == 0.5
-    assert blocks["calibration"]["image_scores"]["std"] == pytest.approx(np.sqrt(12.5), rel=1e-12)
-    assert blocks["calibration"]["holdout_images"] == 5
+    # 20 scores at 5 %: 21 * 0.95 = 19.95 -> 19 + 0.95 * (20 - 19).
+    assert calibrate(np.arange(1.0, 21.0), np.ones(3), 0.05)["threshold"]["image"] == pytest.approx(19.95, rel=1e-12)
+    assert blocks["calibration"]["image_scores"]["std"] == pytest.approx(np.std(np.arange(1.0, 20.0), ddof=1))
+    assert blocks["calibration"]["images"] == 19
 
 
 # --------------------------------------------------------------------------- normalisation

@@ -300,7 +300,8 @@ def test_import_end_to_end_scores_match(official_dir: Path, original: PatchCoreM
     assert src["source"] == str(official_dir.resolve())
     assert src["faiss_sha256"] == hashlib.sha256((official_dir / INDEX_FILE).read_bytes()).hexdigest()
     assert math.isnan(model.image_threshold) and meta["threshold"]["source"] == "none"
-    assert meta["calibration"]["holdout_images"] == 0
+    assert meta["calibration"]["images"] == 0 and meta["calibration"]["method"] == "none"
+    assert model.bank_source is None and model.training_files == []  # no provenance in an official index
 
 
 def test_resize_override(official_dir: Path, r18_weights: Path) -> None:
