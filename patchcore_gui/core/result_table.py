@@ -15,14 +15,17 @@ from collections.abc import Iterable
 import numpy as np
 
 from .datasets import ImageSet
-from .verdict import ng_mask
+from .verdict import CODE_NG, CODE_NONE, CODE_OK, CODE_REVIEW, verdict_codes
 
-#: Verdict codes of the table (integers, unlike ``verdict.OK`` / ``verdict.NG``, the words).
-OK, NG, ERROR, PENDING = 0, 1, 2, 3
-VERDICT_WORDS = {OK: "OK", NG: "NG", ERROR: "error", PENDING: "…"}
+#: Verdict codes of the table (integers, unlike ``verdict.OK`` / ``verdict.NG``, the words):
+#: ``verdict.verdict_codes``'s, with ERROR for its "no verdict" and PENDING for not scored yet.
+OK, NG, ERROR, PENDING, REVIEW = CODE_OK, CODE_NG, CODE_NONE, 3, CODE_REVIEW
+VERDICT_WORDS = {OK: "OK", NG: "NG", ERROR: "error", PENDING: "…", REVIEW: "REVIEW"}
+#: Sort rank of each code (index = code): OK < REVIEW < NG < error < pending.
+VERDICT_RANK = np.array([0, 2, 3, 4, 1], dtype=np.int8)
 
-#: Table filters.
-FILTERS = ("all", "ng", "ok", "errors", "fp", "fn")
+#: Table filters ("review": the review band, REVIEW verdicts).
+FILTERS = ("all", "ng", "ok", "review", "errors", "fp", "fn")
 
 #: Operator review codes (the run file's ``columns()["operator"]``) and their words.
 OP_NONE, OP_OK, OP_NG = 0, 1, 2
@@ -133,32 +136,40 @@ class ResultTable:
         return self.grids[index].astype(np.float32)
 
     # ------------------------------------------------------------------ verdicts
-    def verdicts(self, threshold: float, rows: np.ndarray | None = None) -> np.ndarray:
-        """Verdict code per image (or per ``rows``): NG by ``verdict.ng_mask``, NaN an error."""
+    def verdicts(self, threshold: float, rows: np.ndarray | None = None,
+                 review_from: float = float("nan")) -> np.ndarray:
+        """Verdict code per image (or per ``rows``): ``verdict.verdict_codes`` (OK / REVIEW / NG,
+        NaN an error), PENDING where not scored yet. ``review_from`` NaN: no band."""
         s = self.scores if rows is None else self.scores[rows]
-        code = np.where(ng_mask(s, threshold), NG, OK).astype(np.int8)
-        code[np.isnan(s)] = ERROR
+        code = verdict_codes(s, threshold, review_from)
         done = self.done if rows is None else self.done[rows]
         code[~done] = PENDING
         return code
 
-    def counts(self, threshold: float) -> dict[str, int]:
-        """OK / NG / error counts over the scored images."""
-        s = self.scores[self.order[: self.count]]
-        err = int(np.count_nonzero(np.isnan(s)))
-        ng = int(np.count_nonzero(ng_mask(s, threshold)))
-        return {"ok": len(s) - err - ng, "ng": ng, "error": err, "total": len(s)}
+    def counts(self, threshold: float, review_from: float = float("nan")) -> dict[str, int]:
+        """OK / REVIEW / NG / error counts over the scored images."""
+        code = verdict_codes(self.scores[self.order[: self.count]], threshold, review_from)
+        n = np.bincount(code, minlength=REVIEW + 1)
+        return {"ok": int(n[OK]), "review": int(n[REVIEW]), "ng": int(n[NG]), "error": int(n[ERROR]),
+                "total": int(code.size)}
 
-    def filter_mask(self, rows: np.ndarray, kind: str, threshold: float) -> np.ndarray:
-        """Boolean mask over ``rows`` (image indices) for one of ``FILTERS``."""
+    def filter_mask(self, rows: np.ndarray, kind: str, threshold: float,
+                    review_from: float = float("nan")) -> np.ndarray:
+        """Boolean mask over ``rows`` (image indices) for one of ``FILTERS``.
+
+        With a review band, "ok" is OK only (REVIEW has its own filter), "fn" defects
+        judged OK (those sent to review are not missed) and "fp" good images judged NG.
+        """
         if kind == "all":
             return np.ones(len(rows), dtype=bool)
-        code = self.verdicts(threshold, rows)
+        code = self.verdicts(threshold, rows, review_from)
         lab = self.labels[rows]
         if kind == "ng":
             return code == NG
         if kind == "ok":
             return code == OK
+        if kind == "review":
+            return code == REVIEW
         if kind == "errors":
             return code == ERROR
         if kind == "fp":

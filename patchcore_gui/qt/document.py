@@ -23,11 +23,17 @@ from PySide6.QtCore import QObject, Signal
 from patchcore_gui.core.datasets import ImageSet
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.result_table import ResultTable
+from patchcore_gui.core.thresholds import check_thresholds
 
 from .run_session import GuardedRunFile, RunSession
 
-#: Threshold kinds, as the run file's threshold log names them.
-KINDS = ("image", "pixel")
+#: Threshold kinds, as the run file's threshold log names them ("review": the review band's start).
+KINDS = ("image", "pixel", "review")
+
+
+def same_value(a: float, b: float) -> bool:
+    """Equal thresholds, NaN equal to NaN (a band that stays off is no change)."""
+    return a == b or (math.isnan(a) and math.isnan(b))
 
 
 def is_same_file(a: str | Path, b: str | Path | None) -> bool:
@@ -53,6 +59,8 @@ class InspectionDocument(QObject):
     threshold_changed = Signal(float)
     #: the pixel threshold moved (value).
     pixel_threshold_changed = Signal(float)
+    #: the review band's start moved (value; NaN: the band is off).
+    review_changed = Signal(float)
     #: the run file was opened, closed, or its mode / state changed (title, actions).
     run_file_changed = Signal()
     #: a threshold change was written to the run file's log.
@@ -77,10 +85,12 @@ class InspectionDocument(QObject):
         self.results: ResultTable | None = None
         self.image_threshold = math.nan
         self.pixel_threshold = math.nan
+        #: Start of the review band (REVIEW when review_from < score <= threshold); NaN: no band.
+        self.review_from = math.nan
         #: Where the image threshold comes from, in a few words (kept in the log's notes).
         self.threshold_origin = ""
         #: Thresholds as recorded in the run file (a change is logged against these).
-        self.logged = {"image": math.nan, "pixel": math.nan}
+        self.logged = {"image": math.nan, "pixel": math.nan, "review": math.nan}
         #: Why the open run cannot be resumed with the open model ("" when it can).
         self.run_model_note = ""
         #: Changes with every run or opened run file: keys the image pane's map cache.
@@ -140,13 +150,14 @@ class InspectionDocument(QObject):
         self.flush_edits()
         self.session.close()
         self.run_model_note = ""
-        self.logged = {"image": math.nan, "pixel": math.nan}
+        self.logged = {"image": math.nan, "pixel": math.nan, "review": math.nan}
         self.run_file_changed.emit()
 
     def attach_run_file(self, store: GuardedRunFile, logged: tuple[float, float], model_note: str = "") -> None:
-        """Hold ``store`` as the run file; ``logged``: its (image, pixel) thresholds as recorded."""
+        """Hold ``store`` as the run file; ``logged``: its (image, pixel) thresholds as recorded
+        (its review band's start is read from it)."""
         # Before attaching: its ``changed`` signal makes the window ask ``resume_blocker``.
-        self.logged = {"image": logged[0], "pixel": logged[1]}
+        self.logged = {"image": logged[0], "pixel": logged[1], "review": store.review_from}
         self.run_model_note = model_note
         self.session.attach(store)
 
@@ -161,9 +172,13 @@ class InspectionDocument(QObject):
 
     # ------------------------------------------------------------------ thresholds
     def set_image_threshold(self, value: float, origin: str = "set by hand", log: bool = False) -> None:
-        """Move the image threshold (non-finite values are ignored); ``log``: record it now."""
+        """Move the image threshold (non-finite values are ignored); ``log``: record it now.
+
+        A value below the review band's start is refused (a status line says why): the
+        band would be inverted.
+        """
         value = float(value)
-        if not math.isfinite(value):
+        if not math.isfinite(value) or not self._valid(value, self.review_from):
             return
         self.image_threshold = value
         self.threshold_origin = origin
@@ -171,21 +186,72 @@ class InspectionDocument(QObject):
         if log:
             self.commit_threshold("image")
 
+    def set_review_from(self, value: float, log: bool = False) -> bool:
+        """Move the review band's start (NaN: band off); ``log``: record it now.
+
+        Refused (False, a status line says why) when negative, infinite or above the
+        image threshold.
+        """
+        value = float(value)
+        if not self._valid(self.image_threshold, value):
+            return False
+        if not same_value(value, self.review_from):
+            self.review_from = value
+            self.review_changed.emit(value)
+        if log:
+            self.commit_threshold("review")
+        return True
+
+    def set_thresholds(self, image: float, review_from: float, origin: str) -> bool:
+        """Both image thresholds at once (a model's or a run's pair), checked as a pair."""
+        image, review_from = float(image), float(review_from)
+        if not math.isfinite(image) or not self._valid(image, review_from):
+            return False
+        band_moved = not same_value(review_from, self.review_from)
+        self.image_threshold, self.review_from, self.threshold_origin = image, review_from, origin
+        self.threshold_changed.emit(image)
+        if band_moved:
+            self.review_changed.emit(review_from)
+        return True
+
+    def _valid(self, image: float, review_from: float) -> bool:
+        """``core.thresholds.check_thresholds`` on the pair; False with a status line when refused."""
+        try:
+            check_thresholds(image if math.isfinite(image) else None, review_from)
+        except ValueError as exc:
+            self.show_status(f"Not applied: {exc}", 8000)
+            return False
+        return True
+
     def set_pixel_threshold(self, value: float) -> None:
         """Anomaly-map level outlined as the defect region (and the heatmap's mid colour)."""
         self.pixel_threshold = float(value)
         self.pixel_threshold_changed.emit(self.pixel_threshold)
 
     def threshold(self, kind: str) -> float:
-        """The current ``"image"`` or ``"pixel"`` threshold."""
-        return self.image_threshold if kind == "image" else self.pixel_threshold
+        """The current ``"image"`` or ``"pixel"`` threshold, or the ``"review"`` band's start."""
+        return {"image": self.image_threshold, "pixel": self.pixel_threshold, "review": self.review_from}[kind]
 
     def commit_threshold(self, kind: str = "image", note: str = "") -> bool:
-        """Record the current image (or pixel) threshold in the run's log if it changed."""
+        """Record the current image (or pixel) threshold in the run's log if it changed.
+
+        The image threshold and the band's start are committed together, in the order
+        the run file accepts (each change keeps the start at or below the threshold).
+        """
+        if kind == "pixel":
+            return self._commit("pixel", note)
+        order = ("image", "review")
+        if not same_value(self.review_from, self.logged["review"]) and self.logged["review"] > self.image_threshold:
+            order = ("review", "image")  # the threshold drops below the old start: move the start first
+        done = [self._commit(k, note) for k in order]
+        return any(done)
+
+    def _commit(self, kind: str, note: str) -> bool:
         new, old = self.threshold(kind), self.logged[kind]
-        if self.session.store is None or not math.isfinite(new) or new == old:
+        if self.session.store is None or same_value(new, old) or (kind != "review" and not math.isfinite(new)):
             return False
-        if self.session.log_threshold(old, new, note or self.threshold_origin or "set by hand", kind):
+        why = note or (self.threshold_origin if kind == "image" else "") or "set by hand"
+        if self.session.log_threshold(old, new, why, kind):
             self.logged[kind] = new
             return True
         return False
@@ -202,7 +268,9 @@ class InspectionDocument(QObject):
         self.set_pixel_threshold(model.pixel_threshold)
         t = model.image_threshold
         if math.isfinite(t):
-            self.set_image_threshold(t, f"from the model ({model.threshold_info.get('source', '?')})")
+            origin = f"from the model ({model.threshold_info.get('source', '?')})"
+            if not self.set_thresholds(t, model.review_from, origin):
+                self.set_thresholds(t, math.nan, origin)  # an unusable band in the file: none
         if log:
             self.commit_threshold("image", "back to the model's value")
             self.commit_threshold("pixel", "back to the model's value")

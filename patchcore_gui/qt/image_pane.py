@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 
 from patchcore_gui.core import heatmap
 from patchcore_gui.core.model import PatchCoreModel
-from patchcore_gui.core.result_table import ERROR, NG, OK, VERDICT_WORDS
-from patchcore_gui.core.verdict import is_ng
+from patchcore_gui.core.result_table import ERROR, NG, VERDICT_WORDS
+from patchcore_gui.core.verdict import verdict_code
 from patchcore_gui.io.images import ImageLoadError, load_image
 
 from . import overlay, style
@@ -77,6 +77,7 @@ class ImagePane(QWidget):
         self._info: ImageInfo | None = None
         self._image_threshold = math.nan
         self._pixel_threshold = math.nan
+        self._review_from = math.nan
         self._fallback_anchor = math.nan
         self._lut = heatmap.lookup_table()
         self._maps = overlay.MapCache(8)
@@ -189,11 +190,14 @@ class ImagePane(QWidget):
         self._maps.clear()
         self.clear()
 
-    def set_thresholds(self, image_threshold: float, pixel_threshold: float) -> None:
-        """Image threshold (verdict, contour colour) and pixel threshold (region, colour scale).
+    def set_thresholds(self, image_threshold: float, pixel_threshold: float, review_from: float | None = None) -> None:
+        """Image threshold (verdict, contour colour) and pixel threshold (region, colour scale);
+        ``review_from``: the review band's start for the header's verdict (None: unchanged).
 
         Without a pixel threshold (uncalibrated model) the image threshold anchors the scale.
         """
+        if review_from is not None:
+            self._review_from = review_from
         pixel_changed = pixel_threshold != self._pixel_threshold or (
             not math.isfinite(pixel_threshold) and image_threshold != self._fallback_anchor
         )
@@ -341,7 +345,7 @@ class ImagePane(QWidget):
         info = self._info
         if info is None or info.error or math.isnan(info.score):
             return ERROR
-        return NG if is_ng(info.score, self._image_threshold) else OK
+        return verdict_code(info.score, self._image_threshold, self._review_from)  # OK, REVIEW or NG
 
     def _update_header(self) -> None:
         info = self._info

@@ -3,7 +3,10 @@
 Shown only when the folder's layout gives labels. The ROC curve is recomputed when
 results arrive (its drawn copy decimated); moving the threshold only moves the operating
 point and recounts the confusion matrix (two binary searches in the scores sorted per
-class when they arrive, microseconds at 100k images). The two buttons propose a
+class when they arrive, microseconds at 100k images). With a review band the matrix
+gains a REVIEW column (good and defective images a person checks); the counts at the
+threshold (TP, FP, precision, recall, F1, the ROC point) are those without the band,
+where a REVIEW image is on the OK side. The two buttons propose a
 threshold (best F1, or a false-reject-rate limit on good images) and hand it to the
 window, which applies it like any other threshold move.
 """
@@ -27,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from patchcore_gui.core import metrics
-from patchcore_gui.core.verdict import count_ng
+from patchcore_gui.core.verdict import count_ng, count_review
 
 from . import style
 
@@ -59,6 +62,9 @@ class MetricsPanel(QWidget):
         self._labels = np.empty(0, dtype=np.int8)
         self.auroc = math.nan
         self.confusion: dict[str, int] = {"tp": 0, "fp": 0, "tn": 0, "fn": 0}
+        #: Images sent to review per class ("good", "defect"); zeros without a band.
+        self.review: dict[str, int] = {"good": 0, "defect": 0}
+        self._review_from = math.nan
         self.prf = (0.0, 0.0, 0.0)
         self._good_sorted = self._defect_sorted = np.empty(0)
         #: Where the operating-point marker is drawn (None: not drawn).
@@ -125,38 +131,43 @@ class MetricsPanel(QWidget):
         grid = QGridLayout(conf)
         grid.setSpacing(4)
         grid.addWidget(QLabel(""), 0, 0)
-        for c, text in enumerate(("verdict OK", "verdict NG"), start=1):
-            h = QLabel(text)
+        self.review_header = QLabel("verdict REVIEW")
+        for c, h in enumerate((QLabel("verdict OK"), self.review_header, QLabel("verdict NG")), start=1):
             h.setAlignment(Qt.AlignmentFlag.AlignCenter)
             h.setObjectName("muted")
             grid.addWidget(h, 0, c)
         self.cells: dict[str, QLabel] = {}
-        layout_cells = (("truth good", "tn", "fp"), ("truth defect", "fn", "tp"))
-        for r, (text, left, right) in enumerate(layout_cells, start=1):
+        tips = {"tn": "good accepted", "fp": "good rejected (false positive)", "fn": "defect missed (false negative)",
+                "tp": "defect caught", "rg": "good image sent to review (counted OK at the threshold)",
+                "rd": "defect sent to review (counted as missed at the threshold)"}
+        layout_cells = (("truth good", "tn", "rg", "fp"), ("truth defect", "fn", "rd", "tp"))
+        for r, (text, *keys) in enumerate(layout_cells, start=1):
             h = QLabel(text)
             h.setObjectName("muted")
             grid.addWidget(h, r, 0)
-            for c, key in enumerate((left, right), start=1):
+            for c, key in enumerate(keys, start=1):
                 cell = QLabel("0")
                 cell.setAlignment(Qt.AlignmentFlag.AlignCenter)
                 cell.setMinimumHeight(46)
-                good = key in ("tn", "tp")
-                tint = style.OK_TINT if good else style.NG_TINT
+                tint = {"tn": style.OK_TINT, "tp": style.OK_TINT, "rg": style.REVIEW_TINT,
+                        "rd": style.REVIEW_TINT}.get(key, style.NG_TINT)
                 cell.setStyleSheet(
                     f"background: rgba({tint.red()},{tint.green()},{tint.blue()},{tint.alpha() + 30});"
                     "border-radius: 4px; font-size: 15px; font-weight: 600;"
                 )
-                cell.setToolTip({"tn": "good accepted", "fp": "good rejected (false positive)",
-                                 "fn": "defect missed (false negative)", "tp": "defect caught"}[key])
+                cell.setToolTip(tips[key])
                 grid.addWidget(cell, r, c)
                 self.cells[key] = cell
+        for w in (self.review_header, self.cells["rg"], self.cells["rd"]):
+            w.setVisible(False)  # until a review band is on
         self.prf_label = QLabel("")
-        grid.addWidget(self.prf_label, 3, 0, 1, 3)
+        grid.addWidget(self.prf_label, 3, 0, 1, 4)
         grid.setRowStretch(4, 1)
         return conf
 
     # ------------------------------------------------------------------ data
-    def set_data(self, scores: np.ndarray, labels: np.ndarray, threshold: float) -> None:
+    def set_data(self, scores: np.ndarray, labels: np.ndarray, threshold: float,
+                 review_from: float | None = None) -> None:
         """New results: recompute the ROC curve and AUROC, then the operating point."""
         self._scores = np.asarray(scores, dtype=np.float64)
         self._labels = np.asarray(labels)
@@ -173,22 +184,34 @@ class MetricsPanel(QWidget):
             self.roc_curve.setData([], [])
         self.auroc = metrics.auroc(self._scores, self._labels)
         self._op = ()  # not None: the marker is redrawn (removed when there is no data)
-        self.set_threshold(threshold)
+        self.set_threshold(threshold, review_from)
 
-    def set_threshold(self, threshold: float) -> None:
+    def set_threshold(self, threshold: float, review_from: float | None = None) -> None:
         """Operating point, confusion matrix and P/R/F1 at ``threshold`` (NG by ``core.verdict``).
 
         The counts are ``metrics.confusion``'s and P/R/F1 ``metrics.precision_recall_f1``'s
         (a test holds them equal), taken from the sorted scores with ``verdict.count_ng``:
-        ~10 us instead of ~2 ms of 100k comparisons on every threshold move.
+        ~10 us instead of ~2 ms of 100k comparisons on every threshold move. ``review_from``
+        (None: unchanged, NaN: no band) fills the REVIEW column (``verdict.count_review``);
+        the OK cells then show the images judged OK, the others being in the REVIEW column.
         """
+        if review_from is not None:
+            self._review_from = float(review_from)
+            for w in (self.review_header, self.cells["rg"], self.cells["rd"]):
+                w.setVisible(math.isfinite(self._review_from))
         good, defect = self._good_sorted, self._defect_sorted
         fp = count_ng(good, threshold)
         tp = count_ng(defect, threshold)
         c = {"tp": tp, "fp": fp, "tn": len(good) - fp, "fn": len(defect) - tp}
         self.confusion = c
+        rv = {"good": count_review(good, threshold, self._review_from),
+              "defect": count_review(defect, threshold, self._review_from)}
+        self.review = rv
+        shown = {**c, "tn": c["tn"] - rv["good"], "fn": c["fn"] - rv["defect"], "rg": rv["good"], "rd": rv["defect"]}
         for key, cell in self.cells.items():
-            cell.setText(f"{c[key]:,}")
+            text = f"{shown[key]:,}"
+            if cell.text() != text:
+                cell.setText(text)
         self.prf = metrics.precision_recall_f1_counts(tp, fp, c["fn"])
         p, r, f1 = self.prf
         self.prf_label.setText(f"precision {p:.3f}    recall {r:.3f}    F1 {f1:.3f}")

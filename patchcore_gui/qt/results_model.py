@@ -21,10 +21,12 @@ from patchcore_gui.core.result_table import (
     OP_NG,
     OP_NONE,
     OP_OK,
+    REVIEW,
+    VERDICT_RANK,
     VERDICT_WORDS,
     ResultTable,
 )
-from patchcore_gui.core.verdict import is_ng
+from patchcore_gui.core.verdict import verdict_code
 
 from . import style
 
@@ -34,7 +36,7 @@ _TOOLTIPS = (
     "Image path relative to the folder",
     "Raw anomaly score (largest patch distance)",
     "Score / image threshold: above 1.0 is NG",
-    "NG when score > threshold",
+    "NG when score > threshold; REVIEW in the review band (review start < score ≤ threshold)",
     "Ground truth from the folder layout (good or the defect type)",
     "The operator's review: OK or NG confirmed (keys O / N)",
 )
@@ -78,6 +80,8 @@ class ResultsTableModel(QAbstractTableModel):
         self._rows = np.empty(0, dtype=np.int64)
         self._published = 0
         self._threshold = math.inf
+        #: The review band's start (NaN: no band).
+        self._review_from = math.nan
         self._filter = "all"
         self._review = "any"
         self._search = ""
@@ -87,8 +91,8 @@ class ResultsTableModel(QAbstractTableModel):
         #: All published images in the sort order, and what it was computed for.
         self._ordered: np.ndarray | None = None
         self._ordered_for: tuple[int, int, Qt.SortOrder] | None = None
-        self._icons = {code: style.dot_icon(style.verdict_color(code)) for code in (OK, NG, ERROR)}
-        self._tints = {OK: style.OK_TINT, NG: style.NG_TINT, ERROR: style.ERROR_TINT}
+        self._icons = {code: style.dot_icon(style.verdict_color(code)) for code in (OK, NG, ERROR, REVIEW)}
+        self._tints = {OK: style.OK_TINT, NG: style.NG_TINT, ERROR: style.ERROR_TINT, REVIEW: style.REVIEW_TINT}
 
     # ------------------------------------------------------------------ public API
     @property
@@ -105,6 +109,10 @@ class ResultsTableModel(QAbstractTableModel):
     @property
     def threshold(self) -> float:
         return self._threshold
+
+    @property
+    def review_from(self) -> float:
+        return self._review_from
 
     @property
     def filter_kind(self) -> str:
@@ -151,12 +159,15 @@ class ResultsTableModel(QAbstractTableModel):
         """Image index on table ``row`` (-1 when out of range)."""
         return int(self._rows[row]) if 0 <= row < len(self._rows) else -1
 
-    def set_threshold(self, threshold: float) -> None:
-        """New image threshold: verdicts and normalised scores change, maybe the row set."""
+    def set_threshold(self, threshold: float, review_from: float | None = None) -> None:
+        """New image threshold (and review start, None: unchanged): verdicts and normalised
+        scores change, maybe the row set."""
         self._threshold = float(threshold)
+        if review_from is not None:
+            self._review_from = float(review_from)
         if self._store is None:
             return
-        if self._filter in ("ng", "ok", "fp", "fn"):
+        if self._filter in ("ng", "ok", "review", "fp", "fn"):
             self._refilter()
         elif self._sort_column == COL_VERDICT:
             self._relayout(self._sorted(self._rows))
@@ -201,7 +212,7 @@ class ResultsTableModel(QAbstractTableModel):
     def _visible_mask(self, idx: np.ndarray) -> np.ndarray:
         st = self._store
         assert st is not None
-        mask = st.filter_mask(idx, self._filter, self._threshold)
+        mask = st.filter_mask(idx, self._filter, self._threshold, self._review_from)
         if self._review != "any":
             mask &= st.review_mask(idx, self._review)
         if self._search_mask is not None:
@@ -217,7 +228,7 @@ class ResultsTableModel(QAbstractTableModel):
         if col in (COL_SCORE, COL_NORM):
             return st.scores[idx].astype(np.float64)
         if col == COL_VERDICT:
-            code = st.verdicts(self._threshold, idx).astype(np.float64)
+            code = VERDICT_RANK[st.verdicts(self._threshold, idx, self._review_from)].astype(np.float64)
             # Within one verdict, by score (scores are finite there, errors are NaN).
             s = np.nan_to_num(st.scores[idx].astype(np.float64), nan=0.0)
             span = max(float(np.nanmax(np.abs(s))) if len(s) else 1.0, 1.0) * 4
@@ -359,10 +370,7 @@ class ResultsTableModel(QAbstractTableModel):
         return self._display(st, i, col), None, None, None
 
     def _code(self, st: ResultTable, i: int) -> int:
-        s = float(st.scores[i])
-        if math.isnan(s):
-            return ERROR
-        return NG if is_ng(s, self._threshold) else OK
+        return verdict_code(st.scores[i], self._threshold, self._review_from)
 
     def _display(self, st: ResultTable, i: int, col: int) -> str:
         if col == COL_FILE:

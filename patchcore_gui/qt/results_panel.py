@@ -23,7 +23,8 @@ from .results_view import ResultsDelegate, ResultsView
 _FILTER_BUTTONS = (
     ("all", "All", "Every scored image"),
     ("ng", "NG", "Images with score > threshold"),
-    ("ok", "OK", "Images with score ≤ threshold"),
+    ("ok", "OK", "Images with score ≤ threshold (≤ the review start when the review band is on)"),
+    ("review", "REVIEW", "Images in the review band (review start < score ≤ threshold): a person decides"),
     ("errors", "Errors", "Images that could not be read"),
     ("fp", "False pos.", "Good images judged NG (needs ground truth)"),
     ("fn", "False neg.", "Defective images judged OK (needs ground truth)"),
@@ -141,6 +142,7 @@ class ResultsPanel(QWidget):
             b.clicked.connect(lambda _=False, k=kind: self.set_filter(k))
         buttons.addStretch(1)
         self.filter_buttons["all"].setChecked(True)
+        self.filter_buttons["review"].setVisible(False)  # until a review band is on
         return buttons
 
     # ------------------------------------------------------------------ API
@@ -199,6 +201,12 @@ class ResultsPanel(QWidget):
         if self.model.rowCount() == 0 and st is not None and st.count:
             self.nothing_shown.emit(f"No image passes the filter ({self.filter_description()}).\n"
                                     f"Choose All to see the {st.count:,} scored images.")
+
+    def set_review_band(self, enabled: bool) -> None:
+        """The REVIEW filter is offered while a review band is on (else All replaces it)."""
+        self.filter_buttons["review"].setVisible(enabled)
+        if not enabled and self.model.filter_kind == "review":
+            self.set_filter("all")
 
     def set_ground_truth_filters(self, enabled: bool) -> None:
         """False positive / negative filters only make sense with labels."""

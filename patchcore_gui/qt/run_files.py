@@ -62,7 +62,7 @@ class RunFiles:
         doc.set_results(loaded.results)
         doc.set_pixel_threshold(loaded.pixel_threshold)
         if math.isfinite(loaded.image_threshold):
-            doc.set_image_threshold(loaded.image_threshold, loaded.threshold_origin)
+            doc.set_thresholds(loaded.image_threshold, loaded.store.review_from, loaded.threshold_origin)
         if loaded.batch_size:
             self.toolbar.batch_spin.setValue(loaded.batch_size)
         doc.attach_run_file(loaded.store, (loaded.image_threshold, loaded.pixel_threshold), loaded.model_note)
@@ -92,6 +92,7 @@ class RunFiles:
         # Thresholds moved before the run started belong in its log too.
         doc.commit_threshold("image", f"{doc.threshold_origin} (before the run started)")
         doc.commit_threshold("pixel", "set before the run started")
+        doc.commit_threshold("review", "review band set before the run started")
         self.settings.add_recent("runs", store.path)
         self.settings.last_opened = store.path
 

@@ -120,14 +120,15 @@ class RunView(QObject):
         scores, labels = st.scored() if st is not None else (np.empty(0), np.empty(0))
         w.threshold_panel.set_scores(scores, calibration_scores(doc.model))
         if st is not None and st.has_labels:
-            w.metrics_panel.set_data(scores, labels, doc.image_threshold)
+            w.metrics_panel.set_data(scores, labels, doc.image_threshold, doc.review_from)
         self.update_counts()
-        w.image_pane.set_thresholds(doc.image_threshold, doc.pixel_threshold)
+        w.image_pane.set_thresholds(doc.image_threshold, doc.pixel_threshold, doc.review_from)
 
     def update_counts(self) -> None:
+        """OK / REVIEW / NG / error counts at the document's thresholds."""
         st, t = self.doc.results, self.doc.image_threshold
-        c = st.counts(t) if st else {"ok": 0, "ng": 0, "error": 0}
-        self.ui.threshold_panel.set_counts(c["ok"], c["ng"], c["error"])
+        c = st.counts(t, self.doc.review_from) if st else {"ok": 0, "review": 0, "ng": 0, "error": 0}
+        self.ui.threshold_panel.set_counts(c["ok"], c["ng"], c["error"], c["review"])
 
     def _select_first_row(self) -> None:
         w = self.ui

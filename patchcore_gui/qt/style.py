@@ -21,6 +21,9 @@ UNKNOWN_COLOR = QColor("#8b949e")
 OK_TINT = QColor(63, 178, 107, 40)
 NG_TINT = QColor(229, 83, 75, 55)
 ERROR_TINT = QColor(212, 167, 44, 45)
+#: REVIEW (the review band: a person decides): violet, apart from the error amber.
+REVIEW_COLOR = QColor("#a47cf0")
+REVIEW_TINT = QColor(164, 124, 240, 50)
 
 #: Histogram colours: this batch's scores and the model's held-out good images.
 BATCH_COLOR = QColor("#58a6ff")
@@ -100,11 +103,11 @@ def apply_style(app: QApplication) -> None:
     app.setStyleSheet(STYLE_SHEET)
 
 
-_VERDICT_COLORS = {0: OK_COLOR, 1: NG_COLOR, 2: ERROR_COLOR}
+_VERDICT_COLORS = {0: OK_COLOR, 1: NG_COLOR, 2: ERROR_COLOR, 4: REVIEW_COLOR}
 
 
 def verdict_color(code: int) -> QColor:
-    """Colour of a verdict code (see ``core.result_table``: 0 OK, 1 NG, 2 error, else pending)."""
+    """Colour of a verdict code (see ``core.result_table``: 0 OK, 1 NG, 2 error, 4 REVIEW, else pending)."""
     return _VERDICT_COLORS.get(int(code), UNKNOWN_COLOR)
 
 

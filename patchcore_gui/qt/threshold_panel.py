@@ -8,6 +8,14 @@ The histogram shows this batch's scores and the model's held-out good scores (se
 colour), each as a share of its images so the two shapes compare. When the scores
 span more than a decade the score axis becomes logarithmic (PatchCore defect scores
 are often many times the good ones); the slider then moves in log steps too.
+
+The review band (``review_band.py``: a check box and a field, off by default) adds a
+second draggable line at the band's start and shades the band up to the threshold;
+``review_edited`` / ``review_committed`` follow it as the threshold's signals do. The
+band's start never lies above the threshold: each line stops at the other. Every
+number field refuses negative, non-finite and absurdly large values
+(``threshold_fields.py``) and says why in ``refused``; the axis follows only values a
+field accepted.
 """
 
 from __future__ import annotations
@@ -19,7 +27,6 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QDoubleSpinBox,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -30,70 +37,13 @@ from PySide6.QtWidgets import (
 )
 
 from . import style
+from .review_band import ReviewBand
+from .score_scale import SLIDER_STEPS, ScoreScale, log_ticks, share_histogram
+from .threshold_fields import DEFAULT_MAX, SANE_FACTOR, ThresholdField
 
-SLIDER_STEPS = 1000
 BINS = 60
 #: Keyboard steps on the slider / number boxes are committed after this pause (ms).
 COMMIT_PAUSE_MS = 800
-
-
-class ScoreScale:
-    """Maps scores to view coordinates: identity, or log10 when the range is wide."""
-
-    def __init__(self, lo: float = 0.0, hi: float = 1.0, log: bool = False) -> None:
-        self.log = log and lo > 0
-        self.lo, self.hi = lo, hi
-
-    @classmethod
-    def for_values(cls, values: np.ndarray) -> ScoreScale:
-        v = np.asarray(values, dtype=np.float64)
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            return cls(0.0, 1.0)
-        lo, hi = float(v.min()), float(v.max())
-        if hi <= lo:
-            lo, hi = lo - abs(lo) * 0.1 - 0.5, hi + abs(hi) * 0.1 + 0.5
-        if lo > 0 and hi / lo > 10:
-            return cls(lo / 1.15, hi * 1.15, log=True)
-        pad = 0.06 * (hi - lo)
-        return cls(max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad)
-
-    def to_view(self, v: np.ndarray | float) -> np.ndarray | float:
-        return np.log10(np.maximum(v, 1e-12)) if self.log else v
-
-    def from_view(self, x: float) -> float:
-        return float(10.0 ** x) if self.log else float(x)
-
-    def to_slider(self, v: float) -> int:
-        a, b = self.to_view(self.lo), self.to_view(self.hi)
-        f = (self.to_view(v) - a) / (b - a) if b > a else 0.0
-        return int(round(min(1.0, max(0.0, float(f))) * SLIDER_STEPS))
-
-    def from_slider(self, k: int) -> float:
-        a, b = self.to_view(self.lo), self.to_view(self.hi)
-        return self.from_view(float(a + (b - a) * k / SLIDER_STEPS))
-
-
-def log_ticks(lo: float, hi: float) -> list[tuple[float, str]]:
-    """Readable ticks for a log axis from ``lo`` to ``hi``: 1-2-5 steps, or decades if crowded."""
-    if not (lo > 0 and hi > lo):
-        return []
-    out: list[tuple[float, str]] = []
-    for mults in ((1, 2, 5), (1, 3), (1,)):
-        out = []
-        for k in range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1):
-            for m in mults:
-                v = m * 10.0**k
-                if lo <= v <= hi:
-                    out.append((math.log10(v), f"{v:g}"))
-        if len(out) <= 7:
-            break
-    return out
-
-
-def _share_histogram(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    counts, _ = np.histogram(values, bins=edges)
-    return 100.0 * counts / max(1, len(values))
 
 
 class ThresholdPanel(QWidget):
@@ -105,6 +55,12 @@ class ThresholdPanel(QWidget):
     threshold_committed = Signal()
     #: the user settled on the pixel threshold (log it).
     pixel_threshold_committed = Signal()
+    #: the review band's start moved (NaN: the band was switched off).
+    review_edited = Signal(float)
+    #: the user settled on the review band's start (log it).
+    review_committed = Signal()
+    #: a typed value was refused (one line for the status bar).
+    refused = Signal(str)
     reset_requested = Signal()
     save_requested = Signal()
     log_requested = Signal()
@@ -115,7 +71,10 @@ class ThresholdPanel(QWidget):
         self._threshold = math.nan
         self._batch = np.empty(0)
         self._calibration = np.empty(0)
-        self._pending = {"image": False, "pixel": False}
+        self._review_from = math.nan
+        self._pixel = math.nan
+        self._enabled = False
+        self._pending = {"image": False, "pixel": False, "review": False}
         self.commit_timer = QTimer(self, singleShot=True, interval=COMMIT_PAUSE_MS)
         self.commit_timer.timeout.connect(self.commit_pending)
         self._build()
@@ -165,6 +124,9 @@ class ThresholdPanel(QWidget):
         self.plot.addItem(self.line)
         self.line.sigPositionChanged.connect(self._on_line)
         self.line.sigPositionChangeFinished.connect(lambda _l: self.commit_pending())
+        self.band = ReviewBand(self.plot)
+        self.band.line.sigPositionChanged.connect(self._on_review_line)
+        self.band.line.sigPositionChangeFinished.connect(lambda _l: self.commit_pending())
         self.legend.setVisible(False)
         self.empty_text = pg.TextItem("Scores appear here during a run", color=style.MUTED_TEXT, anchor=(0.5, 0.5))
         self.plot.addItem(self.empty_text, ignoreBounds=True)
@@ -178,10 +140,8 @@ class ThresholdPanel(QWidget):
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, SLIDER_STEPS)
         self.slider.setToolTip("Image threshold: NG when score > threshold")
-        self.spin = QDoubleSpinBox()
-        self.spin.setRange(-1e12, 1e12)
+        self.spin = ThresholdField("image threshold")
         self.spin.setDecimals(3)
-        self.spin.setKeyboardTracking(False)
         self.spin.setMinimumWidth(96)
         self.spin.setToolTip("Image threshold in raw score units (NG when score > threshold)")
         row.addWidget(self.slider, 1)
@@ -190,19 +150,28 @@ class ThresholdPanel(QWidget):
         self.slider.valueChanged.connect(self._on_slider)
         self.slider.sliderReleased.connect(self.commit_pending)
         self.spin.valueChanged.connect(self._on_spin)
+        lay.addLayout(self.band.build_row())
+        self.review_check, self.review_spin = self.band.check, self.band.spin
+        self.review_check.toggled.connect(self._on_review_check)
+        self.review_spin.valueChanged.connect(self._on_review_spin)
+        for field in (self.spin, self.review_spin):
+            field.refused.connect(self.refused)
 
         counts = QGridLayout()
         counts.setHorizontalSpacing(14)
         self.ok_label = QLabel("OK 0")
+        self.review_label = QLabel("REVIEW 0")
         self.ng_label = QLabel("NG 0")
         self.err_label = QLabel("error 0")
         for col, (lab, color) in enumerate(
-            ((self.ok_label, style.OK_COLOR), (self.ng_label, style.NG_COLOR), (self.err_label, style.ERROR_COLOR))
+            ((self.ok_label, style.OK_COLOR), (self.review_label, style.REVIEW_COLOR), (self.ng_label, style.NG_COLOR),
+             (self.err_label, style.ERROR_COLOR))
         ):
             lab.setObjectName("bigCount")
             lab.setStyleSheet(f"color: {color.name()};")
             counts.addWidget(lab, 0, col)
-        counts.setColumnStretch(3, 1)
+        self.review_label.setVisible(False)
+        counts.setColumnStretch(4, 1)
         lay.addLayout(counts)
         self.origin_label = QLabel("")
         self.origin_label.setObjectName("muted")
@@ -216,12 +185,11 @@ class ThresholdPanel(QWidget):
         prow = QHBoxLayout()
         plab = QLabel("Pixel threshold")
         plab.setToolTip("Anomaly-map level outlined as the defect region in the image")
-        self.pixel_spin = QDoubleSpinBox()
-        self.pixel_spin.setRange(0, 1e12)
+        self.pixel_spin = ThresholdField("pixel threshold")
         self.pixel_spin.setDecimals(3)
-        self.pixel_spin.setKeyboardTracking(False)
         self.pixel_spin.setToolTip(plab.toolTip())
         self.pixel_spin.valueChanged.connect(self._on_pixel_spin)
+        self.pixel_spin.refused.connect(self.refused)
         prow.addWidget(plab)
         prow.addWidget(self.pixel_spin, 1)
         lay.addLayout(prow)
@@ -248,9 +216,11 @@ class ThresholdPanel(QWidget):
 
     def set_enabled(self, enabled: bool) -> None:
         """Controls are live once a model is open."""
-        for w in (self.slider, self.spin, self.pixel_spin, self.reset_button, self.save_button):
+        for w in (self.slider, self.spin, self.pixel_spin, self.reset_button, self.save_button, self.review_check):
             w.setEnabled(enabled)
+        self._enabled = enabled
         self.line.setVisible(enabled)
+        self.band.show(enabled and math.isfinite(self._review_from))
 
     def set_scores(self, batch: np.ndarray, calibration: np.ndarray) -> None:
         """New histogram data (this batch's finite scores and the model's good scores)."""
@@ -266,7 +236,7 @@ class ThresholdPanel(QWidget):
             axis.setTicks([log_ticks(scale.lo, scale.hi), []] if scale.log else None)
             self.plot.setLabel("bottom", "raw score (log scale)" if scale.log else "raw score")
             decimals = max(0, min(6, 3 - int(math.floor(math.log10(max(abs(scale.hi), 1e-9))))))
-            for spin in (self.spin, self.pixel_spin):
+            for spin in (self.spin, self.pixel_spin, self.review_spin):
                 # setDecimals rounds the value and would emit it as a user edit.
                 spin.blockSignals(True)
                 spin.setDecimals(decimals)
@@ -277,7 +247,7 @@ class ThresholdPanel(QWidget):
         edges = np.array([self._scale.from_view(x) for x in edges_view])
         for curve, values in ((self.batch_curve, self._batch), (self.cal_curve, self._calibration)):
             if values.size:
-                curve.setData(edges_view, _share_histogram(values, edges))
+                curve.setData(edges_view, share_histogram(values, edges))
             else:
                 curve.setData([], [])
         # The legend is built once: re-creating its labels costs ~30 ms of layout.
@@ -300,14 +270,30 @@ class ThresholdPanel(QWidget):
             self.set_scores(self._batch, self._calibration)  # widen the range to include it
         self._place_widgets()
 
+    def set_review_from(self, value: float) -> None:
+        """Show the review band's start (NaN: band off) without re-emitting it."""
+        self._review_from = float(value)
+        on = math.isfinite(self._review_from)
+        if on:
+            self.band.last = self._review_from
+        self.review_check.blockSignals(True)
+        self.review_check.setChecked(on)
+        self.review_check.blockSignals(False)
+        self.review_label.setVisible(on)
+        if on and not self._scale.lo <= value <= self._scale.hi:
+            self.set_scores(self._batch, self._calibration)
+        self._place_widgets()
+
     def set_pixel_threshold(self, value: float) -> None:
+        self._pixel = float(value)
+        self._update_limits()
         self.pixel_spin.blockSignals(True)
         self.pixel_spin.setValue(value if math.isfinite(value) else 0.0)
         self.pixel_spin.blockSignals(False)
 
-    def set_counts(self, ok: int, ng: int, errors: int) -> None:
+    def set_counts(self, ok: int, ng: int, errors: int, review: int = 0) -> None:
         for label, text in ((self.ok_label, f"OK {ok:,}"), (self.ng_label, f"NG {ng:,}"),
-                            (self.err_label, f"error {errors:,}")):
+                            (self.err_label, f"error {errors:,}"), (self.review_label, f"REVIEW {review:,}")):
             if label.text() != text:
                 label.setText(text)
 
@@ -322,25 +308,47 @@ class ThresholdPanel(QWidget):
     def commit_pending(self) -> None:
         """Emit the commit signals for what was edited since the last commit."""
         self.commit_timer.stop()
-        image, pixel = self._pending["image"], self._pending["pixel"]
-        self._pending = {"image": False, "pixel": False}
+        image, pixel, review = self._pending["image"], self._pending["pixel"], self._pending["review"]
+        self._pending = {"image": False, "pixel": False, "review": False}
         if image:
             self.threshold_committed.emit()
+        if review:
+            self.review_committed.emit()
         if pixel:
             self.pixel_threshold_committed.emit()
 
     # ------------------------------------------------------------------ internals
     def _place_widgets(self) -> None:
-        v = self._threshold
+        v, rf = self._threshold, self._review_from
+        self._update_limits()
+        view = self._scale.to_view
+        # Each line stops at the other: the band's start never passes the threshold.
+        self.line.setBounds((float(view(rf)) if math.isfinite(rf) else None, None))
+        self.band.place(rf, v, view, self._enabled)
         if not math.isfinite(v):
             return
         for w in (self.line, self.slider, self.spin):
             w.blockSignals(True)
-        self.line.setValue(float(self._scale.to_view(v)))
+        self.line.setValue(float(view(v)))
         self.slider.setValue(self._scale.to_slider(v))
         self.spin.setValue(v)
         for w in (self.line, self.slider, self.spin):
             w.blockSignals(False)
+
+    def _update_limits(self) -> None:
+        """What each field accepts: 0 .. SANE_FACTOR x the largest score or threshold known,
+        and the band's start at most the threshold (the threshold at least the band's start)."""
+        known = [x for x in (self._threshold, self._pixel, self._review_from) if math.isfinite(x)]
+        for values in (self._batch, self._calibration):
+            if values.size:
+                known.append(float(values.max()))
+        top = SANE_FACTOR * max(known) if known and max(known) > 0 else DEFAULT_MAX
+        rf, t = self._review_from, self._threshold
+        self.spin.set_limits(rf if math.isfinite(rf) else 0.0, top,
+                             lower_why="the review band starts there" if math.isfinite(rf) else "")
+        self.review_spin.set_limits(0.0, t if math.isfinite(t) else top,
+                                    upper_why="the image threshold" if math.isfinite(t) else "")
+        self.pixel_spin.set_limits(0.0, top)
 
     def _edited(self, kind: str, dragging: bool) -> None:
         """A change to commit: at once on release/enter, after a pause for key steps."""
@@ -350,17 +358,52 @@ class ThresholdPanel(QWidget):
         else:
             self.commit_timer.start()
 
+    def _image_value(self, value: float) -> float:
+        """``value`` moved up to the band's start when it would pass below it."""
+        rf = self._review_from
+        return max(float(value), rf) if math.isfinite(rf) else float(value)
+
     def _on_line(self) -> None:
-        self.threshold_edited.emit(self._scale.from_view(float(self.line.value())))
+        self.threshold_edited.emit(self._image_value(self._scale.from_view(float(self.line.value()))))
         self._edited("image", bool(getattr(self.line, "moving", False)))
 
     def _on_slider(self, k: int) -> None:
-        self.threshold_edited.emit(self._scale.from_slider(k))
+        value = self._image_value(self._scale.from_slider(k))
+        self.threshold_edited.emit(value)
+        if value != self._threshold:
+            self._place_widgets()  # the slider stopped at the band's start
         self._edited("image", self.slider.isSliderDown())
 
     def _on_spin(self, value: float) -> None:
-        self.threshold_edited.emit(float(value))
+        self.threshold_edited.emit(self._image_value(value))
         self._edited("image", False)
+
+    def _review_value(self, value: float) -> float:
+        """``value`` within [0, threshold]."""
+        t = self._threshold
+        return min(max(float(value), 0.0), t) if math.isfinite(t) else max(float(value), 0.0)
+
+    def _on_review_line(self) -> None:
+        self.review_edited.emit(self._review_value(self._scale.from_view(float(self.band.line.value()))))
+        self._edited("review", bool(getattr(self.band.line, "moving", False)))
+
+    def _on_review_spin(self, value: float) -> None:
+        if self.review_check.isChecked():
+            self.review_edited.emit(self._review_value(value))
+            self._edited("review", False)
+
+    def _on_review_check(self, on: bool) -> None:
+        """Band on at its last start (or a tenth of the axis below the threshold), or off."""
+        value = self.band.default_start(self._threshold, self._scale) if on else math.nan
+        if on and not math.isfinite(value):  # no threshold to put a band under
+            self.review_check.blockSignals(True)
+            self.review_check.setChecked(False)
+            self.review_check.blockSignals(False)
+            self.refused.emit("A review band needs an image threshold above it: set one first.")
+            return
+        self.review_edited.emit(value)
+        self._pending["review"] = True
+        self.commit_pending()
 
     def _on_pixel_spin(self, value: float) -> None:
         self.pixel_threshold_edited.emit(float(value))

@@ -8,6 +8,7 @@ instance).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,13 @@ class DocumentBinding(QObject):
         doc.results_changed.connect(view.install)
         doc.threshold_changed.connect(self.on_threshold)
         doc.pixel_threshold_changed.connect(self.on_pixel_threshold)
+        doc.review_changed.connect(self.on_review)
+        # The review band's controls talk to the document here (the window connects the
+        # threshold's own); a refused value is a status-bar line.
+        tp = ui.threshold_panel
+        tp.review_edited.connect(doc.set_review_from)
+        tp.review_committed.connect(lambda: doc.commit_threshold("review"))
+        tp.refused.connect(lambda text: doc.show_status(text, 8000))
         doc.run_file_changed.connect(self.on_run_file)
         doc.threshold_logged.connect(self.refresh_threshold_log)
         doc.running_changed.connect(self.update_actions)
@@ -61,7 +69,7 @@ class DocumentBinding(QObject):
         """The image threshold moved: verdicts, counts, filter, metrics and overlay follow."""
         ui, doc = self.ui, self.doc
         current = ui.results.current_image()
-        ui.table_model.set_threshold(value)
+        ui.table_model.set_threshold(value, doc.review_from)
         if current >= 0 and ui.results.current_image() != current:
             ui.results.restore_current(current)
         ui.results.fit_number_columns()  # Norm. = score / threshold: its widest number changed
@@ -69,8 +77,22 @@ class DocumentBinding(QObject):
         ui.threshold_panel.set_origin(f"Threshold {value:.6g}: {doc.threshold_origin}")
         self.view.update_counts()
         if doc.results is not None and doc.results.has_labels:
-            ui.metrics_panel.set_threshold(value)
-        ui.image_pane.set_thresholds(value, doc.pixel_threshold)
+            ui.metrics_panel.set_threshold(value, doc.review_from)
+        ui.image_pane.set_thresholds(value, doc.pixel_threshold, doc.review_from)
+
+    def on_review(self, value: float) -> None:
+        """The review band's start moved (NaN: off): REVIEW verdicts, counts, filter and matrix follow."""
+        ui, doc = self.ui, self.doc
+        current = ui.results.current_image()
+        ui.table_model.set_threshold(doc.image_threshold, value)
+        ui.results.set_review_band(math.isfinite(value))
+        if current >= 0 and ui.results.current_image() != current:
+            ui.results.restore_current(current)
+        ui.threshold_panel.set_review_from(value)
+        self.view.update_counts()
+        if doc.results is not None and doc.results.has_labels:
+            ui.metrics_panel.set_threshold(doc.image_threshold, value)
+        ui.image_pane.set_thresholds(doc.image_threshold, doc.pixel_threshold, value)
 
     def on_pixel_threshold(self, value: float) -> None:
         self.ui.threshold_panel.set_pixel_threshold(value)
