@@ -33,6 +33,7 @@ from patchcore_gui.core.result_table import ResultTable
 
 from . import file_dialogs, review
 from .document import InspectionDocument
+from .drift_banner import DriftMonitor
 from .evidence_view import install_evidence
 from .image_pane import ImageInfo
 from .model_thresholds import save_threshold_as
@@ -78,6 +79,8 @@ class MainWindow(QMainWindow):
         self.run_status, self.run_file_label = ui.run_status, ui.run_file_label
         self.controller = RunController(self)
         self.view = RunView(self.doc, ui)
+        # The drift banner follows the results live (core/drift.py).
+        self.drift = DriftMonitor(self.doc, ui.drift_banner)
         self.runs = RunActions(self.doc, ui, self.settings, self.controller, self.view,
                                lambda title, text: self.confirm(title, text))
         self.run_files = RunFiles(self.doc, self.settings, self.runs, self.view, ui.toolbar)

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from . import style
+from .drift_banner import DriftBanner
 from .image_pane import ImagePane
 from .menus import MainMenus
 from .metrics_panel import MetricsPanel
@@ -52,6 +53,8 @@ class WindowWidgets:
     right_splitter: QSplitter
     run_status: RunStatus
     run_file_label: QLabel
+    #: Above the panels, shown while the batch has drifted from the model's calibration.
+    drift_banner: DriftBanner
 
 
 def build_layout(window: QMainWindow, settings: AppSettings) -> WindowWidgets:
@@ -109,7 +112,14 @@ def build_layout(window: QMainWindow, settings: AppSettings) -> WindowWidgets:
         splitter.addWidget(w)
     splitter.setStretchFactor(1, 1)  # the image takes what the side panels leave
     splitter.setSizes([480, 670, 380])
-    window.setCentralWidget(splitter)
+    drift_banner = DriftBanner()
+    central = QWidget()
+    central_lay = QVBoxLayout(central)
+    central_lay.setContentsMargins(0, 0, 0, 0)
+    central_lay.setSpacing(0)
+    central_lay.addWidget(drift_banner)  # takes no room while hidden
+    central_lay.addWidget(splitter, 1)
+    window.setCentralWidget(central)
 
     run_file_label = QLabel("")
     run_status = RunStatus()
@@ -122,6 +132,7 @@ def build_layout(window: QMainWindow, settings: AppSettings) -> WindowWidgets:
         toolbar=toolbar, menus=menus, toolbar_resume_action=resume, table_model=table_model, results=results,
         image_pane=image_pane, card=card, threshold_panel=threshold_panel, metrics_panel=metrics_panel,
         splitter=splitter, right_splitter=right, run_status=run_status, run_file_label=run_file_label,
+        drift_banner=drift_banner,
     )
 
 
