@@ -279,6 +279,7 @@ class ThresholdPanel(QWidget):
         self.review_check.blockSignals(True)
         self.review_check.setChecked(on)
         self.review_check.blockSignals(False)
+        self.review_spin.setEnabled(on)  # the check box's own signal was blocked
         self.review_label.setVisible(on)
         if on and not self._scale.lo <= value <= self._scale.hi:
             self.set_scores(self._batch, self._calibration)
