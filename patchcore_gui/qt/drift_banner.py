@@ -56,7 +56,8 @@ class DriftBanner(QWidget):
         self.text.setObjectName("driftText")
         self.text.setWordWrap(True)
         self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.advice = QLabel(f"The {ADVICE}. Verdicts at the model's threshold may not hold for this batch.")
+        self.advice = QLabel(f"{ADVICE[:1].upper()}{ADVICE[1:]}. Verdicts at the model's threshold may not "
+                             "hold for this batch.")
         self.advice.setObjectName("driftAdvice")
         self.advice.setWordWrap(True)
         self.hide_button = QToolButton()
