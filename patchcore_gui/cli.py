@@ -24,6 +24,7 @@ from .commands import (
     predict,
     report,
     teach,
+    threshold,
     train,
 )
 from .commands.common import EXIT_OK, EXIT_USAGE, CliError
@@ -31,7 +32,7 @@ from .commands.common import EXIT_OK, EXIT_USAGE, CliError
 __all__ = ["EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
 
 #: The sub-commands, in the order ``patchcore --help`` lists them.
-COMMANDS = (train, predict, evaluate, info, demo, report, doctor, import_official, explain, teach)
+COMMANDS = (train, predict, evaluate, info, demo, report, doctor, import_official, explain, teach, threshold)
 
 
 def build_parser() -> argparse.ArgumentParser:

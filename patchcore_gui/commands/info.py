@@ -23,15 +23,18 @@ def handler(args: argparse.Namespace) -> int:
     from ..core.model import bn_warmup_label
     from ..core.modelfile import BANK_SOURCE_KEY, EXTRA_PREFIX, read_model_file
     from ..core.provenance import provenance_note
+    from ..core.thresholds import threshold_summary
 
     tensors, meta = read_model_file(args.model)
     bank = tensors["memory_bank"]
     info = dict(meta)
-    info.get("calibration", {}).pop("scores", None)
+    if isinstance(info.get("calibration"), dict):  # a copy: meta's own block keeps its scores
+        info["calibration"] = {k: v for k, v in info["calibration"].items() if k not in ("scores", "map_maxima_values")}
     # The per-file list (path + SHA-256 each) is long; its presence is summarised instead.
     if isinstance(info.get("training"), dict) and "files" in info["training"]:
         info["training"] = {**info["training"], "files": f"{len(info['training']['files'])} recorded"}
     info["provenance"] = provenance_note(meta, BANK_SOURCE_KEY in tensors)
+    info["threshold_summary"] = threshold_summary(meta)  # rule, rate, count, review band, last changes
     extras = sorted(k[len(EXTRA_PREFIX):] for k in tensors if k.startswith(EXTRA_PREFIX))
     if extras:
         info["extra_tensors"] = {k: list(tensors[EXTRA_PREFIX + k].shape) for k in extras}

@@ -112,6 +112,7 @@ def handler(args: argparse.Namespace) -> int:
         f"trained {s['backbone']} on {s['training_images']} images in {time.perf_counter() - t0:.1f} s: "
         f"bank {s['bank_rows']} x {s['feature_dim']}, image threshold {fmt(s['image_threshold']) or 'none'} -> {args.output}"
     )
+    print(f"thresholds: {s['threshold_rule']}")
     skipped = model.metadata["training"]["skipped"]
     if skipped:  # never silently: how many, then which
         found = len(skipped) + int(s["training_images"])

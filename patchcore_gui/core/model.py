@@ -43,9 +43,10 @@ from .precision import (  # re-exported: callers import the precision API from h
     resolve_precision,
 )
 from .preprocess import Preprocess
+from .provenance import provenance_note
 from .reweight import eq7_weight
 from .search import NearestNeighbourSearch
-from .thresholds import metadata_with_threshold
+from .thresholds import metadata_with_threshold, threshold_summary
 
 __all__ = [
     "PRECISIONS",
@@ -407,7 +408,8 @@ class PatchCoreModel:
             "coreset_fraction": m.get("coreset", {}).get("fraction"),
             "image_threshold": self.image_threshold,
             "pixel_threshold": self.pixel_threshold,
-            "threshold_rule": self.threshold_info.get("rule", ""),
+            **threshold_summary(m),  # rule, rate, count, review band, last changes
+            "provenance": provenance_note(m, self._bank_source is not None),
             "bn_warmup": bn_warmup_label(m),
             "created": m.get("created", ""),
         }

@@ -118,6 +118,24 @@ def history_lines(metadata: dict[str, Any], last: int = 3) -> list[str]:
     return out
 
 
+def threshold_summary(metadata: dict[str, Any]) -> dict[str, Any]:
+    """How the thresholds were set, for ``info`` and the model card: the rule text, the
+    rate and the number of calibration scores behind it, the review band, the last changes."""
+    th = metadata.get("threshold", {})
+    cal = metadata.get("calibration", {})
+    method = cal.get("method") or ("held-out" if cal.get("holdout_images") else "none")
+    return {
+        "threshold_rule": th.get("rule", ""),
+        "threshold_source": th.get("source", ""),
+        "false_reject_rate": th.get("false_reject_rate"),
+        "review_from": float(th.get("review_from", float("nan"))),
+        "review_rate": th.get("review_rate"),
+        "calibration_method": method,
+        "calibration_count": len(cal.get("scores", [])),
+        "threshold_history": history_lines(metadata, 3),
+    }
+
+
 def _fmt(v: Any) -> str:
     try:
         f = float(v)

@@ -1,4 +1,5 @@
-"""The model card: what the open model is and how its threshold was set."""
+"""The model card: what the open model is, how its thresholds were set (rule, rate and count,
+review band, last changes) and whether its bank's provenance is recorded."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ _FIELDS = (
     ("training", "Trained on"),
     ("threshold", "Threshold"),
     ("rule", "Set by"),
+    ("changes", "Changed"),
+    ("provenance", "Provenance"),
     ("bn_warmup", "BatchNorm"),
     ("created", "Created"),
 )
@@ -37,13 +40,24 @@ def describe(summary: dict[str, Any]) -> dict[str, str]:
         "input": f"resize {resize} → crop {crop} px" if resize else f"crop {crop} px",
         "bank": bank,
         "training": f"{n_train:,} good images" if isinstance(n_train, int) else "unknown",
-        "threshold": (
-            f"image {thr:.4g}  ·  pixel {pix:.4g}" if math.isfinite(thr) else "none set (set one by hand)"
-        ),
+        "threshold": _thresholds(thr, summary.get("review_from", math.nan), pix, summary.get("review_rate")),
         "rule": str(summary.get("threshold_rule") or "—"),
+        "changes": (summary.get("threshold_history") or ["never (as trained)"])[-1],
+        "provenance": str(summary.get("provenance") or "—"),
         "bn_warmup": str(summary.get("bn_warmup") or "—"),
         "created": _date(str(summary.get("created") or "")),
     }
+
+
+def _thresholds(image: float, review_from: float, pixel: float, review_rate: float | None) -> str:
+    """"image 812  ·  review from 640 (5 % of good)  ·  pixel 35.2"; the band only when set."""
+    if not math.isfinite(image):
+        return "none set (set one by hand)"
+    band = ""
+    if review_from is not None and math.isfinite(review_from):
+        rate = f" ({review_rate * 100:.3g} % of good)" if review_rate else ""
+        band = f"  ·  review from {review_from:.4g}{rate}"
+    return f"image {image:.4g}{band}  ·  pixel {pixel:.4g}"
 
 
 def _date(iso: str) -> str:
@@ -119,3 +133,6 @@ class ModelCard(QFrame):
         self.setToolTip(str(summary.get("file", "")))
         for key, text in describe(summary).items():
             self.values[key].setText(text)  # cut to the card's width, whole in the tooltip
+        history = summary.get("threshold_history") or []
+        if len(history) > 1:  # the last few changes, newest last
+            self.values["changes"].setToolTip("\n".join(history))

@@ -19,7 +19,8 @@ from .settings import AppSettings
 
 
 def calibration_scores(model: PatchCoreModel | None) -> np.ndarray:
-    """The held-out good images' scores stored in the model (empty when none)."""
+    """The good training images' out-of-bank scores stored in the model (older models: the
+    held-out images' scores; empty when none)."""
     if model is None:
         return np.empty(0)
     return np.asarray(model.metadata.get("calibration", {}).get("scores", []), dtype=np.float64)
@@ -39,11 +40,16 @@ def threshold_note(origin: str, folder: str = "", images: int = 0, when: datetim
 
 
 def write_with_threshold(
-    model: PatchCoreModel, target: str | os.PathLike[str], image_threshold: float, pixel_threshold: float, note: str
+    model: PatchCoreModel, target: str | os.PathLike[str], image_threshold: float, pixel_threshold: float, note: str,
+    review_from: float = math.nan,
 ) -> PatchCoreModel:
-    """A copy of ``model`` carrying the thresholds and ``note``, saved to ``target``."""
+    """A copy of ``model`` carrying the thresholds and ``note``, saved to ``target``.
+
+    The history entry is the one ``patchcore threshold`` writes (time, user, old -> new for
+    each value changed, note); a NaN ``review_from`` means no review band.
+    """
     pixel = pixel_threshold if math.isfinite(pixel_threshold) else None
-    new = model.with_threshold(image_threshold, note, pixel_threshold=pixel)
+    new = model.with_threshold(image_threshold, note, pixel_threshold=pixel, review_from=review_from)
     new.save(target)
     return new
 
@@ -66,7 +72,8 @@ def save_threshold_as(doc: InspectionDocument, settings: AppSettings, ask_path: 
     st = doc.results
     note = threshold_note(doc.threshold_origin, st.image_set.root.name if st else "", st.count if st else 0)
     try:
-        new = write_with_threshold(model, target, doc.image_threshold, doc.pixel_threshold, note)
+        new = write_with_threshold(model, target, doc.image_threshold, doc.pixel_threshold, note,
+                                   getattr(doc, "review_from", math.nan))
     except (OSError, ValueError, ModelFileError) as exc:
         doc.report_error(f"Could not save {Path(target).name}: {exc}")
         return False
