@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RayEngineError", "RayOptions", "RayScorer", "ray_scorer"]
 
+#: Most engine batches in one Ray Data block (one actor task): 16 x 8 images.
+BLOCK_BATCHES = 16
+
 
 def _worker_path(path: str) -> str:
     """The name a worker opens: URIs as they are, local paths absolute (workers' cwd differs)."""
@@ -114,7 +117,11 @@ class RayScorer:
         ctx.enable_progress_bars = False  # the command draws its own bar
         ctx.print_on_execution_start = False
         plan = self.plan
-        ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), max(1, 4 * plan.workers))).map_batches(
+        # Results reach the driver a block at a time (one actor task per block): at least
+        # four blocks per actor so the work spreads, at most BLOCK_BATCHES batches each so
+        # results stream in and a lost worker costs little.
+        per_block = max(1, min(BLOCK_BATCHES, -(-len(rows) // (4 * plan.workers))))
+        ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_block)).map_batches(
             ModelReplica,
             batch_size=1,  # one engine batch per call: the local engine's batch, unchanged
             fn_constructor_kwargs={"model_ref": [self._model_ref(model)], "device": self.device,

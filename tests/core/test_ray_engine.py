@@ -154,14 +154,6 @@ def test_scores_csv_and_error_rows_equal_the_local_engine(cluster: Cluster, tiny
     assert sum(counts) == N_IMAGES and sorted(written) == list(range(N_IMAGES))
 
 
-def test_without_a_run_file_the_csv_is_the_same(cluster: Cluster, tiny_model_path: Path, folder: Path,
-                                                 local_ref: dict, tmp_path: Path) -> None:
-    csv = tmp_path / "ray.csv"
-    assert main(["predict", "--model", str(tiny_model_path), "--images", str(folder), "--batch-size", "2",
-                 "--output", str(csv), "--quiet", *_ray_args(cluster)]) == 0
-    _same_csv(csv.read_text(), local_ref["csv"])
-
-
 def test_a_killed_worker_is_replaced_and_every_image_is_written_once(
         cluster: Cluster, hooks: Path, tiny_model_path: Path, folder: Path, local_ref: dict, tmp_path: Path) -> None:
     for f in hooks.iterdir():
