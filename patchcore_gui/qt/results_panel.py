@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .results_model import COL_FILE, COL_NORM, COL_SCORE, ResultsTableModel
+from .results_model import COL_FILE, COL_NORM, COL_SCORE, COL_VERDICT, ResultsTableModel
 from .results_view import ResultsDelegate, ResultsView
 
 _FILTER_BUTTONS = (
@@ -40,6 +40,8 @@ _REVIEW_CHOICES = (
 
 #: Room beside a number in its column (the style's text margins and the sort arrow's gap).
 NUMBER_PAD = 22
+#: Room beside a verdict word: its marker dot, the gap and the text margins.
+VERDICT_MARKER_PAD = 32
 
 
 class ResultsPanel(QWidget):
@@ -207,6 +209,12 @@ class ResultsPanel(QWidget):
         self.filter_buttons["review"].setVisible(enabled)
         if not enabled and self.model.filter_kind == "review":
             self.set_filter("all")
+        if enabled:  # the verdict column fits its longest word, with its marker
+            need = self.view.fontMetrics().horizontalAdvance("REVIEW") + VERDICT_MARKER_PAD
+            self._number_widths[COL_VERDICT] = need
+            hh = self.view.horizontalHeader()
+            if hh.sectionSize(COL_VERDICT) < need:
+                hh.resizeSection(COL_VERDICT, need)
 
     def set_ground_truth_filters(self, enabled: bool) -> None:
         """False positive / negative filters only make sense with labels."""

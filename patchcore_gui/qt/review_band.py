@@ -37,7 +37,7 @@ class ReviewBand:
         self.line.setToolTip("Review band start: REVIEW above it up to the threshold, OK at or below it")
         tint = style.REVIEW_TINT
         self.region = pg.LinearRegionItem(
-            values=(0, 1), movable=False, brush=pg.mkBrush(tint.red(), tint.green(), tint.blue(), 70),
+            values=(0, 1), movable=False, brush=pg.mkBrush(tint.red(), tint.green(), tint.blue(), 32),
             pen=pg.mkPen(None),
         )
         self.region.setZValue(-5)  # behind the bars
