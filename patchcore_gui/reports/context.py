@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..core import metrics
+from ..core.drift import DriftResult, drift_of_run
 from ..core.precision import recorded_precision
 from ..core.run_file import RunFile, ThresholdChange, file_sha256
 from ..core.verdict import verdict
@@ -105,6 +106,19 @@ class ReportContext:
         if np.isfinite(self.threshold) and self.review_from > self.threshold:
             line += " The band's start lies above this threshold, so the band is empty."
         return line
+
+    @property
+    def drift(self) -> DriftResult:
+        """This run's scores against its model's calibration scores (core/drift.py)."""
+        return drift_of_run(self.meta, self.scores, self.labels)
+
+    @property
+    def drift_line(self) -> str:
+        """The "Score drift" section's sentence: shifted or normal, with the figure."""
+        d = self.drift
+        if d.checked:
+            return f"{'Shifted' if d.shifted else 'Normal'}: {d.message()}."
+        return d.figure()[:1].upper() + d.figure()[1:] + "."
 
     @property
     def review_line(self) -> str:

@@ -128,6 +128,7 @@ def _head(ctx: ReportContext) -> str:
         w("</div></div>")
     w("<h2>Score distribution</h2>")
     w(f"<img class=hist alt='score histogram with threshold line' src='{_uri(histogram_png(ctx), 'image/png')}'>")
+    w(f"<h2>Score drift</h2><p{' class=note' if ctx.drift.shifted else ''}>{escape(ctx.drift_line)}</p>")
     w("<div class=grid2><div><h2>Model</h2>" + _facts(ctx.facts_model()) + "</div>")
     w("<div><h2>Run</h2>" + _facts(ctx.facts_run()) + "</div></div>")
     return out.getvalue()

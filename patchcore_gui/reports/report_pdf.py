@@ -140,6 +140,9 @@ def _first_page(pdf: _Doc, ctx: ReportContext) -> None:
     _h2(pdf, "Score distribution")
     pdf.image(io.BytesIO(histogram_png(ctx)), x=pdf.l_margin, w=pdf.epw, h=pdf.epw * 420 / 1200)
     pdf.ln(1)
+    _h2(pdf, "Score drift")
+    pdf.set_font(pdf.sans, "B" if ctx.drift.shifted else "", 8)
+    pdf.multi_cell(0, 4.2, pdf.t(ctx.drift_line), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     _h2(pdf, "Model and run")
     half = (pdf.epw - 6) / 2
     y0 = pdf.get_y()
