@@ -17,7 +17,11 @@ Wall-clock times include waiting for a core on a shared machine; the "GUI-thread
 line (``time.thread_time``) is what the window itself spent, and moves less with the
 machine's load.
 
-    .venv/bin/python benchmarks/bench_gui_threshold.py [--rows 100000] [--moves 40] [--no-image]
+``--band`` then turns the review band on (issue 13) and measures both of its lines:
+threshold moves with the band's start below them (filters all, ng, review), and moves
+of the band's start line (filters all, review), dragged through the line's own signal.
+
+    .venv/bin/python benchmarks/bench_gui_threshold.py [--rows 100000] [--moves 40] [--no-image] [--band]
 """
 
 from __future__ import annotations
@@ -118,11 +122,41 @@ def timed_moves(
     return logic, total, cpu
 
 
+def band_moves(app: QApplication, window: object, values: np.ndarray, lo: float) -> None:
+    """With the review band on: threshold moves above its start, then moves of its start line."""
+    w = window
+    panel = w.threshold_panel  # type: ignore[attr-defined]
+    w.doc.set_review_from(lo * 0.5)  # type: ignore[attr-defined]
+    cases = [("threshold", kind, values) for kind in ("all", "ng", "review")]
+    cases += [("band start", kind, values[: len(values) * 3 // 4]) for kind in ("all", "review")]
+    for what, kind, vals in cases:
+        if what == "band start":
+            w.set_threshold(float(values[-1]))  # type: ignore[attr-defined]
+        w.results.set_filter(kind)  # type: ignore[attr-defined]
+        app.processEvents()
+        line = panel.line if what == "threshold" else panel.band.line
+        logic, total, cpu = [], [], []
+        for v in vals:
+            c0, t0 = time.thread_time(), time.perf_counter()
+            line.setValue(float(panel.scale.to_view(float(v))))  # a drag step: sigPositionChanged
+            t1 = time.perf_counter()
+            app.processEvents()
+            t2 = time.perf_counter()
+            cpu.append((time.thread_time() - c0) * 1000)
+            logic.append((t1 - t0) * 1000)
+            total.append((t2 - t0) * 1000)
+        print(f"band on, {what:>10} move, filter {kind:>6}: update median {statistics.median(logic):5.1f} ms "
+              f"(max {max(logic):5.1f}); with repaint median {statistics.median(total):5.1f} ms, "
+              f"p95 {np.percentile(total, 95):5.1f}; GUI-thread CPU median {statistics.median(cpu):5.1f} ms, "
+              f"p95 {np.percentile(cpu, 95):5.1f}  ({len(total)} moves)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, default=100_000)
     p.add_argument("--moves", type=int, default=40)
     p.add_argument("--no-image", action="store_true", help="leave the image pane empty (no overlay)")
+    p.add_argument("--band", action="store_true", help="also time moves with the review band on, and of its line")
     args = p.parse_args(argv)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
@@ -188,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"p95 {np.percentile(total, 95):5.1f}, max {max(total):5.1f}  ({len(total)} moves)")
             print(f"{'':>27}GUI-thread CPU, update + repaint: median {statistics.median(cpu):5.1f} ms, "
                   f"p95 {np.percentile(cpu, 95):5.1f}, max {max(cpu):5.1f}")
+        if args.band:
+            band_moves(app, w, values, float(lo))
         w.close()
     return 0
 

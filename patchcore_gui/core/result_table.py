@@ -15,7 +15,8 @@ from collections.abc import Iterable
 import numpy as np
 
 from .datasets import ImageSet
-from .verdict import CODE_NG, CODE_NONE, CODE_OK, CODE_REVIEW, verdict_codes
+from .verdict import CODE_NG, CODE_NONE, CODE_OK, CODE_REVIEW, ng_mask, verdict_codes
+from .verdict import review_mask as band_mask  # not ResultTable.review_mask (the operator's review)
 
 #: Verdict codes of the table (integers, unlike ``verdict.OK`` / ``verdict.NG``, the words):
 #: ``verdict.verdict_codes``'s, with ERROR for its "no verdict" and PENDING for not scored yet.
@@ -162,18 +163,20 @@ class ResultTable:
         """
         if kind == "all":
             return np.ones(len(rows), dtype=bool)
-        code = self.verdicts(threshold, rows, review_from)
-        lab = self.labels[rows]
+        # NG and REVIEW straight from their masks (a row not scored yet has a NaN score:
+        # neither); these filters follow every threshold move.
         if kind == "ng":
-            return code == NG
+            return ng_mask(self.scores[rows], threshold)
+        if kind == "review":
+            return band_mask(self.scores[rows], threshold, review_from)
+        lab = self.labels[rows]
+        if kind == "fp":
+            return ng_mask(self.scores[rows], threshold) & (lab == 0)
+        code = self.verdicts(threshold, rows, review_from)
         if kind == "ok":
             return code == OK
-        if kind == "review":
-            return code == REVIEW
         if kind == "errors":
             return code == ERROR
-        if kind == "fp":
-            return (code == NG) & (lab == 0)
         if kind == "fn":
             return (code == OK) & (lab > 0)
         raise ValueError(f"unknown filter {kind!r}; use one of {FILTERS}")

@@ -80,3 +80,28 @@ def test_review_counts_leave_the_confusion_at_the_threshold() -> None:
     assert metrics.review_counts(scores, labels, 4.0, NAN) == {"good": 0, "defect": 0}
     assert metrics.confusion(scores, labels, 4.0) == {"tp": 2, "fp": 0, "tn": 4, "fn": 1}
     assert metrics.auroc(scores, labels) == 1.0
+
+
+def test_result_table_counts_and_filters_with_a_band() -> None:
+    from pathlib import Path
+
+    from patchcore_gui.core.datasets import ImageSet
+    from patchcore_gui.core.result_table import ERROR, NG, OK, PENDING, REVIEW, ResultTable
+
+    n = 7
+    iset = ImageSet(root=Path("/x"), paths=[Path(f"/x/{i}.png") for i in range(n)],
+                    labels=np.array([0, 0, 0, 1, 1, 0, 1], dtype=np.int8), mask_paths=[None] * n,
+                    defect_types=[""] * n, layout="mvtec")
+    st = ResultTable(iset)
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 5.0, np.nan], dtype=np.float32)
+    st.add(np.arange(6), scores, np.zeros((6, 2, 2), np.float16), ["", "", "", "", "", "broken"])  # 6: pending
+    np.testing.assert_array_equal(st.verdicts(4.0, review_from=2.0), [OK, OK, REVIEW, REVIEW, NG, ERROR, PENDING])
+    assert st.counts(4.0, 2.0) == {"ok": 2, "review": 2, "ng": 1, "error": 1, "total": 6}
+    assert st.counts(4.0) == {"ok": 4, "review": 0, "ng": 1, "error": 1, "total": 6}
+    rows = np.arange(n)
+    want = {"ng": [4], "review": [2, 3], "ok": [0, 1], "errors": [5], "fp": [], "fn": []}
+    for kind, idx in want.items():
+        assert np.flatnonzero(st.filter_mask(rows, kind, 4.0, 2.0)).tolist() == idx, kind
+    # Without the band the defect at 4.0 is OK, so a false negative.
+    assert np.flatnonzero(st.filter_mask(rows, "fn", 4.0)).tolist() == [3]
+    assert np.flatnonzero(st.filter_mask(rows, "fp", 2.5, 1.0)).tolist() == [2]
