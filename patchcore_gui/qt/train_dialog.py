@@ -113,6 +113,11 @@ class TrainDialog(TaskDialog):
         self.resize_spin.setSpecialValueText("no resize (crop only)")
         self.resize_spin.setToolTip("Shorter image side is resized to this before the crop (0: no resize)")
         self.form.addRow("Resize", self.resize_spin)
+        # What the model will inspect: the centre crop leaves the image's border out.
+        self.coverage_label = QLabel("")
+        self.coverage_label.setObjectName("hint")
+        self.coverage_label.setWordWrap(True)
+        self.form.addRow("", self.coverage_label)
         self.coreset_spin = QDoubleSpinBox()
         self.coreset_spin.setRange(0.1, 100.0)
         self.coreset_spin.setDecimals(1)
@@ -143,6 +148,15 @@ class TrainDialog(TaskDialog):
             "unless you compare against code that skips it."
         )
         self.form.addRow("BatchNorm warm-up", self.bn_warmup_combo)
+        self.whole_check = QCheckBox("Whole image (no centre crop)")
+        self.whole_check.setToolTip(
+            "Resize the whole image to resize x resize (the aspect ratio is not kept) and inspect all of it, "
+            "instead of the official resize + centre crop, which never looks at the image's border.")
+        self.form.addRow("Inspect", self.whole_check)
+        for w in (self.crop_spin, self.resize_spin):
+            w.valueChanged.connect(self._update_coverage)
+        self.whole_check.toggled.connect(self._update_coverage)
+        self._update_coverage()
         self.advanced_check.toggled.connect(self._show_advanced)
         self._show_advanced(False)
         for spin in (self.crop_spin, self.resize_spin, self.coreset_spin, self.holdout_spin, self.device_combo,
@@ -190,12 +204,16 @@ class TrainDialog(TaskDialog):
             return self.refuse(f"{backbone} has no ImageNet weights on this computer: pick a weights file "
                                "(a state dict such as the torchvision .pth file), or choose another backbone.")
         crop, resize = self.crop_spin.value(), self.resize_spin.value()
-        if resize and resize < crop:
+        whole = self.whole_check.isChecked()
+        if whole and resize < 32:
+            return self.refuse("The whole image is resized to resize x resize: set a resize of 32 px or more.")
+        if not whole and resize and resize < crop:
             return self.refuse(f"Resize ({resize} px) must be at least the crop ({crop} px), or 0.")
         out = self.output_field.model_output()
         if isinstance(out, str):
             return self.refuse(out)
-        cfg = TrainConfig(backbone=backbone, resize=resize, crop=crop, coreset=self.coreset_spin.value() / 100.0,
+        cfg = TrainConfig(backbone=backbone, resize=resize, crop=resize if whole else crop,
+                          crop_mode="none" if whole else "center", coreset=self.coreset_spin.value() / 100.0,
                           holdout=self.holdout_spin.value() / 100.0,
                           bn_warmup=str(self.bn_warmup_combo.currentData()))
         device = self.device_combo.currentText()
@@ -233,6 +251,25 @@ class TrainDialog(TaskDialog):
     # ------------------------------------------------------------------ internals
     def _show_advanced(self, shown: bool) -> None:
         self.form.setRowVisible(self.bn_warmup_combo, shown)
+        self.form.setRowVisible(self.whole_check, shown)
+
+    def _update_coverage(self, *_: object) -> None:
+        """The line under Resize: what the centre crop leaves out, or that the whole image is used."""
+        from patchcore_gui.core.preprocess import Preprocess
+
+        whole, resize = self.whole_check.isChecked(), self.resize_spin.value()
+        self.crop_spin.setEnabled(not whole)
+        try:
+            pre = (Preprocess(resize, resize, crop_mode="none") if whole
+                   else Preprocess(resize, self.crop_spin.value()))
+            note = pre.coverage_note()
+        except ValueError as exc:
+            note = str(exc)
+        if whole and resize < 32:
+            note = "Set a resize: the whole image is resized to resize x resize"
+        elif not whole and resize and resize < self.crop_spin.value():
+            note = "Resize must be at least the crop"
+        self.coverage_label.setText(note[:1].upper() + note[1:] + ".")
 
     def _on_folder(self, text: str) -> None:
         from patchcore_gui.core.datasets import mvtec_train_paths
