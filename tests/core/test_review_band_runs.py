@@ -112,3 +112,27 @@ def test_old_run_file_without_the_band_reads_as_none(tiny_model_path: Path, imag
         assert "review_from" not in ro.meta and math.isnan(ro.review_from)
     assert main(["predict", "--run", str(run), "--resume", "--output", str(tmp_path / "b.csv"), "--quiet"]) == 0
     assert {r["verdict"] for r in csv.DictReader((tmp_path / "b.csv").open())} <= {"OK", "NG"}
+
+
+def test_evaluate_reports_the_band_beside_unchanged_metrics(banded: Path, tiny_model_path: Path,
+                                                          image_dirs: dict[str, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import shutil
+
+    root = tmp_path / "cls"
+    for sub, pattern in (("good", "a_good_*.png"), ("dent", "b_bad_*.png")):
+        (root / "test" / sub).mkdir(parents=True)
+        for p in image_dirs["test"].glob(pattern):
+            shutil.copy(p, root / "test" / sub / p.name)
+    results = []
+    for model in (tiny_model_path, banded):
+        assert main(["evaluate", "--model", str(model), "--dataset", str(root)]) == 0
+        results.append(json.loads(capsys.readouterr().out))
+    plain, band = results
+    assert "review_good" not in plain
+    assert band["image_auroc"] == plain["image_auroc"]
+    m = PatchCoreModel.load(banded, device="cpu")
+    assert band["review_from"] == pytest.approx(m.review_from)
+    # The banded model's thresholds sit between its scores: 2 OK, 2 REVIEW, 2 NG over 3 good + 3 defect.
+    assert band["review_good"] + band["review_defect"] == 2
