@@ -32,9 +32,8 @@ from .toolbar import device_combo
 WEIGHTS_FILTER = "PyTorch weights (*.pth *.pt *.bin *.safetensors);;All files (*)"
 _STAGES = {
     "features": "Extracting features",
-    "calibration coreset": "Calibration bank (without the held-out images)",
-    "calibration": "Scoring the held-out good images",
     "coreset": "Selecting the final coreset",
+    "calibration": "Scoring each good image without its own bank rows (calibration)",
 }
 _PREFERRED = ("wide_resnet50_2", "efficientnet_lite0", "resnet18", "resnet50", "wide_resnet101_2")
 
@@ -125,13 +124,16 @@ class TrainDialog(TaskDialog):
         self.coreset_spin.setSuffix(" %")
         self.coreset_spin.setToolTip("Share of patch features kept in the memory bank (smaller: faster, less exact)")
         self.form.addRow("Coreset", self.coreset_spin)
-        self.holdout_spin = QDoubleSpinBox()
-        self.holdout_spin.setRange(0.0, 50.0)
-        self.holdout_spin.setDecimals(0)
-        self.holdout_spin.setValue(10.0)
-        self.holdout_spin.setSuffix(" %")
-        self.holdout_spin.setToolTip("Good images held out to calibrate the threshold (0: no threshold)")
-        self.form.addRow("Hold-out", self.holdout_spin)
+        self.false_reject_spin = QDoubleSpinBox()
+        self.false_reject_spin.setRange(0.1, 20.0)
+        self.false_reject_spin.setDecimals(1)
+        self.false_reject_spin.setSingleStep(0.5)
+        self.false_reject_spin.setValue(1.0)
+        self.false_reject_spin.setSuffix(" %")
+        self.false_reject_spin.setToolTip(
+            "Share of good parts the default threshold rejects, estimated from every training image's "
+            "score against the bank without its own patches")
+        self.form.addRow("False rejects", self.false_reject_spin)
         self.device_combo = device_combo()
         self.form.addRow("Device", self.device_combo)
         self.output_field = PathField("save", "Save the model as", MODEL_FILTER, "model file (.patchcore)")
@@ -159,7 +161,7 @@ class TrainDialog(TaskDialog):
         self._update_coverage()
         self.advanced_check.toggled.connect(self._show_advanced)
         self._show_advanced(False)
-        for spin in (self.crop_spin, self.resize_spin, self.coreset_spin, self.holdout_spin, self.device_combo,
+        for spin in (self.crop_spin, self.resize_spin, self.coreset_spin, self.false_reject_spin, self.device_combo,
                      self.bn_warmup_combo):
             spin.setMinimumWidth(170)
         # Unreadable images are skipped, never silently: listed here after a training.
@@ -214,7 +216,7 @@ class TrainDialog(TaskDialog):
             return self.refuse(out)
         cfg = TrainConfig(backbone=backbone, resize=resize, crop=resize if whole else crop,
                           crop_mode="none" if whole else "center", coreset=self.coreset_spin.value() / 100.0,
-                          holdout=self.holdout_spin.value() / 100.0,
+                          false_reject=self.false_reject_spin.value() / 100.0,
                           bn_warmup=str(self.bn_warmup_combo.currentData()))
         device = self.device_combo.currentText()
         batch = self.batch_size

@@ -134,7 +134,7 @@ def test_train_dialog_trains_saves_and_opens_the_model(
     dlg.crop_spin.setValue(64)
     dlg.resize_spin.setValue(72)
     dlg.coreset_spin.setValue(20.0)
-    dlg.holdout_spin.setValue(25.0)
+    dlg.false_reject_spin.setValue(5.0)
     dlg.device_combo.setCurrentText("cpu")
     out = tmp_path / "trained.patchcore"
     dlg.output_field.set_text(str(out))

@@ -124,7 +124,7 @@ def test_dialog_buttons_do_not_move_when_progress_shows(window: MainWindow, qtbo
     started = threading.Event()
 
     def job(progress: Callable, cancel: threading.Event) -> None:
-        progress("calibration coreset", 3, 1000)
+        progress("calibration", 3, 1000)
         started.set()
         cancel.wait(30)
         raise CancelledError("stopped")
@@ -155,7 +155,7 @@ def test_training_names_the_images_it_skipped(window: MainWindow, qt_data: dict[
     dlg.crop_spin.setValue(64)
     dlg.resize_spin.setValue(72)
     dlg.coreset_spin.setValue(50.0)
-    dlg.holdout_spin.setValue(25.0)
+    dlg.false_reject_spin.setValue(5.0)
     dlg.output_field.set_text(str(tmp_path / "t.patchcore"))
     window.confirm = lambda _t, _q: False
     with qtbot.waitSignal(dlg.task_succeeded, timeout=180_000):  # type: ignore[attr-defined]
