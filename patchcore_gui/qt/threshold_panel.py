@@ -337,12 +337,11 @@ class ThresholdPanel(QWidget):
             w.blockSignals(False)
 
     def _update_limits(self) -> None:
-        """What each field accepts: 0 .. SANE_FACTOR x the largest score or threshold known,
-        and the band's start at most the threshold (the threshold at least the band's start)."""
-        known = [x for x in (self._threshold, self._pixel, self._review_from) if math.isfinite(x)]
-        for values in (self._batch, self._calibration):
-            if values.size:
-                known.append(float(values.max()))
+        """What each field accepts: 0 .. SANE_FACTOR x the largest score seen (batch or
+        calibration; the thresholds themselves only while no score is known, so repeated
+        typing cannot walk the limit up), and the band's start at most the threshold."""
+        known = [float(v.max()) for v in (self._batch, self._calibration) if v.size]
+        known = known or [x for x in (self._threshold, self._pixel, self._review_from) if math.isfinite(x)]
         top = SANE_FACTOR * max(known) if known and max(known) > 0 else DEFAULT_MAX
         rf, t = self._review_from, self._threshold
         self.spin.set_limits(rf if math.isfinite(rf) else 0.0, top,
