@@ -37,7 +37,8 @@ def describe(summary: dict[str, Any]) -> dict[str, str]:
         bank += f"  (coreset {frac:.0%})"
     return {
         "backbone": f"{summary.get('backbone', '?')}  ·  {', '.join(summary.get('layers', []))}",
-        "input": f"resize {resize} → crop {crop} px" if resize else f"crop {crop} px",
+        "input": (f"whole image → {crop} × {crop} px (no crop)" if summary.get("crop_mode") == "none"
+                  else f"resize {resize} → crop {crop} px" if resize else f"crop {crop} px"),
         "bank": bank,
         "training": f"{n_train:,} good images" if isinstance(n_train, int) else "unknown",
         "threshold": _thresholds(thr, summary.get("review_from", math.nan), pix, summary.get("review_rate")),

@@ -148,7 +148,7 @@ class ReportContext:
             ("Model file", self.model_file),
             ("SHA-256", self.meta.get("model_sha256", "") or "unknown"),
             ("Backbone", f"{s.get('backbone', '?')} ({', '.join(s.get('layers', []))})"),
-            ("Input", f"resize {s.get('resize', '?')} px, centre crop {s.get('crop', '?')} px"),
+            ("Input", s.get("coverage") or f"resize {s.get('resize', '?')} px, centre crop {s.get('crop', '?')} px"),
             ("Memory bank", f"{s.get('bank_rows', '?')} x {s.get('feature_dim', '?')} "
                             f"(coreset {s.get('coreset_fraction', '?')}, k = {s.get('k', '?')})"),
             ("Training images", f"{s.get('training_images', '?')} good images"

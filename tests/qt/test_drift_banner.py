@@ -150,3 +150,6 @@ def test_crop_none_overlay_covers_the_whole_image(
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert pane.grab().save(str(SHOTS / "crop_none.png"))
     assert "whole image resized to 64 x 64" in w.doc.model_summary["coverage"]  # type: ignore[index]
+    from patchcore_gui.qt.model_card import describe
+
+    assert describe(w.doc.model_summary)["input"] == "whole image → 64 × 64 px (no crop)"  # type: ignore[arg-type]

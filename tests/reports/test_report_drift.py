@@ -58,6 +58,8 @@ def test_html_says_shifted_with_the_figure_or_normal(runs: dict[str, Path], tmp_
     write_report(runs["normal"], tmp_path / "normal.html")
     html = (tmp_path / "normal.html").read_text(encoding="utf-8")
     assert "<h2>Score drift</h2><p>Normal: median score " in html and "check lighting" not in html
+    # The model facts say what the centre crop leaves out.
+    assert "centre crop 64 of 72: the outer 5.56 % at each edge" in html
 
 
 def test_a_model_with_few_calibration_scores_says_so(runs: dict[str, Path], tmp_path: Path) -> None:
