@@ -61,6 +61,12 @@ class SyntheticModel:
         return {"backbone": "efficientnet_lite0", "note": "synthetic run (bench_million_rows.py)"}
 
 
+def grid_blob(grid: int) -> np.ndarray:
+    """Each row's patch-score grid is this blob times the row's score (a region to outline)."""
+    yy, xx = np.mgrid[0:grid, 0:grid]
+    return np.exp(-((yy - grid / 3) ** 2 + (xx - grid * 0.6) ** 2) / (grid * 0.65)).astype(np.float32)
+
+
 def write_run_file(path: Path, n: int, grid: int = 28, seed: int = 0,
                    progress: Callable[[int], None] | None = None) -> dict[str, float]:
     """Write a synthetic ``n``-row run file at ``path`` as the Ray engine's driver does; timings in s."""
@@ -77,8 +83,7 @@ def write_run_file(path: Path, n: int, grid: int = 28, seed: int = 0,
                            {"device": "cpu", "batch_size": 8, "num_workers": 0, "precision": "exact",
                             "engine": "ray", "workers": 0})
     t_create = time.perf_counter() - t0
-    yy, xx = np.mgrid[0:grid, 0:grid]
-    blob = np.exp(-((yy - grid / 3) ** 2 + (xx - grid * 0.6) ** 2) / (grid * 0.65)).astype(np.float32)
+    blob = grid_blob(grid)
     labels = image_set.labels
     paths = [str(p) for p in image_set.paths]
     t0 = time.perf_counter()

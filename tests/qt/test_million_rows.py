@@ -1,0 +1,61 @@
+"""A cluster run's file opens in the window like any other (issue 15 point 5), at 20k rows.
+
+The run file is written by ``benchmarks/bench_million_rows.py``'s writer (the Ray
+driver's way: create, then ``add_batch`` blocks arriving out of order), so the test and
+the 1,000,000-row benchmark share one code path; timings are the benchmark's business.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_gui_threshold import synthetic  # noqa: E402
+from bench_million_rows import grid_blob, write_run_file  # noqa: E402
+
+from patchcore_gui.core.run_file import RunFile  # noqa: E402
+from patchcore_gui.qt.results_model import COL_SCORE  # noqa: E402
+
+ROWS = 20_000
+GRID = 12
+
+
+def test_a_synthetic_cluster_run_opens_sorts_filters_and_moves_the_threshold(window: object, tmp_path: Path) -> None:
+    path = tmp_path / "cluster.pcrun"
+    write_run_file(path, ROWS, grid=GRID, seed=4)
+    _, scores, _, errors = synthetic(ROWS, 4)
+    scores = scores.astype(np.float32)  # the run file's score column
+    with RunFile.open(path, readonly=True) as rf:
+        assert rf.batch_count() == 2 and rf.status == "finished"  # two blocks of 10,000
+        threshold = rf.image_threshold
+
+    w = window
+    assert w.open_run(path), w.last_error
+    st = w.store
+    assert st.count == st.size == ROWS and w.table_model.rowCount() == ROWS
+    assert np.array_equal(st.scores, scores, equal_nan=True)
+    n_err = sum(1 for e in errors if e)
+    assert len(st.errors) == n_err > 0
+    # Grids came back through the window's loading path (the writer's blob scaled by the score).
+    top = int(np.nanargmax(scores))
+    assert st.grids is not None and st.grids.shape == (ROWS, GRID, GRID)
+    assert np.array_equal(st.grids[top], (grid_blob(GRID) * scores[top]).astype(np.float16))
+    assert st.grid(next(iter(st.errors))) is None
+    assert w.threshold == threshold
+
+    w.results.view.sortByColumn(COL_SCORE, Qt.SortOrder.DescendingOrder)
+    assert w.table_model.image_at(0) == top
+
+    w.results.set_filter("ng")
+    assert w.table_model.rowCount() == int(np.sum(scores > threshold))
+    lower = float(np.nanpercentile(scores, 50))
+    w.set_threshold(lower)
+    assert w.table_model.rowCount() == int(np.sum(scores > lower))  # the NG filter follows the move
+    w.results.set_filter("errors")
+    assert w.table_model.rowCount() == n_err
