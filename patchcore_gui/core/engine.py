@@ -36,6 +36,7 @@ from .provenance import bank_source_from_selection
 from .results import BatchResult
 from .train_config import DEFAULT_EMBEDDING, TrainConfig, embedding_for, resolve_crop  # noqa: F401  (re-exported)
 from .train_meta import file_list_sha256, model_meta, software_versions  # noqa: F401  (re-exported)
+from .training_pictures import attach_pictures
 
 #: progress(stage, done, total); stages in order: "features", "coreset" (the final bank),
 #: "calibration" (each training image scored without its own bank rows).
@@ -260,8 +261,8 @@ def train_model(
     source_rows = bank_source_from_selection(sel, per_img)
     blocks = _calibration_blocks(feats, bank, source_rows[:, 0], grid, cfg, dev, progress, cancel)
     meta = model_meta(cfg, model_cfg, precision, dev, grid, flat.shape[0], int(dim), ok_paths, skipped, source)
-    return PatchCoreModel(model_cfg, extractor, bank, {**meta, **blocks}, device=dev,
-                          bank_source=source_rows)
+    return attach_pictures(PatchCoreModel(model_cfg, extractor, bank, {**meta, **blocks}, device=dev,  # issue 14
+                                          bank_source=source_rows), ok_paths)
 
 
 def _check_train_config(cfg: TrainConfig, dev: torch.device) -> str:

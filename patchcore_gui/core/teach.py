@@ -49,7 +49,7 @@ import numpy as np
 import torch
 
 from .coreset import CancelledError, coreset_size
-from .maps import anomaly_maps
+from .out_of_bank import out_of_bank_scores
 from .provenance import file_sha256
 from .search import NearestNeighbourSearch
 from .training_pictures import appended, encode_picture
@@ -168,13 +168,19 @@ def _recalibrated(meta: dict[str, Any], scores: np.ndarray, maxima: np.ndarray) 
     meta["calibration"] = cal
     th = dict(meta.get("threshold", {}))
     if th.get("source") == "calibration":
-        rate = th.get("false_reject_rate", cal.get("false_reject_rate"))
-        rate_fn = getattr(calibration, "threshold_for_rate", None)
-        if rate is not None and rate_fn is not None:
-            th["image"] = float(rate_fn(scores, float(rate)))
+        rate = th.get("false_reject_rate")
+        if rate is not None:  # issue 13's calibration: the same false-reject rate, more scores
+            image_t, image_x = calibration.rate_estimate(scores, float(rate))
+            th["image"] = image_t
+            rule = f"image: {calibration.rate_rule(float(rate), int(np.isfinite(scores).sum()), image_x)}"
             if maxima.size:
-                th["pixel"] = float(rate_fn(maxima, float(rate)))
-        else:
+                pixel_t, pixel_x = calibration.rate_estimate(maxima, float(rate))
+                th["pixel"] = pixel_t
+                n_max = int(np.isfinite(maxima).sum())
+                rule += "; pixel: " + calibration.rate_rule(float(rate), n_max, pixel_x, "out-of-bank map maxima")
+            th["rule"] = rule + " (after teaching)"
+            th["count"] = int(np.isfinite(scores).sum())
+        else:  # a model calibrated on a held-out slice: its rule, on the extended scores
             th["image"] = calibration.threshold_rule(scores)
             if maxima.size:
                 th["pixel"] = calibration.threshold_rule(maxima)
@@ -233,21 +239,13 @@ def teach(model: Any, good_paths: Sequence[str | os.PathLike[str]], note: str = 
     else:
         notes.append("the parent has no bank provenance, so the new rows' sources are not recorded either")
 
-    # Calibration scores of the taught images: against the new bank without their own rows.
+    # Calibration scores of the taught images: against the new bank without their own rows,
+    # exactly as training scores its images (core.out_of_bank; old rows belong to no taught image).
     owner = np.full(new_bank.shape[0], -1, dtype=np.int64)
     owner[model.bank_size:] = picks // per
-    h_scores, h_max = [], []
-    for i in range(n):
-        keep = torch.from_numpy(np.flatnonzero(owner != i))
-        search = NearestNeighbourSearch(new_bank[keep], "cpu")
-        dist, _ = search.search(feats[i], model.config.k)
-        patch = np.mean(dist, axis=-1).astype(np.float32).reshape(1, *grid)
-        h_scores.append(float(patch.max()))
-        h_max.append(float(anomaly_maps(patch, model.config.crop).max()))
-        if progress:
-            progress("calibration", i + 1, n)
-    if model.config.reweight > 0:
-        notes.append("calibration scores of taught images are without the Eq. 7 re-weighting")
+    h_scores, h_max = out_of_bank_scores(
+        feats, new_bank, owner, grid, model.config.k, model.config.reweight, model.config.crop, "cpu",
+        (lambda d, t: progress("calibration", d, t)) if progress else None, cancel)
     records = [{"path": p, "sha256": file_sha256(p)} for p in paths]
     meta = _new_metadata(model, records, h_scores, h_max, note, user, len(picks))
     extra = dict(model.extra_tensors)
@@ -257,7 +255,7 @@ def teach(model: Any, good_paths: Sequence[str | os.PathLike[str]], note: str = 
                          precision=model.requested_precision, bank_source=bank_source, extra_tensors=extra)
     per_image = np.bincount(picks // per, minlength=n) if len(picks) else np.zeros(n, dtype=np.int64)
     report = TeachReport(
-        images=[TaughtImage(p, r["sha256"], scores_before[i], h_scores[i], int(per_image[i]))
+        images=[TaughtImage(p, r["sha256"], scores_before[i], float(h_scores[i]), int(per_image[i]))
                 for i, (p, r) in enumerate(zip(paths, records, strict=True))],
         rows_before=model.bank_size, rows_added=int(len(picks)),
         rule=f"greedy coreset extension, fraction {fraction:g} of the new patches",
@@ -317,10 +315,12 @@ class Flip:
 
 
 def flips(old_model: Any, new_model: Any, image_set: Any, *, cancel: threading.Event | None = None,
-          progress: Callable[[int, int], None] | None = None) -> tuple[list[Flip], np.ndarray, np.ndarray]:
-    """Score ``image_set`` (an ImageSet or paths) with both models; the verdict changes and both score arrays.
+          progress: Callable[[int, int], None] | None = None,
+          old_scores: np.ndarray | None = None) -> tuple[list[Flip], np.ndarray, np.ndarray]:
+    """Score ``image_set`` (an ImageSet) with both models; the verdict changes and both score arrays.
 
-    Each model's verdict uses its own thresholds (and review band).
+    Each model's verdict uses its own thresholds (and review band). ``old_scores`` (the
+    parent's scores of the same images, e.g. the window's run) saves re-scoring with the parent.
     """
     from .engine import iter_predict
     from .verdict import verdict
@@ -329,6 +329,7 @@ def flips(old_model: Any, new_model: Any, image_set: Any, *, cancel: threading.E
         out = None
         labels = None
         paths: list[str] = []
+        done = 0
         for b in iter_predict(m, image_set, cancel=cancel):
             if out is None:
                 n = len(image_set)
@@ -337,8 +338,9 @@ def flips(old_model: Any, new_model: Any, image_set: Any, *, cancel: threading.E
             labels[b.indices] = b.labels
             for i, p in zip(b.indices, b.paths, strict=True):
                 paths[int(i)] = p
+            done += len(b.indices)
             if progress:
-                progress(offset + int(np.isfinite(out).sum()), total)
+                progress(offset + done, total)
         if cancel is not None and cancel.is_set():
             raise CancelledError("re-scoring cancelled")
         if out is None:
@@ -346,8 +348,12 @@ def flips(old_model: Any, new_model: Any, image_set: Any, *, cancel: threading.E
         return out, paths, labels  # type: ignore[return-value]
 
     n = len(image_set)
-    old, paths, labels = scores_of(old_model, 0, 2 * n)
-    new, _, _ = scores_of(new_model, n, 2 * n)
+    if old_scores is None:
+        old, paths, labels = scores_of(old_model, 0, 2 * n)
+        new, _, _ = scores_of(new_model, n, 2 * n)
+    else:
+        old = np.asarray(old_scores, dtype=np.float64)
+        new, paths, labels = scores_of(new_model, 0, n)
     result = []
     for i in range(len(old)):
         a = verdict(old[i], old_model.image_threshold, old_model.review_from)

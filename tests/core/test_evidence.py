@@ -54,6 +54,13 @@ def test_pictures_are_the_inspected_area(tiny_model_path: Path, image_dirs: dict
         assert np.abs(other - want).mean() > 8.0
 
 
+def test_training_stores_the_pictures(model: PatchCoreModel, image_dirs: dict[str, Path]) -> None:
+    """train_model attaches one picture per readable training image, in training_files order."""
+    stored = tp.unpack(model.extra_tensors)
+    assert stored is not None and len(stored) == len(model.training_files) == 12
+    assert stored == tp.encode_files([_train_path(model, i, image_dirs) for i in range(12)], model.preprocess)
+
+
 def test_pack_unpack_and_damaged_offsets() -> None:
     pics = [b"abc", b"", b"defgh"]
     t = tp.pack(pics)
