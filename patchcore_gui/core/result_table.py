@@ -10,7 +10,7 @@ rebuilt for the image on screen.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -62,6 +62,11 @@ class ResultTable:
         #: Image indices in arrival order; ``order[:count]`` are the scored ones.
         self.order = np.empty(n, dtype=np.int64)
         self.count = 0
+        #: A run opened from its file reads a row's grid on demand (``restore``'s
+        #: ``grid_loader``): a million-row run then neither waits for nor holds 1.5 GB of
+        #: grids. ``_lazy`` marks the rows restored that way.
+        self.grid_loader: Callable[[int], np.ndarray | None] | None = None
+        self._lazy: np.ndarray | None = None
         #: Truth sort key: good < each defect type (alphabetical) < unknown.
         kinds = sorted({t for t, lab in zip(self.types, self.labels, strict=True) if lab > 0})
         rank = {t: i + 1 for i, t in enumerate(kinds)}
@@ -106,8 +111,13 @@ class ResultTable:
         errors: dict[int, str],
         operator: np.ndarray,
         grids: Iterable[tuple[int, np.ndarray | None]],
+        grid_loader: Callable[[int], np.ndarray | None] | None = None,
     ) -> None:
-        """Fill an empty store from a run file's columns (image index order = arrival order)."""
+        """Fill an empty store from a run file's columns (image index order = arrival order).
+
+        ``grids``: (index, grid) pairs to hold in memory; or ``grid_loader(index)`` to read
+        the restored rows' grids when asked (``grid``), holding none.
+        """
         idx = np.flatnonzero(np.asarray(done, dtype=bool)).astype(np.int64)
         self.scores[idx] = np.asarray(scores, dtype=np.float32)[idx]
         self.done[idx] = True
@@ -115,6 +125,8 @@ class ResultTable:
         self.operator[:] = np.asarray(operator, dtype=np.int8)
         self.order[: len(idx)] = idx
         self.count = len(idx)
+        if grid_loader is not None:
+            self.grid_loader, self._lazy = grid_loader, self.done.copy()
         for i, g in grids:
             if g is None:
                 continue
@@ -132,6 +144,9 @@ class ResultTable:
 
     def grid(self, index: int) -> np.ndarray | None:
         """The patch-score grid of image ``index`` (float32), or None if not scored."""
+        if self._lazy is not None and self._lazy[index] and self.grid_loader is not None:
+            g = None if index in self.errors else self.grid_loader(index)
+            return None if g is None else np.asarray(g, dtype=np.float32)
         if self.grids is None or not self.done[index] or index in self.errors:
             return None
         return self.grids[index].astype(np.float32)

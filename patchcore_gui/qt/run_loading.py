@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ import numpy as np
 from patchcore_gui.core.datasets import ImageSet
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.result_table import ResultTable
-from patchcore_gui.core.run_file import file_sha256
+from patchcore_gui.core.run_file import RunFileError, file_sha256
 
 from .background import one_line
 from .document import is_same_file
@@ -71,6 +72,18 @@ def run_model(meta: dict[str, Any], current: PatchCoreModel | None) -> tuple[Pat
         return None, f"The run's model file {name} cannot be loaded ({one_line(exc)}): scores are shown."
 
 
+def grid_reader(store: GuardedRunFile) -> Callable[[int], np.ndarray | None]:
+    """``store.grid`` that gives None once the store is closed (another run replaced this one)."""
+
+    def read(index: int) -> np.ndarray | None:
+        try:
+            return store.grid(index)
+        except RunFileError:
+            return None
+
+    return read
+
+
 def threshold_origin(store: GuardedRunFile, meta: dict[str, Any]) -> str:
     """Where the run's current threshold comes from, in a few words."""
     log = [c for c in store.threshold_log() if c.kind == "image"]
@@ -91,8 +104,10 @@ def load_run(path: str | os.PathLike[str], current: PatchCoreModel | None) -> Lo
         image_set = store.image_set()
         cols = store.columns()
         results = ResultTable(image_set)
-        done = np.flatnonzero(cols["done"])
-        results.restore(cols["done"], cols["score"], store.errors(), cols["operator"], store.iter_grids(done))
+        # Grids are read from the file when an image is shown, not all at open: a cluster
+        # run of 1,000,000 images would wait for and hold 1.5 GB of them (issue 15).
+        results.restore(cols["done"], cols["score"], store.errors(), cols["operator"], (),
+                        grid_loader=grid_reader(store))
         model, model_note = run_model(meta, current)
         summary = dict(meta.get("model_summary") or {})
         name = Path(str(meta.get("model_path") or "model")).name
