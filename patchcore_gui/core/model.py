@@ -171,7 +171,8 @@ class PatchCoreModel:
 
     @property
     def calibration_scores(self) -> np.ndarray:
-        """Image scores of the held-out good images at training (empty without calibration)."""
+        """One out-of-bank score per good training image (older models: their held-out
+        images' scores; empty without calibration)."""
         return np.asarray(self.metadata.get("calibration", {}).get("scores", []), dtype=np.float64)
 
     def to(self, device: str | torch.device) -> PatchCoreModel:

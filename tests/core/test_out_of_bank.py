@@ -81,3 +81,31 @@ def test_bad_false_reject_rate_is_refused() -> None:
     for bad in (0.0, 1.0, -0.1, float("nan")):
         with pytest.raises(ValueError, match="--false-reject must lie strictly between 0 and 1"):
             train_model(["x.png"], TrainConfig(backbone="efficientnet_lite0", false_reject=bad), device="cpu")
+
+
+def test_holdout_is_retired_with_a_note_and_zero_still_turns_calibration_off(
+        image_dirs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from patchcore_gui.cli import main
+
+    folder = tmp_path / "good"
+    folder.mkdir()
+    for p in sorted(image_dirs["train"].glob("*.png"))[:3]:
+        shutil.copy(p, folder / p.name)
+    tiny = ["--backbone", "efficientnet_lite0", "--resize", "72", "--crop", "64", "--coreset", "0.5", "--quiet"]
+    assert main(["train", "--images", str(folder), "--output", str(tmp_path / "a.patchcore"), *tiny,
+                 "--holdout", "0.3"]) == 0
+    out, err = capsys.readouterr()
+    assert "note: --holdout is retired" in err
+    assert "thresholds: image: 1 % false rejects estimated from 3 out-of-bank scores" in out
+    assert PatchCoreModel.load(tmp_path / "a.patchcore", device="cpu").calibration_scores.size == 3
+    assert main(["train", "--images", str(folder), "--output", str(tmp_path / "b.patchcore"), *tiny,
+                 "--holdout", "0"]) == 0
+    assert "retired" not in capsys.readouterr().err
+    b = PatchCoreModel.load(tmp_path / "b.patchcore", device="cpu")
+    assert np.isnan(b.image_threshold) and b.metadata["calibration"]["method"] == "none"
+    with pytest.raises(SystemExit) as ei:  # argparse's usage error, exit 2
+        main(["train", "--images", str(folder), "--output", str(tmp_path / "c.patchcore"), *tiny, "--false-reject", "1"])
+    assert ei.value.code == 2 and "must lie strictly between 0 and 1, got 1" in capsys.readouterr().err
+    assert not (tmp_path / "c.patchcore").exists()
