@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import socket
 import sqlite3
@@ -75,18 +74,15 @@ from .run_file_format import (
     OPERATOR_OK,
     STATUSES,
     TEST_DELAY_ENV,
-    THRESHOLD_KINDS,
     VERDICTS,
     ModelChangedError,
     RunFileError,
     RunLockedError,
     ThresholdChange,
     file_sha256,
-    nan_none,
-    none_nan,
     now_iso,
 )
-from .thresholds import check_thresholds
+from .run_file_review import RunFileReview
 
 if TYPE_CHECKING:
     from .model import PatchCoreModel
@@ -99,8 +95,11 @@ __all__ = [
 ]
 
 
-class RunFile:
-    """One open run file. Create with :meth:`create`, open with :meth:`open`."""
+class RunFile(RunFileReview):
+    """One open run file. Create with :meth:`create`, open with :meth:`open`.
+
+    Thresholds, their log and operator verdicts: ``RunFileReview`` (core/run_file_review.py).
+    """
 
     def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool) -> None:
         self.path = path
@@ -262,25 +261,6 @@ class RunFile:
         self._reload_meta()
         return str(self._meta.get("status", ""))
 
-    @property
-    def image_threshold(self) -> float:
-        self._reload_meta()
-        return none_nan(self._meta.get("image_threshold"))
-
-    @property
-    def pixel_threshold(self) -> float:
-        self._reload_meta()
-        return none_nan(self._meta.get("pixel_threshold"))
-
-    @property
-    def review_from(self) -> float:
-        """The run's review-band start (REVIEW above it, up to the image threshold); NaN: no band.
-
-        Run files made before the band read as NaN.
-        """
-        self._reload_meta()
-        return none_nan(self._meta.get("review_from"))
-
     def __len__(self) -> int:
         return int(self._query("SELECT COUNT(*) FROM images")[0][0])
 
@@ -380,11 +360,6 @@ class RunFile:
     def defect_types(self) -> list[str]:
         return [r[0] for r in self._query("SELECT defect_type FROM images ORDER BY idx")]
 
-    def operator_verdicts(self) -> dict[int, tuple[str, str, str]]:
-        """index -> (verdict, time, operator) for images with an operator verdict."""
-        rows = self._query("SELECT idx, verdict, verdict_time, verdict_by FROM images WHERE verdict != ''")
-        return {int(i): (v, t or "", b) for i, v, t, b in rows}
-
     def grid(self, index: int) -> np.ndarray | None:
         """The float16 (h, w) patch-score grid of one image; None when not scored or failed."""
         rows = self._query("SELECT grid, grid_h, grid_w FROM images WHERE idx = ?", (int(index),))
@@ -416,56 +391,3 @@ class RunFile:
             defect_types=[r[3] for r in rows],
             layout=str(self._meta.get("layout", "folder")),
         )
-
-    # ------------------------------------------------------------------ review
-    def set_threshold(self, new: float, note: str = "", kind: str = "image") -> ThresholdChange:
-        """Set the run's image (or pixel) threshold or review start ("review"; NaN: band off),
-        logging old, new, time and note."""
-        old = {"image": self.image_threshold, "pixel": self.pixel_threshold, "review": self.review_from}.get(
-            kind, float("nan"))
-        return self.log_threshold(old, new, note, kind)
-
-    def log_threshold(self, old: float, new: float, note: str = "", kind: str = "image") -> ThresholdChange:
-        """Log a threshold change made elsewhere (e.g. a GUI slider) and make ``new`` current.
-
-        ``kind`` "review" is the review band's start (NaN turns the band off). Values
-        ``check_thresholds`` refuses (negative, infinite, a review start above the image
-        threshold) raise ValueError and log nothing.
-        """
-        if kind not in THRESHOLD_KINDS:
-            raise ValueError(f"threshold kind must be one of {THRESHOLD_KINDS}, got {kind!r}")
-        new = float(new)
-        if kind == "review":
-            image = self.image_threshold
-            check_thresholds(None if math.isnan(image) else image, new)
-        elif not math.isnan(new):  # NaN: the threshold cleared
-            if kind == "image":
-                check_thresholds(new, self.review_from)
-            else:
-                check_thresholds(None, pixel=new)
-        change = ThresholdChange(now_iso(), kind, float(old), float(new), note)
-        key = "review_from" if kind == "review" else f"{kind}_threshold"
-        with self._write():
-            self._conn.execute(
-                "INSERT INTO threshold_log (time, kind, old, new, note) VALUES (?, ?, ?, ?, ?)",
-                (change.time, kind, nan_none(old), nan_none(new), note),
-            )
-            self._set_meta(**{key: nan_none(new)})
-        return change
-
-    def threshold_log(self) -> list[ThresholdChange]:
-        """Every threshold change, oldest first."""
-        rows = self._query("SELECT time, kind, old, new, note FROM threshold_log ORDER BY id")
-        return [ThresholdChange(t, k, none_nan(o), none_nan(n), note) for t, k, o, n, note in rows]
-
-    def set_operator_verdict(self, index: int, verdict: str, operator: str = "") -> None:
-        """Record an operator's verdict on one image: "OK", "NG" or "" (cleared), with the time."""
-        if verdict not in VERDICTS:
-            raise ValueError(f"operator verdict must be one of {VERDICTS}, got {verdict!r}")
-        with self._write():
-            cur = self._conn.execute(
-                "UPDATE images SET verdict = ?, verdict_time = ?, verdict_by = ? WHERE idx = ?",
-                (verdict, now_iso() if verdict else None, operator if verdict else "", int(index)),
-            )
-            if cur.rowcount != 1:
-                raise IndexError(f"no image with index {index} in this run")
