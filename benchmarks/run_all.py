@@ -26,6 +26,8 @@ BENCHMARKS: list[tuple[str, list[str], int]] = [
     ("bench_report.py", ["--images", "20", "--size", "64"], 600),
     ("bench_memory.py", ["--images", "1000", "--batch-size", "64"], 900),
     ("bench_gui_threshold.py", ["--rows", "5000", "--moves", "5"], 600),
+    ("bench_million_rows.py", ["--rows", "5000", "--moves", "5"], 600),
+    ("bench_ray.py", ["--images", "24", "--rounds", "1", "--workers", "1"], 900),
     ("bench_gpu.py", ["--smoke"], 600),
     ("bench_fast_accuracy.py", ["--sources", "brick", "--embeddings", "native"], 1800),
     ("parity_report.py", [], 900),
