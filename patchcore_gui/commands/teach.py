@@ -29,6 +29,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--user", default=None, help="who (default: the login name)")
     p.add_argument("--images", default=None, metavar="DIR",
                    help="re-score this folder with both models and print the verdicts that flip")
+    p.add_argument("--keep-thresholds", action="store_true",
+                   help="keep the parent's thresholds (default: re-derive them from the extended calibration)")
     p.add_argument("--force", action="store_true", help="overwrite --output if it exists")
     p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
     p.set_defaults(func=handler)
@@ -50,7 +52,7 @@ def handler(args: argparse.Namespace) -> int:
         raise CliError("cannot teach: not found: " + ", ".join(Path(g).name for g in missing)
                        + " (nothing was written)")
     parent = load_model(args.model, args.device)
-    child, report = teach(parent, args.good, note=args.note, user=args.user)
+    child, report = teach(parent, args.good, note=args.note, user=args.user, keep_thresholds=args.keep_thresholds)
     print("\n".join(report.lines()))
     if args.images:
         from ..core.datasets import scan_folder

@@ -26,7 +26,9 @@ modified; undo = keep using the parent file) and a :class:`TeachReport`:
    joins the calibration scores; the other images' calibration scores are kept as they
    were, although the new rows could only lower them (re-scoring them would need their
    features, which the model file does not keep). The thresholds are recomputed from the
-   extended scores with the rule the model records (``_recalibrated``).
+   extended scores with the rule the model records (``_recalibrated``), unless
+   ``keep_thresholds`` (the operator keeps the parent's: taught images' out-of-bank scores
+   are high by nature, so re-derived thresholds rise, docs/evidence-teach.md).
 6. ``metadata["teach_history"]`` gets {parent_sha256, taught: [{path, sha256}], user,
    time, note, rows_added}.
 
@@ -150,7 +152,8 @@ def extend_coverage(bank: torch.Tensor, new: torch.Tensor, fraction: float,
     return np.asarray(picks, dtype=np.int64)
 
 
-def _recalibrated(meta: dict[str, Any], scores: np.ndarray, maxima: np.ndarray) -> dict[str, Any]:
+def _recalibrated(meta: dict[str, Any], scores: np.ndarray, maxima: np.ndarray,
+                  keep_thresholds: bool = False) -> dict[str, Any]:
     """``meta``'s calibration and thresholds recomputed from the extended scores.
 
     A model with a false-reject rate (issue 13) keeps it (``threshold_for_rate``);
@@ -167,7 +170,7 @@ def _recalibrated(meta: dict[str, Any], scores: np.ndarray, maxima: np.ndarray) 
     cal["map_maxima"] = calibration.describe(maxima) if maxima.size else cal.get("map_maxima", {})
     meta["calibration"] = cal
     th = dict(meta.get("threshold", {}))
-    if th.get("source") == "calibration":
+    if th.get("source") == "calibration" and not keep_thresholds:
         rate = th.get("false_reject_rate")
         if rate is not None:  # issue 13's calibration: the same false-reject rate, more scores
             image_t, image_x = calibration.rate_estimate(scores, float(rate))
@@ -195,6 +198,7 @@ def _parent_sha(model: Any) -> str:
 
 
 def teach(model: Any, good_paths: Sequence[str | os.PathLike[str]], note: str = "", user: str | None = None, *,
+          keep_thresholds: bool = False,
           progress: Progress | None = None, cancel: threading.Event | None = None) -> tuple[Any, TeachReport]:
     """A new model with ``good_paths`` taught as good, and what was done (module docstring)."""
     from .model import PatchCoreModel
@@ -247,7 +251,7 @@ def teach(model: Any, good_paths: Sequence[str | os.PathLike[str]], note: str = 
         feats, new_bank, owner, grid, model.config.k, model.config.reweight, model.config.crop, "cpu",
         (lambda d, t: progress("calibration", d, t)) if progress else None, cancel)
     records = [{"path": p, "sha256": file_sha256(p)} for p in paths]
-    meta = _new_metadata(model, records, h_scores, h_max, note, user, len(picks))
+    meta = _new_metadata(model, records, h_scores, h_max, note, user, len(picks), keep_thresholds)
     extra = dict(model.extra_tensors)
     pics = [encode_picture(_pil(p), model.preprocess) for p in paths]
     extra.update(appended(model.extra_tensors, pics, n_old))
@@ -273,7 +277,7 @@ def _pil(path: str) -> Any:
 
 
 def _new_metadata(model: Any, records: list[dict[str, str]], h_scores: list[float], h_max: list[float],
-                  note: str, user: str | None, rows_added: int) -> dict[str, Any]:
+                  note: str, user: str | None, rows_added: int, keep_thresholds: bool = False) -> dict[str, Any]:
     """The child's metadata: bank size, training list, calibration, thresholds, history."""
     import copy
 
@@ -290,7 +294,7 @@ def _new_metadata(model: Any, records: list[dict[str, str]], h_scores: list[floa
     scores = np.concatenate([old_scores, np.asarray(h_scores, dtype=np.float64)])
     maxima = np.concatenate([old_max, np.asarray(h_max, dtype=np.float64)]) if old_max.size or not old_scores.size \
         else np.zeros(0)
-    meta = _recalibrated(meta, scores, maxima)
+    meta = _recalibrated(meta, scores, maxima, keep_thresholds)
     meta.setdefault("teach_history", []).append({
         "parent_sha256": _parent_sha(model),
         "taught": records,
@@ -298,6 +302,7 @@ def _new_metadata(model: Any, records: list[dict[str, str]], h_scores: list[floa
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
         "note": note,
         "rows_added": int(rows_added),
+        "thresholds": "kept" if keep_thresholds else "recalibrated",
     })
     return meta
 

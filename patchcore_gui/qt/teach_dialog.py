@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QAction, QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHeaderView,
     QLabel,
     QLineEdit,
@@ -64,6 +65,9 @@ class TeachDialog(TaskDialog):
         self.note = QLineEdit()
         self.note.setPlaceholderText("why (kept in the new model's history)")
         self.form.addRow("Note", self.note)
+        self.keep_check = QCheckBox("Keep the model's thresholds (otherwise re-derived from the calibration, "
+                                    "which the taught images' scores raise)")
+        self.form.addRow("", self.keep_check)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -117,6 +121,7 @@ class TeachDialog(TaskDialog):
             return self.refuse("Tick at least one image confirmed OK (review key O).")
         paths = [st.paths[i] for i in idx]
         note = self.note.text().strip()
+        keep = self.keep_check.isChecked()
         user = getattr(self.window, "settings", None)
         operator = getattr(user, "operator_name", "") or None
         old_scores = st.scores.astype("float64").copy()
@@ -125,7 +130,7 @@ class TeachDialog(TaskDialog):
         def job(progress: Any, cancel: Any) -> Any:
             from patchcore_gui.core.teach import flips, teach
 
-            child, report = teach(m, paths, note=note, user=operator, cancel=cancel,
+            child, report = teach(m, paths, note=note, user=operator, cancel=cancel, keep_thresholds=keep,
                                   progress=lambda s, d, t: progress(s, d, t))
             changed, _old, new = flips(m, child, image_set, cancel=cancel, old_scores=old_scores,
                                        progress=lambda d, t: progress("re-scoring the run", d, t))
@@ -141,6 +146,7 @@ class TeachDialog(TaskDialog):
         self.child, self.report, self.flip_list, _new = result
         st = self.results
         ops = {} if st is None else {st.paths[i]: int(st.operator[i]) for i in range(len(st.paths))}
+        names = {} if st is None else dict(zip(st.paths, st.names, strict=True))
         danger = 0
         self.table.setRowCount(len(self.flip_list))
         for r, f in enumerate(self.flip_list):
@@ -148,7 +154,7 @@ class TeachDialog(TaskDialog):
             bad = f.new_verdict == "OK" and (f.truth == "defect" or op == OP_NG)
             danger += bad
             truth = f.truth + (" · operator NG" if op == OP_NG else "")
-            cells = [os.path.basename(f.path), f.old_verdict or "-", f.new_verdict or "-",
+            cells = [names.get(f.path, os.path.basename(f.path)), f.old_verdict or "-", f.new_verdict or "-",
                      f"{_num(f.old_score)} → {_num(f.new_score)}", truth]
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)

@@ -79,6 +79,23 @@ def test_history_pictures_and_calibration(parent: PatchCoreModel, taught: tuple,
     assert np.isfinite(child.image_threshold)
 
 
+def test_thresholds_re_derived_at_the_rate_or_kept(parent: PatchCoreModel, taught: tuple,
+                                                  image_dirs: dict[str, Path]) -> None:
+    from patchcore_gui.core.calibration import threshold_for_rate
+
+    child, _report, good = taught
+    rate = parent.threshold_info["false_reject_rate"]
+    assert child.image_threshold == threshold_for_rate(child.calibration_scores, rate)
+    maxima = child.metadata["calibration"]["map_maxima_values"]
+    assert len(maxima) == child.calibration_scores.size
+    assert child.pixel_threshold == threshold_for_rate(maxima, rate)
+    assert child.metadata["teach_history"][-1]["thresholds"] == "recalibrated"
+    kept, _ = teach(parent, good, keep_thresholds=True)
+    assert (kept.image_threshold, kept.pixel_threshold) == (parent.image_threshold, parent.pixel_threshold)
+    assert np.array_equal(kept.calibration_scores, child.calibration_scores)
+    assert kept.metadata["teach_history"][-1]["thresholds"] == "kept"
+
+
 def test_taught_images_score_far_below_and_others_only_drop(parent: PatchCoreModel, taught: tuple,
                                                            image_dirs: dict[str, Path]) -> None:
     child, _report, good = taught
