@@ -61,12 +61,17 @@ class TeachDialog(TaskDialog):
         self.form.addRow(intro)
         self.images = QListWidget()
         self.images.setMinimumHeight(120)
+        # The application style draws no box for an unticked item: both states drawn here.
+        self.images.setStyleSheet(
+            "QListWidget::indicator { width: 12px; height: 12px; border: 1px solid #8a94a0; border-radius: 2px; }"
+            "QListWidget::indicator:checked { background: #4c8bf5; border-color: #4c8bf5; }")
         self.form.addRow("Confirmed OK", self.images)
         self.note = QLineEdit()
         self.note.setPlaceholderText("why (kept in the new model's history)")
         self.form.addRow("Note", self.note)
-        self.keep_check = QCheckBox("Keep the model's thresholds (otherwise re-derived from the calibration, "
-                                    "which the taught images' scores raise)")
+        self.keep_check = QCheckBox("Keep the model's thresholds")
+        self.keep_check.setToolTip("Otherwise they are re-derived from the calibration scores, which the "
+                                   "taught images' own scores raise")
         self.form.addRow("", self.keep_check)
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
