@@ -164,10 +164,12 @@ class ResultTable:
 
     def counts(self, threshold: float, review_from: float = float("nan")) -> dict[str, int]:
         """OK / REVIEW / NG / error counts over the scored images."""
-        code = verdict_codes(self.scores[self.order[: self.count]], threshold, review_from)
-        n = np.bincount(code, minlength=REVIEW + 1)
-        return {"ok": int(n[OK]), "review": int(n[REVIEW]), "ng": int(n[NG]), "error": int(n[ERROR]),
-                "total": int(code.size)}
+        s = self.scores[self.order[: self.count]]
+        err = int(np.count_nonzero(np.isnan(s)))
+        ng = int(np.count_nonzero(ng_mask(s, threshold)))
+        # Counted from the masks (no code array): this runs on every threshold move.
+        review = int(np.count_nonzero(band_mask(s, threshold, review_from))) if not np.isnan(review_from) else 0
+        return {"ok": len(s) - err - ng - review, "review": review, "ng": ng, "error": err, "total": len(s)}
 
     def filter_mask(self, rows: np.ndarray, kind: str, threshold: float,
                     review_from: float = float("nan")) -> np.ndarray:
