@@ -7,26 +7,40 @@ calibration, and the false-reject rate set at training no longer holds. This mod
 compares a run's image scores with the model's calibration scores (good images, each
 scored against a bank that did not contain it) and says whether the batch has moved.
 
-The test is built to stay quiet on a normal batch that holds a few defective parts:
-defects move only the upper tail of the scores, so the test compares MEDIANS, which a
-share ``d`` of defective parts moves only to the good scores' ``0.5 / (1 - d)``
-quantile (5 % defects: the 52.6th percentile, 0.07 spread). A two-sample
-Kolmogorov-Smirnov test on all scores would fire on any batch with defects.
+The test is built to stay quiet on a normal batch that holds a few defective parts. A
+two-sample Kolmogorov-Smirnov test on all scores would fire on any batch with defects.
+Two statistics, either of which raises the alarm:
 
-Rule (``check_drift``), with ``s`` the training spread (interquartile range / 1.349,
-the standard deviation for normal scores, robust to the few high calibration scores):
+* Location: the MEDIANS. A share ``d`` of defective parts moves the run's median only
+  to the good scores' ``0.5 / (1 - d)`` quantile (5 % defects: the 52.6th percentile,
+  0.07 spread; 30 %: under half a spread). With ``s`` the training spread
+  (interquartile range / 1.349, the standard deviation for normal scores, robust to
+  the few high calibration scores)::
 
-    shift     = (median(run) - median(calibration)) / s
-    tolerance = EFFECT_FLOOR + Z * 1.2533 * sqrt(1 / n_run + 1 / n_calibration)
-    shifted   = |shift| > tolerance
+      shift     = (median(run) - median(calibration)) / s
+      tolerance = EFFECT_FLOOR + Z * 1.2533 * sqrt(1 / n_run + 1 / n_calibration)
 
-``1.2533 s / sqrt(n)`` is the standard error of a sample median, so the second term
-allows for the sampling noise of both medians (``Z`` = 3: about 1 false alarm in 700
-checks per side on a normal batch). ``EFFECT_FLOOR`` (1 spread) is the smallest shift
-that matters: a median one spread higher moves a threshold set at the training
-scores' 99th percentile from 1 % false rejects to about 10 % (for normal scores), and
-it keeps a batch of up to ~30 % defective parts (which moves the median by under half
-a spread) from being called drift. No verdict before ``MIN_RUN_IMAGES`` scored images,
+  ``1.2533 s / sqrt(n)`` is the standard error of a sample median, so the second term
+  allows for the sampling noise of both medians (``Z`` = 3: about 1 false alarm in 700
+  checks per side). ``EFFECT_FLOOR`` (1 spread) is the smallest shift that matters: a
+  median one spread higher moves a threshold at the training scores' 99th percentile
+  from 1 % false rejects to about 10 % (normal scores).
+* Upper tail: the share of images scoring above EVERY calibration score. For a batch
+  like the calibration images it is ``p = 1 / (n_calibration + 1)``; defective parts
+  add at most their own share, so the alarm allows ``DEFECT_ALLOWANCE`` (10 %) on top,
+  plus ``Z`` standard errors (binomial over the run, and ``p`` for the calibration
+  maximum's own chance)::
+
+      tail tolerance = p + DEFECT_ALLOWANCE + Z * sqrt(p (1 - p) / n_run + p^2)
+
+  This catches a batch whose scores spread upwards more than they move in the middle
+  (half the light: median 1.2x, a quarter of the parts above every training score,
+  i.e. far more false rejects than the threshold was set for).
+
+Calibration scores that are every training image's out-of-bank score are exchangeable
+with new good images' scores, so a normal batch sits near shift 0 and share ``p``
+(measured on held-out tiles of a real photograph: shift -0.16 spread, 2 % above).
+No verdict before ``MIN_RUN_IMAGES`` scored images,
 nor with fewer than ``MIN_CALIBRATION_SCORES`` calibration scores: models made before
 every training image was calibrated carry only a held-out slice (often 6 scores), too
 few to say where the training median lies; the check then says so instead of guessing.
@@ -51,8 +65,10 @@ MIN_RUN_IMAGES = 20
 MIN_CALIBRATION_SCORES = 20
 #: Smallest median shift, in training spreads, that counts as drift (see the module doc).
 EFFECT_FLOOR = 1.0
-#: Standard errors of the two medians allowed on top of the floor.
+#: Standard errors allowed on top of the floor (median) and the defect allowance (tail).
 Z = 3.0
+#: Share of defective parts a normal batch may add above every training score.
+DEFECT_ALLOWANCE = 0.10
 #: Standard error of a sample median in standard deviations (normal scores): sqrt(pi / 2).
 MEDIAN_SE = math.sqrt(math.pi / 2.0)
 #: What the user should look at when a batch has drifted (the CLI's line and the banner).
@@ -81,6 +97,8 @@ class DriftResult:
     above_max: float = math.nan
     #: That share for a batch like the calibration images: 1 / (n_calibration + 1).
     expected_above_max: float = math.nan
+    #: The share above which the upper tail alone raises the alarm.
+    tail_tolerance: float = math.nan
     #: Images labelled defective that were left out of the check.
     excluded_defects: int = 0
 
@@ -102,11 +120,16 @@ class DriftResult:
         return self.run_median / self.calibration_median if self.calibration_median > 0 else math.nan
 
     @property
+    def tail_shifted(self) -> bool:
+        """True when too many images score above every calibration score."""
+        return bool(self.above_max > self.tail_tolerance)
+
+    @property
     def direction(self) -> str:
-        """"higher" or "lower" (the run's median against the training median), "" without a check."""
+        """"higher" or "lower" (the run's scores against the training scores), "" without a check."""
         if not math.isfinite(self.shift):
             return ""
-        return "higher" if self.shift >= 0 else "lower"
+        return "higher" if self.shift >= 0 or self.tail_shifted else "lower"
 
     def figure(self) -> str:
         """The figure behind the verdict in one line (what the banner, report and CLI show)."""
@@ -121,7 +144,8 @@ class DriftResult:
         side = "above" if self.shift >= 0 else "below"
         text = (f"median score {ratio} the training median ({abs(self.shift):.1f} training spreads {side} it, "
                 f"tolerance {self.tolerance:.1f}); {_percent(self.above_max)} of {self.run_count} images score "
-                f"above every training image (expected about {_percent(self.expected_above_max)})")
+                f"above every training image (expected about {_percent(self.expected_above_max)}, "
+                f"alarm above {_percent(self.tail_tolerance)})")
         if self.excluded_defects:
             text += f"; {self.excluded_defects} images labelled defective left out"
         return text
@@ -151,7 +175,8 @@ class DriftResult:
             status=status, run_count=int(d.get("run_count", 0)), calibration_count=int(d.get("calibration_count", 0)),
             run_median=num("run_median"), calibration_median=num("calibration_median"), spread=num("spread"),
             shift=num("shift"), tolerance=num("tolerance"), above_max=num("above_max"),
-            expected_above_max=num("expected_above_max"), excluded_defects=int(d.get("excluded_defects", 0)),
+            expected_above_max=num("expected_above_max"), tail_tolerance=num("tail_tolerance"),
+            excluded_defects=int(d.get("excluded_defects", 0)),
         )
 
 
@@ -175,6 +200,12 @@ def training_spread(calibration: np.ndarray) -> float:
 def tolerance(run_count: int, calibration_count: int) -> float:
     """How far (in training spreads) the run median may sit from the training median."""
     return EFFECT_FLOOR + Z * MEDIAN_SE * math.sqrt(1.0 / run_count + 1.0 / calibration_count)
+
+
+def tail_tolerance(run_count: int, calibration_count: int) -> float:
+    """Share of a run above every calibration score that raises the alarm (see the module doc)."""
+    p = 1.0 / (calibration_count + 1)
+    return p + DEFECT_ALLOWANCE + Z * math.sqrt(p * (1.0 - p) / run_count + p * p)
 
 
 def check_drift(run_scores: np.ndarray, calibration_scores: np.ndarray,
@@ -210,12 +241,13 @@ def check_drift(run_scores: np.ndarray, calibration_scores: np.ndarray,
     spread = training_spread(cal)
     shift = (run_median - cal_median) / spread
     tol = tolerance(n, m)
+    above = float(np.count_nonzero(s > cal.max()) / n)
+    tail_tol = tail_tolerance(n, m)
     return DriftResult(
-        status=SHIFTED if abs(shift) > tol else NORMAL,
+        status=SHIFTED if abs(shift) > tol or above > tail_tol else NORMAL,
         run_count=n, calibration_count=m, run_median=run_median, calibration_median=cal_median,
-        spread=spread, shift=float(shift), tolerance=float(tol),
-        above_max=float(np.count_nonzero(s > cal.max()) / n), expected_above_max=1.0 / (m + 1),
-        excluded_defects=excluded,
+        spread=spread, shift=float(shift), tolerance=float(tol), above_max=above,
+        expected_above_max=1.0 / (m + 1), tail_tolerance=float(tail_tol), excluded_defects=excluded,
     )
 
 

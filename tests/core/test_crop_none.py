@@ -87,7 +87,7 @@ def whole_model(image_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFa
 
     out = tmp_path_factory.mktemp("whole") / "whole.patchcore"
     assert main(["train", "--images", str(image_dirs["train"]), "--output", str(out), "--backbone", "efficientnet_lite0",
-                 "--resize", "64", "--crop", "none", "--coreset", "0.5", "--holdout", "0.25", "--quiet",
+                 "--resize", "64", "--crop", "none", "--coreset", "0.5", "--quiet",
                  "--device", "cpu"]) == 0
     return out
 

@@ -20,7 +20,9 @@ def test_the_stated_constants() -> None:
     # The README and the module doc state these; a changed constant must change them too.
     assert drift.MIN_RUN_IMAGES == 20
     assert drift.MIN_CALIBRATION_SCORES == 20
-    assert drift.EFFECT_FLOOR == 1.0 and drift.Z == 3.0
+    assert drift.EFFECT_FLOOR == 1.0 and drift.Z == 3.0 and drift.DEFECT_ALLOWANCE == 0.10
+    p = 1 / 61
+    assert drift.tail_tolerance(60, 60) == pytest.approx(p + 0.10 + 3.0 * math.sqrt(p * (1 - p) / 60 + p * p), rel=1e-9)
     assert drift.tolerance(20, 20) == pytest.approx(1.0 + 3.0 * 1.2533141 * math.sqrt(0.1), rel=1e-6)
     assert drift.tolerance(10**6, 100) == pytest.approx(1.0 + 3.0 * 1.2533141 * math.sqrt(1e-6 + 0.01), rel=1e-6)
 
@@ -51,8 +53,9 @@ def test_a_scaled_batch_is_shifted_with_its_direction(factor: float, direction: 
     assert res.ratio == pytest.approx(res.run_median / res.calibration_median)
 
 
-def test_the_verdict_sits_at_the_tolerance() -> None:
-    cal = _good(50, 0)
+def test_the_median_verdict_sits_at_its_tolerance() -> None:
+    # One huge calibration score keeps the upper-tail test out of it (nothing scores above it).
+    cal = np.append(_good(49, 0), 1e9)
     base = _good(60, 3)
     spread, tol = drift.training_spread(cal), drift.tolerance(60, 50)
     # Move the run so its median sits just inside, then just outside the tolerance.
@@ -60,6 +63,22 @@ def test_the_verdict_sits_at_the_tolerance() -> None:
     assert check_drift(centred + 0.98 * tol * spread, cal).status == drift.NORMAL
     assert check_drift(centred + 1.02 * tol * spread, cal).status == drift.SHIFTED
     assert check_drift(centred - 1.02 * tol * spread, cal).direction == "lower"
+
+
+def test_a_batch_spread_upwards_is_caught_by_the_tail() -> None:
+    cal = _good(60, 0)
+    run = _good(100, 4)
+    run = run - np.median(run) + np.median(cal)
+    top = np.argsort(run)[-30:]  # the upper 30 % moves above every training score, the median stays
+    run[top] = cal.max() + 1.0 + np.arange(30)
+    res = check_drift(run, cal)
+    assert abs(res.shift) < res.tolerance  # the median test alone would miss it
+    assert res.tail_shifted and res.shifted and res.direction == "higher"
+    assert "30 % of 100 images score above every training image (expected about 2 %, alarm above " in res.message()
+    # 8 % defective parts, all above every training score: within the allowance.
+    run2 = _good(100, 4)
+    run2[:8] = 1e6
+    assert check_drift(run2, cal).status == drift.NORMAL
 
 
 def test_no_verdict_without_enough_images_or_calibration() -> None:
@@ -93,7 +112,7 @@ def test_messages_give_the_figure_and_the_advice_only_when_shifted() -> None:
     shifted = check_drift(_good(100, 1) * 2.0, cal)
     text = shifted.message()
     assert text.startswith("median score 2") and "x the training median" in text
-    assert "score above every training image (expected about 2 %)" in text  # 1 / 61
+    assert "score above every training image (expected about 2 %, alarm above 18 %)" in text  # 1 / 61, 100 images
     assert text.endswith("(the batch does not look like the training images: check lighting, focus, camera, product)")
     assert "check lighting" not in check_drift(_good(100, 1), cal).message()
 
