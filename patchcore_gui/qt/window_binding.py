@@ -74,7 +74,7 @@ class DocumentBinding(QObject):
             ui.results.restore_current(current)
         ui.results.fit_number_columns()  # Norm. = score / threshold: its widest number changed
         ui.threshold_panel.set_threshold(value)
-        ui.threshold_panel.set_origin(f"Threshold {value:.6g}: {doc.threshold_origin}")
+        self._show_origin()
         self.view.update_counts()
         if doc.results is not None and doc.results.has_labels:
             ui.metrics_panel.set_threshold(value, doc.review_from)
@@ -89,10 +89,17 @@ class DocumentBinding(QObject):
         if current >= 0 and ui.results.current_image() != current:
             ui.results.restore_current(current)
         ui.threshold_panel.set_review_from(value)
+        self._show_origin()
         self.view.update_counts()
         if doc.results is not None and doc.results.has_labels:
             ui.metrics_panel.set_threshold(doc.image_threshold, value)
         ui.image_pane.set_thresholds(doc.image_threshold, doc.pixel_threshold, value)
+
+    def _show_origin(self) -> None:
+        """Where the threshold comes from, and the review band when one is on."""
+        doc = self.doc
+        band = f" · review band from {doc.review_from:.6g}" if math.isfinite(doc.review_from) else ""
+        self.ui.threshold_panel.set_origin(f"Threshold {doc.image_threshold:.6g}: {doc.threshold_origin}{band}")
 
     def on_pixel_threshold(self, value: float) -> None:
         self.ui.threshold_panel.set_pixel_threshold(value)
