@@ -219,6 +219,7 @@ class ThresholdPanel(QWidget):
         for w in (self.slider, self.spin, self.pixel_spin, self.reset_button, self.save_button, self.review_check):
             w.setEnabled(enabled)
         self._enabled = enabled
+        self.review_spin.setEnabled(enabled and self.review_check.isChecked())
         self.line.setVisible(enabled)
         self.band.show(enabled and math.isfinite(self._review_from))
 
