@@ -92,16 +92,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"model: EfficientNet-Lite0, resize {args.resize}, crop {args.crop}, bank {model.bank.shape[0]:,} x "
               f"{model.bank.shape[1]}; {args.images} images of {args.size} x {args.size} px; batch {args.batch_size}")
 
-        def score(scorer: object) -> tuple[np.ndarray, float, float]:
-            """(scores, seconds in all, seconds to the first result)."""
+        def score(scorer: object) -> tuple[np.ndarray, float, float, int]:
+            """(scores, seconds in all, seconds to the first result, images in the first result)."""
             s = np.full(len(paths), np.nan, dtype=np.float32)
             t0 = time.perf_counter()
-            first = None
+            first, n_first = None, 0
             for r in scorer(model, paths, batch_size=args.batch_size, num_workers=0):  # type: ignore[operator]
                 s[r.indices] = r.scores
                 if first is None:
-                    first = time.perf_counter() - t0
-            return s, time.perf_counter() - t0, first or 0.0
+                    first, n_first = time.perf_counter() - t0, len(r)
+            return s, time.perf_counter() - t0, first or 0.0, n_first
 
         t0 = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
@@ -113,20 +113,22 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # Rounds interleave the engines: on a shared machine the load moves between runs.
             for rnd in range(args.rounds):
-                got, t, _ = score(iter_predict)
+                got, t, _, _ = score(iter_predict)
                 ref = got if ref is None else ref
                 times.setdefault("local", []).append(t)
                 print(f"round {rnd + 1}: local engine {t:6.1f} s, {len(paths) / t:6.2f} images/s", flush=True)
                 for workers in args.workers:
                     plan = plan_cluster(ray, RayOptions(workers=workers))
-                    got, t, first = score(RayScorer(ray, plan, "cpu"))
+                    got, t, first, n_first = score(RayScorer(ray, plan, "cpu"))
+                    after = (len(paths) - n_first) / (t - first) if t > first else float("nan")
                     ok = np.isfinite(ref)
                     rel = float(np.max(np.abs(got[ok].astype(np.float64) - ref[ok]) / np.abs(ref[ok])))
                     key = f"ray, {workers} worker(s) x {plan.threads} torch thread(s)"
                     times.setdefault(key, []).append(t)
-                    print(f"round {rnd + 1}: {key}: {t:6.1f} s end to end ({first:.1f} s to the first result: "
-                          f"actor start and model load), {len(paths) / t:6.2f} images/s; max rel. score "
-                          f"diff vs local {rel:.1e}", flush=True)
+                    print(f"round {rnd + 1}: {key}: {t:6.1f} s end to end, {len(paths) / t:6.2f} images/s "
+                          f"({first:.1f} s to the first result of {n_first}: actor start, model load, first "
+                          f"block; {after:.2f} images/s after it); max rel. score diff vs local {rel:.1e}",
+                          flush=True)
         finally:
             ray.shutdown()
         base = min(times["local"])
