@@ -28,7 +28,7 @@ def test_results_csv_equal_score_is_ok() -> None:
     text = results_csv(["a.png", "b.png", "c.png", "d.png"], np.array([1.5, 2.0, 2.5, np.nan], dtype=np.float32),
                        ["", "", "", "broken"], 2.0)
     rows = _rows(text)
-    assert [r["verdict"] for r in rows] == ["OK", "OK", "NG", "error"]
+    assert [r["verdict"] for r in rows] == ["OK", "OK", "NG", ""]  # an unscored image: no verdict (its error says why)
     assert [r["normalized_score"] for r in rows] == ["0.75", "1", "1.25", ""]
     # No threshold (uncalibrated model): no verdict at all, not a guess.
     assert [r["verdict"] for r in _rows(results_csv(["a.png"], np.array([1.0], np.float32), [""], float("nan")))] \
