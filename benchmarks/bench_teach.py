@@ -30,6 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
+import numpy as np  # noqa: E402
 from bench_predict import set_threads  # noqa: E402
 from bench_train import PATCHES_PER_IMAGE, make_images  # noqa: E402
 from machine import cpu_name  # noqa: E402
@@ -48,6 +49,25 @@ def timed(fn):  # type: ignore[no-untyped-def]
 
 def mb(n: float) -> str:
     return f"{n / 1e6:.2f} MB"
+
+
+def evidence_timing(model, path: Path, clicks: int = 20) -> None:  # type: ignore[no-untyped-def]
+    """The window's evidence costs: a new image (backbone + search), then clicks (one pass over the bank)."""
+    from patchcore_gui.core.evidence import EvidenceFinder
+    from patchcore_gui.io.images import load_image
+    from patchcore_gui.reports.report_evidence import evidence_panels
+
+    finder = EvidenceFinder(model)
+    ev, first, _ = timed(lambda: finder.explain(path))
+    h, w = ev.grid
+    walls = []
+    for i in range(clicks):
+        _, t, _ = timed(lambda i=i: finder.explain(path, cell=(i * 7 % h, i * 11 % w)))
+        walls.append(t)
+    img = load_image(path)
+    _, draw, _ = timed(lambda: evidence_panels(ev, finder, img, 168))
+    print(f"evidence: new image {1e3 * first:.0f} ms; a click {1e3 * float(np.median(walls)):.1f} ms median "
+          f"(bank {model.bank_size} x {model.feature_dim}); drawing the four pictures {1e3 * draw:.1f} ms")
 
 
 def main() -> int:
@@ -76,6 +96,8 @@ def main() -> int:
         print(f"full retrain on {a.train + a.teach} images: {rw:.1f} s wall, {rc:.1f} s CPU; "
               f"bank {full.bank_size} rows")
         print(f"teach / retrain: {hw / rw:.3f} (wall), {hc / rc:.3f} (CPU); retrain is {rw / hw:.0f} x slower (wall)")
+
+    evidence_timing(parent, extra[0] if extra else train[0])
 
     # The file without pictures (as a model file made before them), measured.
     parent.extra_tensors = {k: v for k, v in parent.extra_tensors.items() if k not in (tp.BLOB_KEY, tp.OFFSETS_KEY)}
