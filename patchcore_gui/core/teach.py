@@ -54,7 +54,7 @@ from .coreset import CancelledError, coreset_size
 from .out_of_bank import out_of_bank_scores
 from .provenance import file_sha256
 from .search import NearestNeighbourSearch
-from .training_pictures import appended, encode_picture
+from .training_pictures import appended, encode_picture, stored_format
 
 #: progress(stage, done, total); stages "embedding", "coverage", "calibration".
 Progress = Callable[[str, int, int], None]
@@ -253,7 +253,8 @@ def teach(model: Any, good_paths: Sequence[str | os.PathLike[str]], note: str = 
     records = [{"path": p, "sha256": file_sha256(p)} for p in paths]
     meta = _new_metadata(model, records, h_scores, h_max, note, user, len(picks), keep_thresholds)
     extra = dict(model.extra_tensors)
-    pics = [encode_picture(_pil(p), model.preprocess) for p in paths]
+    side, quality = stored_format(model.extra_tensors)  # taught pictures match the stored ones
+    pics = [encode_picture(_pil(p), model.preprocess, side, quality) for p in paths]
     extra.update(appended(model.extra_tensors, pics, n_old))
     new = PatchCoreModel(model.config, model.extractor, new_bank, meta, device=model.device,
                          precision=model.requested_precision, bank_source=bank_source, extra_tensors=extra)

@@ -5,7 +5,8 @@ training image; these pictures make that work when the training folder is gone.
 
 * What: the preprocessed crop (resize + centre crop, the 8-bit image the network sees
   before normalisation, i.e. the de-normalised input), ``PICTURE_SIZE`` px square,
-  JPEG at ``JPEG_QUALITY``.
+  JPEG at ``JPEG_QUALITY``; 96 or 64 px (``LADDER``) when that would exceed the issue's
+  budget (``budget_bytes``: 20 % of the file, 20 kB an image), e.g. with a tiny coreset.
 * Where: two tensors in the model's ``extra_tensors``: ``BLOB_KEY`` (uint8, every JPEG
   back to back) and ``OFFSETS_KEY`` (int64, n + 1 offsets; picture i is
   ``blob[offsets[i]:offsets[i + 1]]``, empty when the image could not be re-read).
@@ -13,8 +14,8 @@ training image; these pictures make that work when the training folder is gone.
 * When: at the end of training, by re-decoding the training files (the feature pass
   is not slowed), and for taught images by ``core/teach.py``.
 
-Size, measured on synthetic textures (README "Model-file growth"): about 5-6 kB a
-picture at 128 px / quality 85, i.e. ~6 MB for 1,000 training images.
+Size, measured on crops of real photographs (README, docs/evidence-teach.md): about
+5.2 kB a picture at 128 px / quality 85, i.e. 5.2 MB for 1,000 training images.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ from .preprocess import Preprocess
 PICTURE_SIZE = 128
 #: JPEG quality of the stored pictures.
 JPEG_QUALITY = 85
+#: (side, JPEG quality) tried in turn until the pictures fit the budget (``budget_bytes``).
+LADDER: tuple[tuple[int, int], ...] = ((PICTURE_SIZE, JPEG_QUALITY), (96, 75), (64, 70))
+#: The issue's budget: pictures add at most this share of the model file ...
+BUDGET_SHARE = 0.2
+#: ... and at most 20 MB per 1,000 training images.
+BUDGET_PER_IMAGE = 20_000
 #: Keys of the two tensors in ``PatchCoreModel.extra_tensors``.
 BLOB_KEY = "training_pictures.jpeg"
 OFFSETS_KEY = "training_pictures.offsets"
@@ -133,15 +140,52 @@ class TrainingPictures:
             return None
 
 
+def model_bytes(model: Any) -> int:
+    """Tensor bytes of ``model``'s file without pictures: bank, provenance, backbone, other extras."""
+    n = int(model.bank.numel()) * 4
+    src = getattr(model, "bank_source", None)
+    n += 0 if src is None else int(np.asarray(src).nbytes)
+    n += sum(int(v.numel()) * v.element_size() for v in model.extractor.state_dict().values())
+    extra = getattr(model, "extra_tensors", None) or {}
+    n += sum(int(v.numel()) * v.element_size() for k, v in extra.items() if k not in (BLOB_KEY, OFFSETS_KEY))
+    return n
+
+
+def budget_bytes(model: Any, n_images: int) -> int:
+    """The most bytes ``n_images`` pictures may take in ``model``'s file (the issue's budget)."""
+    return int(min(BUDGET_SHARE * model_bytes(model), BUDGET_PER_IMAGE * n_images))
+
+
+def stored_format(extra: Mapping[str, torch.Tensor] | None) -> tuple[int, int]:
+    """(side, quality) of the pictures already stored (the first rung for a model without any)."""
+    for data in unpack(extra) or []:
+        if data:
+            try:
+                with Image.open(io.BytesIO(data)) as im:
+                    side = im.width
+            except Exception:
+                continue
+            return next(((s, q) for s, q in LADDER if s == side), (side, LADDER[-1][1]))
+    return LADDER[0]
+
+
 def attach_pictures(model: Any, paths: Sequence[str | os.PathLike[str]]) -> Any:
     """Encode the pictures of ``paths`` (training order) into ``model.extra_tensors``; returns ``model``.
 
     The hook ``engine.train_model`` calls at the end of training (from the files: the
-    feature pass is not slowed; a file unreadable by then gets an empty picture).
+    feature pass is not slowed; a file unreadable by then gets an empty picture). The
+    first rung of ``LADDER`` whose pictures fit ``budget_bytes`` is kept (the smallest
+    when none does): 128 px unless the bank is small against the pictures (a tiny
+    coreset), then 96 or 64 px.
     """
     extra = getattr(model, "extra_tensors", None)
     if extra is None:
         extra = {}
         model.extra_tensors = extra
-    extra.update(pack(encode_files(paths, model.preprocess)))
+    budget = budget_bytes(model, len(paths))
+    for side, quality in LADDER:
+        pictures = encode_files(paths, model.preprocess, side, quality)
+        if sum(len(p) for p in pictures) <= budget:
+            break
+    extra.update(pack(pictures))
     return model

@@ -61,6 +61,30 @@ def test_training_stores_the_pictures(model: PatchCoreModel, image_dirs: dict[st
     assert stored == tp.encode_files([_train_path(model, i, image_dirs) for i in range(12)], model.preprocess)
 
 
+def test_pictures_shrink_to_fit_the_budget(tiny_model_path: Path, image_dirs: dict[str, Path],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    m = PatchCoreModel.load(tiny_model_path, device="cpu")
+    paths = [_train_path(m, i, image_dirs) for i in range(12)]
+    full = sum(len(p) for p in tp.encode_files(paths, m.preprocess))
+    # A budget between the 96 px and the 128 px pictures' size: 96 px are kept.
+    small = sum(len(p) for p in tp.encode_files(paths, m.preprocess, 96, 75))
+    assert small < full
+    monkeypatch.setattr(tp, "BUDGET_SHARE", (small + full) / 2 / tp.model_bytes(m))
+    tp.attach_pictures(m, paths)
+    assert tp.stored_format(m.extra_tensors) == (96, 75)
+    assert tp.TrainingPictures.of(m).get(3).size == (96, 96)
+    # Nothing fits: the smallest rung.
+    monkeypatch.setattr(tp, "BUDGET_SHARE", 1e-9)
+    tp.attach_pictures(m, paths)
+    assert tp.stored_format(m.extra_tensors) == (64, 70)
+    # Taught images get pictures in the stored format.
+    from patchcore_gui.core.teach import teach
+
+    child, _ = teach(m, [image_dirs["test"] / "a_good_0.png"])
+    pics = tp.TrainingPictures.of(child)
+    assert len(pics) == 13 and pics.get(12).size == (64, 64)
+
+
 def test_pack_unpack_and_damaged_offsets() -> None:
     pics = [b"abc", b"", b"defgh"]
     t = tp.pack(pics)
