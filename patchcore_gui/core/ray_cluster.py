@@ -58,6 +58,9 @@ class ClusterPlan:
 
 def import_ray() -> Any:
     """``ray`` with Ray Data, or RayEngineError saying how to install it."""
+    # Ray Data's progress bars and "execution finished" lines would mix with the command's
+    # own bar and summary; its errors still show (the variable wins over its config).
+    os.environ.setdefault("RAY_DATA_LOG_LEVEL", "ERROR")
     try:
         import ray
         import ray.data  # noqa: F401 - the engine needs Ray Data, not only the core
@@ -102,9 +105,7 @@ def ray_running(options: RayOptions) -> Iterator[Any]:
     ray = import_ray()
     if options.address:
         check_reachable(options.address)
-    # Ray Data's progress bars and "execution finished" lines would mix with the
-    # command's own bar and summary; its warnings and errors still show.
-    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # when ray.data was imported before
     if ray.is_initialized():
         yield ray
         return

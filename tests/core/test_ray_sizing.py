@@ -81,7 +81,8 @@ def test_the_default_local_instance_finishes_on_this_machine(tiny_model_path: Pa
     out = tmp_path / "out.csv"
     # A deadlock would hang: the timeout turns it into a failure.
     proc = subprocess.run([sys.executable, "-m", "patchcore_gui.cli", "predict", "--model", str(tiny_model_path),
-                           "--images", str(folder), "--engine", "ray", "--output", str(out), "--quiet"],
+                           "--images", str(folder), "--engine", "ray", "--output", str(out),
+                           "--maps-out", str(tmp_path / "ray.npz"), "--quiet"],
                           capture_output=True, text=True, timeout=300, env={**os.environ})
     assert proc.returncode == 0, proc.stderr
     rows = out.read_text().splitlines()
@@ -91,5 +92,10 @@ def test_the_default_local_instance_finishes_on_this_machine(tiny_model_path: Pa
     # does, so the numbers are the same digits.
     local = tmp_path / "local.csv"
     assert main(["predict", "--model", str(tiny_model_path), "--images", str(folder), "--output", str(local),
-                 "--quiet"]) == 0
+                 "--maps-out", str(tmp_path / "local.npz"), "--quiet"]) == 0
     assert out.read_text() == local.read_text()
+    with np.load(tmp_path / "ray.npz") as got, np.load(tmp_path / "local.npz") as want:
+        assert got["paths"].tolist() == want["paths"].tolist()
+        assert got["maps"].shape == (6, 64, 64) and np.array_equal(got["maps"], want["maps"])
+    # Ray Data's progress and "execution finished" lines stay out of the command's output.
+    assert "Dataset" not in proc.stderr and "Progress bars" not in proc.stderr
