@@ -82,6 +82,10 @@ EXCLUDES: tuple[str, ...] = (
     "pooch", "dask", "pandas",
     # frameworks that libraries probe for with a guarded import
     "tensorflow", "jax", "flax", "keras", "onnx", "onnxruntime",
+    # the Ray engine (predict --engine ray) runs where Python and the ray extra are
+    # installed, as every node of a cluster needs them; the desktop bundle answers
+    # --engine ray with its one-line "ray is not installed" message
+    "ray", "pyarrow",
 )
 
 #: Left out although torch probes for them at import time with a guarded import: they
