@@ -4,7 +4,7 @@
 fires once the user settles (slider or line released, number entered, or a short pause
 after keyboard steps), which is when a change is written to the run's threshold log.
 
-The histogram shows this batch's scores and the model's held-out good scores (second
+The histogram shows this batch's scores and the model's calibration scores of good images (second
 colour), each as a share of its images so the two shapes compare. When the scores
 span more than a decade the score axis becomes logarithmic (PatchCore defect scores
 are often many times the good ones); the slider then moves in log steps too.
@@ -110,7 +110,7 @@ class ThresholdPanel(QWidget):
         self.cal_curve = pg.PlotDataItem(
             stepMode="center", fillLevel=0,
             brush=pg.mkBrush(*_rgba(style.CALIBRATION_COLOR, 60)), pen=pg.mkPen(style.CALIBRATION_COLOR, width=1.6),
-            name="held-out good (model)",
+            name="good, calibration (model)",
         )
         self.plot.addItem(self.batch_curve)  # legend order: batch, then calibration
         self.plot.addItem(self.cal_curve)
@@ -259,7 +259,8 @@ class ThresholdPanel(QWidget):
             self.plot.enableAutoRange(axis="y")
         self.plot.setToolTip(
             f"{self._batch.size:,} scored images in this batch; "
-            f"{self._calibration.size:,} held-out good images from the model's calibration"
+            f"{self._calibration.size:,} good images from the model's calibration (each scored "
+            "without its own bank rows; older models: a held-out slice)"
         )
         self.plot.setXRange(a, b, padding=0)
         self._place_widgets()

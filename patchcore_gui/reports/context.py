@@ -220,7 +220,7 @@ def _how(meta: dict[str, Any], log: list[ThresholdChange], override: float | Non
     model_t = float("nan") if model_t is None else float(model_t)
     source = meta.get("threshold_source", "")
     rule = meta.get("threshold_rule", "") or s.get("threshold_rule", "")
-    base = {"calibration": "came from calibration on held-out good images: " + rule,
+    base = {"calibration": "came from calibration on good training images: " + rule,
             "manual": "was set by hand in the model file: " + rule}.get(
         source, "is not set in the model file" + (f" ({rule})" if rule else ""))
     image_log = [c for c in log if c.kind == "image"]
