@@ -9,6 +9,7 @@ verdicts and reviews are still shown.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from collections.abc import Callable
@@ -98,6 +99,19 @@ def load_run(path: str | os.PathLike[str], current: PatchCoreModel | None) -> Lo
 
     Raises RunFileError (not a run file...) or another exception with the store closed.
     """
+    # A million rows' Path objects and columns would set off dozens of full collections
+    # while they are built (half the 1,000,000-row open, issue 15); nothing made here is
+    # garbage, and the caller freezes it all afterwards (gc_freeze.settle).
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _load_run(path, current)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_run(path: str | os.PathLike[str], current: PatchCoreModel | None) -> LoadedRun:
     store, note = open_run_file(path)
     try:
         meta = store.meta
