@@ -99,24 +99,7 @@ class TrainDialog(TaskDialog):
                                        "optional: a state-dict file (.pth) for this backbone")
         self.form.addRow("Weights file", self.weights_field)
 
-        self.crop_spin = QSpinBox()
-        self.crop_spin.setRange(32, 1024)
-        self.crop_spin.setValue(224)
-        self.crop_spin.setSuffix(" px")
-        self.crop_spin.setToolTip("Side of the centre crop the model sees")
-        self.form.addRow("Crop", self.crop_spin)
-        self.resize_spin = QSpinBox()
-        self.resize_spin.setRange(0, 4096)
-        self.resize_spin.setValue(256)
-        self.resize_spin.setSuffix(" px")
-        self.resize_spin.setSpecialValueText("no resize (crop only)")
-        self.resize_spin.setToolTip("Shorter image side is resized to this before the crop (0: no resize)")
-        self.form.addRow("Resize", self.resize_spin)
-        # What the model will inspect: the centre crop leaves the image's border out.
-        self.coverage_label = QLabel("")
-        self.coverage_label.setObjectName("hint")
-        self.coverage_label.setWordWrap(True)
-        self.form.addRow("", self.coverage_label)
+        self._add_input_rows()
         self.coreset_spin = QDoubleSpinBox()
         self.coreset_spin.setRange(0.1, 100.0)
         self.coreset_spin.setDecimals(1)
@@ -150,15 +133,7 @@ class TrainDialog(TaskDialog):
             "unless you compare against code that skips it."
         )
         self.form.addRow("BatchNorm warm-up", self.bn_warmup_combo)
-        self.whole_check = QCheckBox("Whole image (no centre crop)")
-        self.whole_check.setToolTip(
-            "Resize the whole image to resize x resize (the aspect ratio is not kept) and inspect all of it, "
-            "instead of the official resize + centre crop, which never looks at the image's border.")
-        self.form.addRow("Inspect", self.whole_check)
-        for w in (self.crop_spin, self.resize_spin):
-            w.valueChanged.connect(self._update_coverage)
-        self.whole_check.toggled.connect(self._update_coverage)
-        self._update_coverage()
+        self._add_coverage_choice()
         self.advanced_check.toggled.connect(self._show_advanced)
         self._show_advanced(False)
         for spin in (self.crop_spin, self.resize_spin, self.coreset_spin, self.false_reject_spin, self.device_combo,
@@ -254,6 +229,39 @@ class TrainDialog(TaskDialog):
     def _show_advanced(self, shown: bool) -> None:
         self.form.setRowVisible(self.bn_warmup_combo, shown)
         self.form.setRowVisible(self.whole_check, shown)
+
+    def _add_input_rows(self) -> None:
+        """Crop and resize, and the line under them saying what the model will inspect."""
+        self.crop_spin = QSpinBox()
+        self.crop_spin.setRange(32, 1024)
+        self.crop_spin.setValue(224)
+        self.crop_spin.setSuffix(" px")
+        self.crop_spin.setToolTip("Side of the centre crop the model sees")
+        self.form.addRow("Crop", self.crop_spin)
+        self.resize_spin = QSpinBox()
+        self.resize_spin.setRange(0, 4096)
+        self.resize_spin.setValue(256)
+        self.resize_spin.setSuffix(" px")
+        self.resize_spin.setSpecialValueText("no resize (crop only)")
+        self.resize_spin.setToolTip("Shorter image side is resized to this before the crop (0: no resize)")
+        self.form.addRow("Resize", self.resize_spin)
+        # What the model will inspect: the centre crop leaves the image's border out.
+        self.coverage_label = QLabel("")
+        self.form.addRow("", self.coverage_label)
+
+    def _add_coverage_choice(self) -> None:
+        """The advanced "Whole image" check box, and the coverage line kept up to date."""
+        self.coverage_label.setObjectName("hint")
+        self.coverage_label.setWordWrap(True)
+        self.whole_check = QCheckBox("Whole image (no centre crop)")
+        self.whole_check.setToolTip(
+            "Resize the whole image to resize x resize (the aspect ratio is not kept) and inspect all of it, "
+            "instead of the official resize + centre crop, which never looks at the image's border.")
+        self.form.addRow("Inspect", self.whole_check)
+        for w in (self.crop_spin, self.resize_spin):
+            w.valueChanged.connect(self._update_coverage)
+        self.whole_check.toggled.connect(self._update_coverage)
+        self._update_coverage()
 
     def _update_coverage(self, *_: object) -> None:
         """The line under Resize: what the centre crop leaves out, or that the whole image is used."""
