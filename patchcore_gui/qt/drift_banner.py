@@ -120,13 +120,24 @@ class DriftMonitor(QObject):
         self._told_models: set[int] = set()
         #: Seconds the last check took (a check over 1M scores must stay off the frame budget).
         self.last_check_s = 0.0
+        #: The calibration scores in use (read once per model / run file, not on every check).
+        self._cal: np.ndarray | None = None
         doc.results_changed.connect(self._new_results)
-        doc.model_changed.connect(self.check)
+        doc.model_changed.connect(self._new_model)
+        doc.run_file_changed.connect(self._forget_calibration)
         doc.running_changed.connect(self._running)
+
+    def _forget_calibration(self) -> None:
+        self._cal = None
+
+    def _new_model(self) -> None:
+        self._cal = None
+        self.check()
 
     def _new_results(self) -> None:
         self.banner.reset()
         self._checked_count = -1
+        self._cal = None
         self.check()
 
     def _running(self, running: bool) -> None:
@@ -142,13 +153,15 @@ class DriftMonitor(QObject):
             self.check()
 
     def calibration_scores(self) -> np.ndarray:
-        """The open model's calibration scores, else those the run file's model carried."""
-        model = self.doc.model
-        if model is not None:
-            return model.calibration_scores
-        meta = self.doc.session.meta() if self.doc.session.store is not None else {}
-        cal = (meta.get("model_metadata") or {}).get("calibration", {}).get("scores", [])
-        return np.asarray(cal, dtype=np.float64)
+        """The calibration of the model that scored the run (the run file records it), else the
+        open model's: a run opened beside another model is checked against its own."""
+        if self._cal is None:
+            meta = self.doc.session.meta() if self.doc.session.store is not None else {}
+            cal = (meta.get("model_metadata") or {}).get("calibration", {}).get("scores")
+            if cal is None and self.doc.model is not None:
+                cal = self.doc.model.calibration_scores
+            self._cal = np.asarray(cal if cal is not None else [], dtype=np.float64)
+        return self._cal
 
     def check(self) -> DriftResult | None:
         """Check the scores that have arrived; show the result; return it (None without results)."""
