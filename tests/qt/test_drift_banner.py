@@ -153,3 +153,25 @@ def test_crop_none_overlay_covers_the_whole_image(
     from patchcore_gui.qt.model_card import describe
 
     assert describe(w.doc.model_summary)["input"] == "whole image → 64 × 64 px (no crop)"  # type: ignore[arg-type]
+
+
+def test_live_checks_read_a_sample_and_the_final_check_every_score(
+    window: MainWindow, synthetic: Callable, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from patchcore_gui.core.result_table import ResultTable
+    from patchcore_gui.qt import drift_banner
+
+    w = window
+    image_set, scores, grids, errors = synthetic(200)
+    w.doc.image_set = image_set
+    w.doc.set_results(ResultTable(image_set))
+    w.drift._cal = np.linspace(1.0, 6.0, 40)  # a model's calibration, as if read from it
+    w.doc.results.add(np.arange(200), scores, grids, errors)  # type: ignore[union-attr]
+    monkeypatch.setattr(drift_banner, "LIVE_SAMPLE", 50)
+    w.doc.running = True  # as during a run (no signal: the timer stays off)
+    live = w.drift.check()
+    w.doc.running = False
+    final = w.drift.check()
+    assert live is not None and final is not None
+    good = (image_set.labels == 0) & np.isfinite(scores)  # defects (every 7th) are left out
+    assert live.run_count <= 50 and final.run_count == int(good.sum())
