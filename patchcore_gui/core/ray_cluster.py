@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from typing import Any
 INSTALL_HINT = "install the ray extra: .venv/bin/pip install -e '.[ray]' (ray[data] 2.60)"
 #: Seconds to wait for a TCP answer from --ray-address before giving up.
 CONNECT_TIMEOUT_S = 5.0
+#: Seconds ``ray.init`` may take to join a cluster (about 1 s when the head answers).
+JOIN_TIMEOUT_S = 20.0
 
 
 class RayEngineError(RuntimeError):
@@ -94,6 +97,39 @@ def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         raise RayEngineError(f"cannot reach the Ray cluster at {address}: {reason}") from None
 
 
+def _init_within(ray: Any, kwargs: dict[str, Any], address: str | None, timeout: float) -> None:
+    """``ray.init(address=...)`` that gives up after ``timeout`` s with RayEngineError.
+
+    Something that accepts TCP at the address but is not a Ray head (another service,
+    a wrong port) makes ``ray.init`` retry for minutes; a watched thread turns that into
+    one line.
+    """
+    outcome: list[BaseException | None] = []
+
+    def start() -> None:
+        try:
+            ray.init(logging_level=logging.ERROR, log_to_driver=False, **kwargs)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the waiting thread
+            outcome.append(exc)
+
+    where = f" at {address}" if address else ""
+    t = threading.Thread(target=start, name="ray-init", daemon=True)
+    t.start()
+    t.join(timeout)
+    if not outcome:
+        raise RayEngineError(f"no Ray cluster answered{where} within {timeout:g} s "
+                             "(something listens there, but not a Ray head; check the address and port)")
+    exc = outcome[0]
+    if exc is not None:  # ConnectionError, RuntimeError from Ray: one line
+        raise RayEngineError(f"cannot join the Ray cluster{where}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 @contextlib.contextmanager
 def ray_running(options: RayOptions) -> Iterator[Any]:
     """Ray connected for the block: joined at ``options.address``, or a local instance.
@@ -113,12 +149,15 @@ def ray_running(options: RayOptions) -> Iterator[Any]:
         kwargs: dict[str, Any] = {"address": options.address}
     else:
         kwargs = {"num_cpus": options.num_cpus or os.cpu_count() or 1, "include_dashboard": False}
-    try:
-        ray.init(logging_level=logging.ERROR, log_to_driver=False, **kwargs)
-    except Exception as exc:  # ConnectionError, RuntimeError from Ray: one line
-        text = str(exc).strip().splitlines()
-        raise RayEngineError(f"cannot start Ray{' at ' + options.address if options.address else ''}: "
-                             f"{text[0] if text else type(exc).__name__}") from None
+    if options.address:
+        _init_within(ray, kwargs, options.address, JOIN_TIMEOUT_S)
+    else:
+        # A local start runs in this thread: started from another one, the instance's GCS
+        # was lost mid-run ("Failed to connect to GCS within 60 seconds", measured).
+        try:
+            ray.init(logging_level=logging.ERROR, log_to_driver=False, **kwargs)
+        except Exception as exc:  # RuntimeError from Ray: one line
+            raise RayEngineError(f"cannot start Ray: {_first_line(exc)}") from None
     try:
         yield ray
     finally:

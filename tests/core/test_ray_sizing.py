@@ -99,3 +99,22 @@ def test_the_default_local_instance_finishes_on_this_machine(tiny_model_path: Pa
         assert got["maps"].shape == (6, 64, 64) and np.array_equal(got["maps"], want["maps"])
     # Ray Data's progress and "execution finished" lines stay out of the command's output.
     assert "Dataset" not in proc.stderr and "Progress bars" not in proc.stderr
+
+
+def test_an_address_that_answers_but_is_not_ray_is_one_line(tiny_model_path: Path, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as srv:  # accepts connections, never speaks: ray.init alone would retry for minutes
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(8)
+        port = srv.getsockname()[1]
+        code = ("import sys, patchcore_gui.core.ray_cluster as rc; rc.JOIN_TIMEOUT_S = 3.0\n"
+                "from patchcore_gui.cli import main\n"
+                "sys.exit(main(sys.argv[1:]))")
+        proc = subprocess.run([sys.executable, "-c", code, "predict", "--model", str(tiny_model_path),
+                               "--images", str(tmp_path), "--engine", "ray", "--ray-address", f"127.0.0.1:{port}",
+                               "--quiet"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    ours = [line for line in proc.stderr.splitlines() if line.startswith("patchcore: error:")]
+    assert ours == [f"patchcore: error: no Ray cluster answered at 127.0.0.1:{port} within 3 s (something "
+                    "listens there, but not a Ray head; check the address and port)"]
