@@ -24,6 +24,7 @@ BENCHMARKS: list[tuple[str, list[str], int]] = [
     ("bench_official_coreset.py", ["--rows", "8000", "--picks", "10", "--synthetic", "--check"], 600),
     ("bench_predict.py", ["--images", "4", "--batch-size", "2", "--bank", "2048", "--rounds", "1"], 900),
     ("bench_report.py", ["--images", "20", "--size", "64"], 600),
+    ("bench_drift.py", ["--sizes", "1000", "100000", "--rounds", "2"], 300),
     ("bench_memory.py", ["--images", "1000", "--batch-size", "64"], 900),
     ("bench_gui_threshold.py", ["--rows", "5000", "--moves", "5"], 600),
     ("bench_million_rows.py", ["--rows", "5000", "--moves", "5"], 600),
