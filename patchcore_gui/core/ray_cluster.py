@@ -44,6 +44,7 @@ class RayOptions:
     gpus_per_worker: float = 0.0
     cpus_per_worker: float = 1.0
     num_cpus: int | None = None  # a local instance's CPUs (None: this machine's)
+    threads: int | None = None  # torch threads per replica (None: see plan_cluster)
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,9 @@ def plan_cluster(ray: Any, options: RayOptions) -> ClusterPlan:
         spare = max(1, int((cpus - cpw) // cpw))
         workers = max(1, min(fits, spare))
     threads = int(cpw)
-    if not options.address and len(nodes) == 1:
+    if options.threads:
+        threads = int(options.threads)
+    elif not options.address and len(nodes) == 1:
         # A local instance: the actors share this machine's cores between them.
         threads = max(1, int(cpus // workers))
     return ClusterPlan(workers, cpw, gpw, max(1, threads), cpus, gpus, len(nodes))

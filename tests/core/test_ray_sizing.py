@@ -46,6 +46,10 @@ def test_default_leaves_a_cpu_free_and_a_lone_local_actor_gets_every_core() -> N
 def test_an_existing_cluster_keeps_one_thread_per_reserved_cpu() -> None:
     plan = plan_cluster(FakeRay({"CPU": 8.0}, {"CPU": 8.0}), RayOptions(address="head:6379"))
     assert (plan.workers, plan.threads, plan.nodes, plan.cluster_cpus) == (15, 1, 2, 16.0)
+    # --cpus-per-worker 2: two CPUs reserved and two torch threads each (a local run's arithmetic).
+    plan = plan_cluster(FakeRay({"CPU": 8.0}, {"CPU": 8.0}),
+                        RayOptions(address="head:6379", cpus_per_worker=2.0, threads=2))
+    assert (plan.workers, plan.threads) == (7, 2)
 
 
 def test_gpu_workers_are_sized_by_gpus_per_node() -> None:
