@@ -48,19 +48,34 @@ def ensure_demo(
     if model_path.exists() and not rebuild:
         try:
             cached = PatchCoreModel.load(model_path, device="cpu")
-            if cached.metadata.get("bn_warmup") == "official":
+            stale = _why_stale(cached, model_path, data_root)
+            if not stale:
                 return model_path, data_root / "test"
-            # Cached by a version before the official BatchNorm warm-up: the demo should
-            # show what training gives today, so it is trained again.
+            # The demo should show what training gives today, so it is trained again.
             if log:
-                log("cached demo model predates the BatchNorm warm-up; training it again")
+                log(f"cached demo model {stale}; training it again")
         except ModelFileError as exc:
             if log:
                 log(f"cached demo model unusable ({exc}); training it again")
     if log:
         log(f"training the demo model ({DEMO_BACKBONE}) into {model_path} ...")
     paths = sorted((data_root / "train" / "good").glob("*.png"))
-    model = train_model(paths, TrainConfig(backbone=DEMO_BACKBONE, coreset=0.1, holdout=0.1), device=device,
+    model = train_model(paths, TrainConfig(backbone=DEMO_BACKBONE, coreset=0.1), device=device,
                         source=str(data_root), cancel=cancel, progress=progress)
     model.save(model_path)
     return model_path, data_root / "test"
+
+
+def _why_stale(cached: object, model_path: Path, data_root: Path) -> str:
+    """Why a cached demo model must be trained again ("" when it is current)."""
+    from .demo_data import MARKER
+
+    meta = cached.metadata  # type: ignore[attr-defined]
+    if meta.get("bn_warmup") != "official":
+        return "predates the BatchNorm warm-up"
+    if cached.bank_source is None:  # type: ignore[attr-defined]
+        return "predates calibration from every training image"
+    marker = data_root / MARKER
+    if marker.exists() and marker.stat().st_mtime > model_path.stat().st_mtime:
+        return "is older than the demo data set (rebuilt since)"
+    return ""
