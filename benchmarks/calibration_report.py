@@ -129,13 +129,15 @@ def score(model: Any, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate(name: str, root: Path, rate: float, review_rate: float, device: str,
-             size: tuple[int, int] = (256, 224)) -> dict[str, Any]:
+             size: tuple[int, int] = (256, 224), build: bool = True) -> dict[str, Any]:
     from patchcore_gui.core import calibration
     from patchcore_gui.core.demo_data import build_demo_dataset
     from patchcore_gui.core.metrics import image_auroc
 
     source, n_train, n_good, n_bad = SETS[name]
-    if name.endswith("-grid"):
+    if not build:  # the folder as it is (an older checkout would rebuild it with its own generator)
+        n_train = len(list((root / "train" / "good").glob("*.png")))
+    elif name.endswith("-grid"):
         build_grid_set(root, source, n_train)
     else:
         build_demo_dataset(root, n_train=n_train, n_test_good=n_good, n_test_defect=n_bad, source=source)
@@ -198,6 +200,8 @@ def main() -> int:
     ap.add_argument("--size", type=int, nargs=2, default=(256, 224), metavar=("RESIZE", "CROP"),
                     help="resize and crop (default 256 224; 128 112 costs about a tenth)")
     ap.add_argument("--json", default=None, help="also write the rows as JSON")
+    ap.add_argument("--no-build", action="store_true",
+                    help="use the sets already in --work as they are (to run an older checkout on today's sets)")
     a = ap.parse_args()
     import torch
 
@@ -208,7 +212,7 @@ def main() -> int:
           f"{Path(patchcore_gui.__file__).parent}", flush=True)
     rows = []
     for name in a.sets:
-        row = evaluate(name, work / name, a.rate, a.review_rate, a.device, tuple(a.size))
+        row = evaluate(name, work / name, a.rate, a.review_rate, a.device, tuple(a.size), not a.no_build)
         rows.append(row)
         print(json.dumps({k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in row.items()}),
               flush=True)
