@@ -59,14 +59,6 @@ def _review_value(text: str | None) -> float | None:
     return _number("--review-from", text)
 
 
-def _fmt(v: Any) -> str:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return "none"
-    return "none" if math.isnan(f) else f"{f:.6g}"
-
-
 def new_thresholds(meta: dict[str, Any], args: argparse.Namespace) -> tuple[dict[str, float], dict[str, Any]]:
     """The values to set ({key: value}) and the metadata_with_threshold keywords (rule, source)."""
     from ..core.calibration import rate_estimate, rate_rule, review_for_rate
@@ -121,7 +113,7 @@ def new_thresholds(meta: dict[str, Any], args: argparse.Namespace) -> tuple[dict
 def handler(args: argparse.Namespace) -> int:
     """Check everything, then rewrite the model file once; print old -> new per value."""
     from ..core.modelfile import read_model_file, save_model_file
-    from ..core.thresholds import metadata_with_threshold
+    from ..core.thresholds import format_value, metadata_with_threshold
 
     tensors, meta = read_model_file(args.model)
     values, kw = new_thresholds(meta, args)
@@ -147,5 +139,5 @@ def handler(args: argparse.Namespace) -> int:
     names = {"image": "image threshold", "review_from": "review from", "pixel": "pixel threshold"}
     for key in ("image", "review_from", "pixel"):
         if key in values:
-            print(f"{names[key]}: {_fmt(old.get(key, math.nan))} -> {_fmt(th[key])}")
+            print(f"{names[key]}: {format_value(old.get(key, math.nan))} -> {format_value(th[key])}")
     return EXIT_OK

@@ -110,7 +110,7 @@ def history_lines(metadata: dict[str, Any], last: int = 3) -> list[str]:
     out = []
     for e in metadata.get("threshold", {}).get("history", [])[-last:]:
         changes = ", ".join(
-            f"{key.replace('_', ' ')} {_fmt(e.get('old_' + key))} -> {_fmt(e[key])}"
+            f"{key.replace('_', ' ')} {format_value(e.get('old_' + key))} -> {format_value(e[key])}"
             for key in THRESHOLD_KEYS if key in e
         )
         note = f" ({e['note']})" if e.get("note") else ""
@@ -136,7 +136,8 @@ def threshold_summary(metadata: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _fmt(v: Any) -> str:
+def format_value(v: Any) -> str:
+    """A threshold value for people: 6 significant digits, "none" for NaN or a missing value."""
     try:
         f = float(v)
     except (TypeError, ValueError):
