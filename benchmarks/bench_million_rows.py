@@ -137,9 +137,7 @@ def open_in_window(window: Any, path: Path) -> dict[str, float]:
     from patchcore_gui.qt import run_loading
 
     steps = StepTimer()
-    steps.wrap(run_file.RunFile, "image_set", "image list (RunFile.image_set)")
-    steps.wrap(run_file.RunFile, "columns", "score columns (RunFile.columns)")
-    steps.wrap(run_file.RunFile, "errors", "error texts (RunFile.errors)")
+    steps.wrap(run_file.RunFile, "table", "image list, scores, errors (RunFile.table: one pass)")
     steps.wrap(result_table.ResultTable, "__init__", "ResultTable(image_set)")
     steps.wrap(result_table.ResultTable, "restore", "grids + restore (iter_grids)")
     steps.wrap(run_loading, "run_model", "the run's model")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,13 +193,18 @@ def list_images(root: str | Path) -> list[Path]:
 
 @dataclass(frozen=True, eq=False)  # eq=False: field-wise == on an ndarray is ambiguous
 class ImageSet:
-    """A list of images with whatever ground truth the folder layout provides."""
+    """A list of images with whatever ground truth the folder layout provides.
+
+    ``paths`` (and ``mask_paths``) is a list of ``Path``, or for large runs read back from
+    a run file a ``core.path_list.PathList``: the same ``Sequence[Path]`` over strings,
+    which makes a ``Path`` only for the items asked for.
+    """
 
     root: Path
-    paths: list[Path]
+    paths: Sequence[Path]
     #: int8 per image: 0 good, 1 defect, -1 unknown.
     labels: np.ndarray
-    mask_paths: list[Path | None]
+    mask_paths: Sequence[Path | None]
     #: "good", a defect type name, or "" when unknown.
     defect_types: list[str]
     #: "folder" or "mvtec".
@@ -219,6 +224,12 @@ class ImageSet:
     def has_labels(self) -> bool:
         """True when at least one image has a known good/defect label."""
         return bool(np.any(self.labels >= 0))
+
+    @property
+    def mask_count(self) -> int:
+        """Number of images with a mask file (a run file's list is counted without a Path each)."""
+        masks = getattr(self.mask_paths, "strings", self.mask_paths)
+        return len(masks) - (masks.count(None) if isinstance(masks, list) else sum(m is None for m in masks))
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -10,11 +10,14 @@ rebuilt for the image on screen.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import overload
 
 import numpy as np
 
 from .datasets import ImageSet
+from .path_list import path_strings
 from .verdict import CODE_NG, CODE_NONE, CODE_OK, CODE_REVIEW, ng_mask, verdict_codes
 from .verdict import review_mask as band_mask  # not ResultTable.review_mask (the operator's review)
 
@@ -42,17 +45,18 @@ class ResultTable:
         self.image_set = image_set
         n = len(image_set.paths)
         self.size = n
-        self.paths: list[str] = [os.fspath(p) for p in image_set.paths]
-        self.names: list[str] = _display_names(self.paths)
-        self.names_lower: list[str] = [s.lower() for s in self.names]
-        #: Rank of each name in sorted order: sorting by name is then an int argsort.
-        self.name_rank = np.empty(n, dtype=np.int64)
-        self.name_rank[np.argsort(np.array(self.names_lower, dtype=object), kind="stable")] = np.arange(n)
+        # A run file's PathList hands over its strings as they are: no Path, no copy.
+        self.paths: list[str] = path_strings(image_set.paths)
+        #: Names relative to the images' common folder, made per row when asked.
+        self.names: Sequence[str] = NameList(self.paths)
+        self._names_lower: list[str] | None = None
+        self._name_rank: np.ndarray | None = None
         self.labels = np.asarray(image_set.labels, dtype=np.int8)
         # Asked on every threshold move; the labels come with the folder and stay.
         self._has_labels = bool(np.any(self.labels >= 0))
         self.types: list[str] = list(image_set.defect_types)
-        self.mask_paths = list(image_set.mask_paths)
+        # Not copied into a list: a run file's OptionalPathList makes a Path per item asked.
+        self.mask_paths: Sequence[Path | None] = image_set.mask_paths
         self.scores = np.full(n, np.nan, dtype=np.float32)
         self.done = np.zeros(n, dtype=bool)
         self.errors: dict[int, str] = {}
@@ -68,13 +72,24 @@ class ResultTable:
         self.grid_loader: Callable[[int], np.ndarray | None] | None = None
         self._lazy: np.ndarray | None = None
         #: Truth sort key: good < each defect type (alphabetical) < unknown.
-        kinds = sorted({t for t, lab in zip(self.types, self.labels, strict=True) if lab > 0})
-        rank = {t: i + 1 for i, t in enumerate(kinds)}
-        self.truth_rank = np.array(
-            [0 if lab == 0 else (rank.get(t, len(kinds) + 1) if lab > 0 else len(kinds) + 2)
-             for t, lab in zip(self.types, self.labels, strict=True)],
-            dtype=np.int64,
-        )
+        self.truth_rank = _truth_rank(self.types, self.labels)
+
+    @property
+    def names_lower(self) -> list[str]:
+        """Lower-case names for the search, made on the first search."""
+        if self._names_lower is None:
+            self._names_lower = [s.lower() for s in self.names]
+        return self._names_lower
+
+    @property
+    def name_rank(self) -> np.ndarray:
+        """Rank of each name in sorted (case-insensitive) order: sorting by name is then an
+        int argsort. Made on the first sort by name (~1 s at 1,000,000 rows), not at open."""
+        if self._name_rank is None:
+            rank = np.empty(self.size, dtype=np.int64)
+            rank[np.argsort(np.array(self.names_lower, dtype=object), kind="stable")] = np.arange(self.size)
+            self._name_rank = rank
+        return self._name_rank
 
     # ------------------------------------------------------------------ filling
     @property
@@ -226,18 +241,58 @@ class ResultTable:
         return self.scores[rows], self.labels[rows]
 
 
-def _display_names(paths: list[str]) -> list[str]:
-    """Names relative to the images' common folder ("crack/000.png"), for the table.
+class NameList(Sequence[str]):
+    """Paths shown relative to their common folder ("crack/000.png"), sliced per item asked.
 
-    Plain string slicing: ``Path.relative_to`` took ~1 s for 100k paths.
+    Plain string slicing (``Path.relative_to`` took ~1 s for 100k paths), and only for the
+    rows shown, searched or exported: a 1,000,000-row run opens without making a name.
     """
-    if not paths:
-        return []
-    # The common prefix of the smallest and largest string is that of all of them;
-    # cut back to a folder boundary.
-    prefix = os.path.commonprefix([min(paths), max(paths)])
-    cut = prefix.rfind(os.sep) + 1
-    names = [p[cut:] for p in paths]
-    if os.sep != "/":
-        names = [n.replace(os.sep, "/") for n in names]
-    return names
+
+    __slots__ = ("_cut", "_paths")
+
+    def __init__(self, paths: list[str]) -> None:
+        self._paths = paths
+        # The common prefix of the smallest and largest string is that of all of them;
+        # cut back to a folder boundary.
+        prefix = os.path.commonprefix([min(paths), max(paths)]) if paths else ""
+        self._cut = prefix.rfind(os.sep) + 1
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self._name(p) for p in self._paths[i]]
+        return self._name(self._paths[i])
+
+    def __iter__(self) -> Iterator[str]:
+        return map(self._name, self._paths)
+
+    def _name(self, path: str) -> str:
+        name = path[self._cut:]
+        return name.replace(os.sep, "/") if os.sep != "/" else name
+
+
+def _truth_rank(types: list[str], labels: np.ndarray) -> np.ndarray:
+    """Truth sort key per image: 0 good, 1.. each defect type in alphabetical order, then unknown.
+
+    Vectorised over a code per distinct type (a dict lookup per row, in C): the per-row
+    Python expression took ~0.5 s at 1,000,000 rows.
+    """
+    n = len(types)
+    distinct = list(dict.fromkeys(types))
+    code = np.fromiter(map({t: k for k, t in enumerate(distinct)}.__getitem__, types), dtype=np.int64, count=n)
+    defect = labels > 0
+    kinds = sorted({distinct[k] for k in np.unique(code[defect]).tolist()})
+    rank = {t: i + 1 for i, t in enumerate(kinds)}
+    rank_of_code = np.array([rank.get(t, len(kinds) + 1) for t in distinct] or [0], dtype=np.int64)
+    out = np.full(n, len(kinds) + 2, dtype=np.int64)  # unknown
+    out[labels == 0] = 0
+    out[defect] = rank_of_code[code[defect]]
+    return out

@@ -82,6 +82,7 @@ from .run_file_format import (
     file_sha256,
     now_iso,
 )
+from .run_file_read import RunTable, decode_paths, read_table
 from .run_file_review import RunFileReview
 
 if TYPE_CHECKING:
@@ -337,7 +338,7 @@ class RunFile(RunFileReview):
         return {
             "index": np.fromiter(cols[0], dtype=np.int64, count=n),
             "done": np.fromiter(cols[1], dtype=bool, count=n),
-            "score": np.array([np.nan if s is None else s for s in cols[2]], dtype=np.float32).reshape(n),
+            "score": np.array(cols[2], dtype=np.float64).astype(np.float32).reshape(n),  # None -> NaN
             "error": np.fromiter(cols[3], dtype=bool, count=n),
             "label": np.fromiter(cols[4], dtype=np.int8, count=n),
             "operator": np.fromiter((code.get(v, 0) for v in cols[5]), dtype=np.int8, count=n),
@@ -347,7 +348,8 @@ class RunFile(RunFileReview):
 
     def paths(self) -> list[str]:
         """Image paths as ``str`` (``os.fsdecode``: non-UTF-8 bytes survive as surrogates)."""
-        return [os.fsdecode(r[0]) for r in self._query("SELECT path FROM images ORDER BY idx")]
+        rows = self._query("SELECT path FROM images ORDER BY idx")
+        return decode_paths([r[0] for r in rows])
 
     def display_names(self) -> list[str]:
         """Image paths for display (undecodable bytes shown as U+FFFD)."""
@@ -381,13 +383,15 @@ class RunFile(RunFileReview):
                 yield i, None if blob is None else np.frombuffer(blob, dtype="<f2").reshape(h, w).astype(np.float16)
 
     def image_set(self) -> ImageSet:
-        """The run's images as an ``ImageSet`` in the stored order (indices match)."""
-        rows = self._query("SELECT path, label, mask_path, defect_type FROM images ORDER BY idx")
-        return ImageSet(
-            root=Path(self._meta.get("folder", "")),
-            paths=[Path(os.fsdecode(r[0])) for r in rows],
-            labels=np.array([r[1] for r in rows], dtype=np.int8),
-            mask_paths=[None if r[2] is None else Path(os.fsdecode(r[2])) for r in rows],
-            defect_types=[r[3] for r in rows],
-            layout=str(self._meta.get("layout", "folder")),
-        )
+        """The run's images as an ``ImageSet`` in the stored order (indices match).
+
+        Its ``paths`` is a ``PathList``: ``Path`` objects are made for the items asked for.
+        """
+        return self.table().image_set
+
+    def table(self) -> RunTable:
+        """Images, scores, operator verdicts and errors in one pass over the file (``run_file_read``)."""
+        with self._mutex:
+            if self._conn is None:
+                raise RunFileError("run file is closed")
+            return read_table(self._conn, self._meta)

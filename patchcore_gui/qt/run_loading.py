@@ -99,9 +99,10 @@ def load_run(path: str | os.PathLike[str], current: PatchCoreModel | None) -> Lo
 
     Raises RunFileError (not a run file...) or another exception with the store closed.
     """
-    # A million rows' Path objects and columns would set off dozens of full collections
-    # while they are built (half the 1,000,000-row open, issue 15); nothing made here is
-    # garbage, and the caller freezes it all afterwards (gc_freeze.settle).
+    # Reading a million rows makes millions of short-lived row tuples, each a tracked
+    # container: with the collector on they set off collections that walk everything
+    # alive (once half the 1,000,000-row open, issue 15). Nothing made here is cyclic
+    # garbage, and the caller freezes what stays afterwards (gc_freeze.settle).
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -115,12 +116,14 @@ def _load_run(path: str | os.PathLike[str], current: PatchCoreModel | None) -> L
     store, note = open_run_file(path)
     try:
         meta = store.meta
-        image_set = store.image_set()
-        cols = store.columns()
+        # One pass over the file for everything the table shows: each pass walks every
+        # row's grid too (2 GB at 1,000,000 rows), ~0.5 s each.
+        table = store.table()
+        image_set = table.image_set
         results = ResultTable(image_set)
         # Grids are read from the file when an image is shown, not all at open: a cluster
         # run of 1,000,000 images would wait for and hold 1.5 GB of them (issue 15).
-        results.restore(cols["done"], cols["score"], store.errors(), cols["operator"], (),
+        results.restore(table.done, table.score, table.errors, table.operator, (),
                         grid_loader=grid_reader(store))
         model, model_note = run_model(meta, current)
         summary = dict(meta.get("model_summary") or {})

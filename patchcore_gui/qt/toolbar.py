@@ -186,8 +186,7 @@ class MainToolBar(QToolBar):
 
     def set_folder(self, path: Path, image_set: ImageSet) -> None:
         """Name the open folder and its image count (known before any run)."""
-        n_masks = sum(m is not None for m in image_set.mask_paths)
-        gt = f" · ground truth ({n_masks} masks)" if image_set.has_labels else ""
+        gt = f" · ground truth ({image_set.mask_count} masks)" if image_set.has_labels else ""
         self.folder_label.setText(f"{path.name}: {len(image_set):,} images{gt}")
         self.folder_label.setToolTip(str(path))
 
