@@ -36,7 +36,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .bf16_search import Bf16CandidateSearch
 from .knn import blocked_knn, torch_knn
+from .precision import cpu_has_native_bf16
 
 #: Bound-matrix elements per query block: about 13 MB of float32 on the CPU (cache
 #: sized); on a GPU memory bandwidth is plentiful, so blocks are much larger.
@@ -105,6 +107,11 @@ class ReducedBoundSearch:
         self._vecs = vecs.flip(1)  # (D, D) float64, largest variance first
         self.auto_rank = rank is None
         self.exact_only = False
+        # Fast mode on a CPU with native bfloat16 (AMX / AVX512_BF16): where the bound does
+        # not pay, candidates come from a bfloat16 product instead of the float32 one
+        # (``bf16_search``; same exact re-scoring). Built on first use.
+        self.use_bf16 = not self.exact and self.device.type == "cpu" and cpu_has_native_bf16()
+        self._bf16: Bf16CandidateSearch | None = None
         per_block = _GPU_BLOCK_ELEMENTS if self.device.type == "cuda" else _CPU_BLOCK_ELEMENTS
         self.block = max(16, per_block // max(1, self.size))
         #: A query with more rows than this left below its bound is searched exactly instead.
@@ -309,6 +316,15 @@ class ReducedBoundSearch:
         """Every query searched exactly (the bound is too loose for this bank)."""
         self.last_second_pass = self.last_misses = 0
         self.last_exact_fallbacks = int(q.shape[0])
+        if self.use_bf16 and k == 1:
+            if self._bf16 is None:
+                self._bf16 = Bf16CandidateSearch(self.bank)
+                self.backend = "reduced-bf16"
+            d, i = self._bf16.search(q)
+            if self._bf16.last_fallbacks * 4 > q.shape[0]:
+                # Windows too wide for these features: the float32 search is cheaper.
+                self.use_bf16, self.backend = False, "reduced-exact"
+            return d, i
         if self.device.type == "cpu":
             # The blocked search is faster than torch_knn's product + top-k on the CPU.
             d, i = blocked_knn(q, self.bank.contiguous(), k, self.bank_sq)

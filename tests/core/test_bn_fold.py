@@ -52,7 +52,7 @@ def test_folding_removes_every_batch_norm_and_keeps_the_features() -> None:
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_untraceable_or_bn_free_backbones_are_left_alone() -> None:
+def test_untraceable_modules_fold_child_by_child_and_a_wrong_guess_is_rejected() -> None:
     class Branchy(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -63,10 +63,56 @@ def test_untraceable_or_bn_free_backbones_are_left_alone() -> None:
             y = self.bn(self.conv(x))
             return y if float(y.mean()) > 0 else -y  # data-dependent: fx cannot trace it
 
-    assert fold_batchnorm(Branchy().eval()) is None
+    class BnFirst(Branchy):
+        """Registered conv, bn, but run bn -> conv: adjacency is not data flow here."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3)
+            self.bn = nn.BatchNorm2d(3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.conv(self.bn(x))
+            return y if float(y.mean()) > 0 else -y
+
+    def randomised(m: nn.Module) -> nn.Module:
+        g = torch.Generator().manual_seed(3)
+        for bn in (mod for mod in m.modules() if isinstance(mod, nn.BatchNorm2d)):
+            n = bn.num_features
+            bn.running_mean.copy_(torch.randn(n, generator=g))
+            bn.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            bn.weight.data.copy_(torch.randn(n, generator=g))
+            bn.bias.data.copy_(torch.randn(n, generator=g))
+        return m.eval()
+
+    branchy = randomised(Branchy())
+    folded = fold_batchnorm(branchy)
+    assert folded is not None and _bn_count(folded) == 0
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), branchy(x), rtol=1e-5, atol=1e-5)
+    # Folding the bn into the conv that runs *after* it changes the output: rejected.
+    assert fold_batchnorm(randomised(BnFirst()), probe_size=16) is None
     assert fold_batchnorm(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())) is None
-    # timm's EfficientNet keeps its activation inside the batch norm: not folded.
-    assert fold_batchnorm(FeatureExtractor("efficientnet_lite0", ["blocks.2", "blocks.4"])) is None
+
+
+def test_timm_efficientnet_folds_keeping_the_activation_its_batch_norms_carry() -> None:
+    torch.manual_seed(5)
+    ext = FeatureExtractor("efficientnet_lite0", ["blocks.2", "blocks.4"]).eval()
+    for bn in (m for m in ext.modules() if isinstance(m, nn.BatchNorm2d)):
+        bn.running_mean.uniform_(-0.5, 0.5)
+        bn.running_var.uniform_(0.5, 2.0)
+    folded = fold_batchnorm(ext)
+    assert folded is not None and _bn_count(ext) > 10 and _bn_count(folded) == 0
+    # ReLU6 inside timm's BatchNormAct2d survives the fold (as a module of its own).
+    assert sum(isinstance(m, nn.ReLU6) for m in folded.modules()) == sum(
+        isinstance(m, nn.ReLU6) for m in ext.modules())
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        want, got = ext(x), folded(x)
+    for k in want:
+        rel = float((want[k] - got[k]).abs().max() / want[k].abs().max())
+        assert 0 <= rel < 1e-5
 
 
 def test_fast_path_uses_the_folded_backbone_and_saves_the_original(tmp_path: Path) -> None:
