@@ -138,8 +138,8 @@ def end_to_end(model: object, paths: list[Path], batch: int) -> tuple[float, flo
 
 def stages(model: object, paths: list[Path], batch: int) -> dict[str, tuple[float, float]]:
     """(wall, CPU) seconds per image of each stage of the model's path, each timed alone."""
-    from patchcore_gui.core.datasets import ImageDataset
     from patchcore_gui.core.features import embed
+    from patchcore_gui.core.image_dataset import ImageDataset
 
     m = model
     n = len(paths)
