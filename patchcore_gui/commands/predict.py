@@ -35,6 +35,7 @@ from .predict_ray import (
     driver_model_args,
     engine_kwargs,
     is_ray,
+    list_images_for,
 )
 
 
@@ -42,7 +43,7 @@ def register(subparsers: Any) -> None:
     """Add the ``predict`` sub-command."""
     pr = subparsers.add_parser("predict", help="score every image in a folder")
     pr.add_argument("--model", default=None, help="model file (required unless --resume)")
-    pr.add_argument("--images", default=None, help="folder of images (recursive; required unless --resume)")
+    pr.add_argument("--images", default=None, help="folder of images (recursive), or a URI pyarrow reads (s3://, gs://, hdfs://, file://...); required unless --resume")
     pr.add_argument("--output", default=None, help="CSV file to write (default: standard output)")
     pr.add_argument("--maps-out", default=None, help=".npz with paths and (N, crop, crop) float32 maps")
     pr.add_argument("--run", default=None, metavar="FILE",
@@ -155,7 +156,6 @@ def _maps(model: Any, grids: Any) -> Iterator[np.ndarray]:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from ..core.datasets import list_images_with_truth
     from ..core.verdict import ng_mask, review_mask
     from ..reports.predict_output import results_csv, write_maps_npz
 
@@ -169,9 +169,9 @@ def _predict(args: argparse.Namespace) -> int:
     if not resume:  # a run file records the ground truth the folder layout gives
         # With the ground truth the layout gives, also without a run file: the drift
         # check leaves images labelled defective out (an MVTec test folder is mostly defects).
-        image_set = list_images_with_truth(args.images)
+        image_set = list_images_for(args.images)  # a folder, or a URI (core/uri_listing.py)
     t0 = time.perf_counter()
-    with engine_kwargs(args) as engine:  # {} for the local engine; Ray runs inside the block
+    with engine_kwargs(args) as engine:  # the engine's scorer; Ray runs inside the block
         if run_file:
             paths, scores, errors, grids, thr, rf = _predict_into_run(model, image_set, args, run_file, resume,
                                                                       engine)

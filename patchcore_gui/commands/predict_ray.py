@@ -5,16 +5,25 @@ The local engine stays the default and the code path it always was; with
 (a local Ray instance started inside the command, or ``--ray-address``), writing the
 same CSV, run file and maps. The driver loads the model on its CPU only to describe the
 run (summary, thresholds, maps); the workers score.
+
+``--images`` is a local folder or a URI any of pyarrow's file systems read (``s3://``,
+``gs://``, ``hdfs://``, ``file://``...; ``core/uri_listing.py``), with either engine:
+the local engine fetches a URI listing's images a batch at a time
+(``core/uri_scoring.py``), the Ray replicas each fetch their own.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .common import CliError, positive_int
+
+if TYPE_CHECKING:
+    from ..core.datasets import ImageSet
 
 ENGINES = ("local", "ray")
 
@@ -85,15 +94,39 @@ def driver_model_args(args: argparse.Namespace, resume: bool) -> tuple[str, str 
     return "cpu", precision
 
 
+def list_images_for(images: str) -> ImageSet:
+    """The images ``predict --images`` names: a local folder (with the ground truth its layout
+    gives) or a URI's folder (no ground truth: a note says so when it looks labelled)."""
+    from ..core.datasets import list_images_with_truth
+    from ..core.uri_listing import is_uri, list_uri_images
+
+    if not is_uri(images):
+        return list_images_with_truth(images)
+    try:
+        image_set, labelled = list_uri_images(images)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise CliError(str(exc)) from None
+    except ValueError as exc:
+        raise CliError(f"cannot list {images}: {exc}") from None
+    if labelled:
+        print("note: ground truth from folder layouts (test/good, test/<defect>) is read from local folders "
+              "only; these images are scored without labels", file=sys.stderr)
+    return image_set
+
+
 @contextlib.contextmanager
 def engine_kwargs(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Keyword arguments for ``predict_into_run`` / ``score_images``: {} for the local engine.
+    """Keyword arguments for ``predict_into_run`` / ``score_images``.
 
-    For Ray: a connected scorer (Ray started or joined for the block, stopped after),
-    the workers' device and the settings a run file records.
+    Local engine: its scorer, ``iter_predict`` itself for local paths, reading URIs a
+    batch at a time (``uri_scoring.uri_iter_predict``). Ray: a connected scorer (Ray
+    started or joined for the block, stopped after), the workers' device and the
+    settings a run file records.
     """
     if not is_ray(args):
-        yield {}
+        from ..core.uri_scoring import uri_iter_predict
+
+        yield {"scorer": uri_iter_predict}
         return
     from ..core.ray_engine import RayEngineError, RayOptions, ray_scorer
 

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .datasets import ImageSet
-from .ray_actors import ModelReplica, is_uri
+from .ray_actors import ModelReplica
 from .ray_cluster import ClusterPlan, RayEngineError, RayOptions, plan_cluster, ray_running
 from .results import BatchResult
+from .uri_listing import is_uri, path_texts
 
 if TYPE_CHECKING:
     from .model import PatchCoreModel
@@ -101,7 +102,7 @@ class RayScorer:
         import ray.data
 
         if isinstance(images, ImageSet):
-            paths = [str(p) for p in images.paths]
+            paths = path_texts(images.paths)  # URIs intact (a run file's PathList hands its strings)
             labels = images.labels
         else:
             paths = [os.fspath(p) for p in images]

@@ -28,6 +28,7 @@ from .run_file_format import (
     nan_none,
     now_iso,
 )
+from .uri_listing import is_uri, stored_path
 
 if TYPE_CHECKING:
     from .model import PatchCoreModel
@@ -63,7 +64,7 @@ def write_new_run_file(target: Path, model: PatchCoreModel, image_set: ImageSet,
         "model_sha256": model_sha256,
         "model_summary": model.summary(),
         "model_metadata": model.metadata,
-        "folder": os.fspath(Path(image_set.root).resolve()),
+        "folder": str(image_set.root) if is_uri(str(image_set.root)) else os.fspath(Path(image_set.root).resolve()),
         "layout": image_set.layout,
         "settings": dict(settings),
         "image_threshold": model.image_threshold,
@@ -102,6 +103,6 @@ def _image_rows(image_set: ImageSet) -> Iterator[tuple[Any, ...]]:
     for i, (p, lab, typ, mask) in enumerate(zip(
         image_set.paths, image_set.labels.tolist(), image_set.defect_types, image_set.mask_paths, strict=True
     )):
-        raw = os.fsencode(os.path.abspath(p))  # a report or resume may run from another folder
+        raw = os.fsencode(stored_path(p))  # absolute (a report or resume may run elsewhere); URIs as given
         yield (i, raw, display(raw), int(lab), str(typ),
                None if mask is None else os.fsencode(os.path.abspath(mask)))
