@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -276,12 +275,11 @@ class ResultsPanel(QWidget):
     def fit_number_columns(self) -> None:
         """Widen the Score / Norm. columns to their widest number (never shown elided)."""
         st, t = self.model.store, self.model.threshold
-        scores = st.scored()[0] if st is not None and st.count else np.empty(0)
-        scores = scores[np.isfinite(scores)]
-        if not len(scores):
+        extent = st.finite_score_range() if st is not None and st.count else None  # kept between moves
+        if extent is None:
             return
-        big = float(np.abs(scores).max())
-        texts = {COL_SCORE: f"-{big:.3f}" if scores.min() < 0 else f"{big:.3f}"}
+        big = max(abs(extent[0]), abs(extent[1]))
+        texts = {COL_SCORE: f"-{big:.3f}" if extent[0] < 0 else f"{big:.3f}"}
         if t > 0 and t != float("inf"):
             texts[COL_NORM] = f"{big / t:.3f}"
         fm = self.view.fontMetrics()
