@@ -241,6 +241,31 @@ def test_a_killed_driver_resumes_without_redoing_scored_images(
         assert [s["resume"] for s in rf.meta["sessions"]] == [False, True]
 
 
+def test_a_uri_folder_scores_and_resumes_with_its_uris(cluster: Cluster, tiny_model_path: Path, folder: Path,
+                                                      local_ref: dict, tmp_path: Path) -> None:
+    """--images file://... (pyarrow's LocalFileSystem, as s3:// goes through S3's): the replicas fetch
+    the images, the run file and the CSV keep the URIs, and a resume reads them back intact."""
+    from urllib.parse import unquote, urlsplit
+
+    from patchcore_gui.core.uri_listing import list_uri_images
+
+    image_set, _ = list_uri_images(folder.as_uri())
+    model = PatchCoreModel.load(tiny_model_path, device="cpu")
+    run, stop = tmp_path / "uri.pcrun", threading.Event()
+    plan = plan_cluster(ray, RayOptions(address=cluster.address, workers=1))
+    part = predict_into_run(model, image_set, run, batch_size=2, scorer=RayScorer(ray, plan, "cpu"), cancel=stop,
+                            on_batch=lambda r: stop.set(), grid_dtype=np.float32)
+    assert part.status == "cancelled" and 0 < part.done < N_IMAGES
+    assert main(["predict", "--run", str(run), "--resume", "--quiet", "--output", str(tmp_path / "uri.csv"),
+                 *_ray_args(cluster, "--workers", "2")]) == 0
+    rows = [r.split(",") for r in (tmp_path / "uri.csv").read_text().splitlines()]
+    assert all(r[0].startswith("file:///") for r in rows[1:])
+    as_paths = "\n".join(",".join([unquote(urlsplit(r[0]).path) if k else r[0], *r[1:]]) for k, r in enumerate(rows))
+    _same_csv(as_paths, local_ref["csv"])  # same scores, verdicts and error rows as the local folder
+    with RunFile.open(run, readonly=True) as rf:
+        assert rf.status == "finished" and rf.paths() == [str(p) for p in image_set.paths]
+
+
 # --------------------------------------------------------------------------- refusals, one line each
 
 
