@@ -87,10 +87,13 @@ class ResultTable:
     @property
     def name_rank(self) -> np.ndarray:
         """Rank of each name in sorted (case-insensitive) order: sorting by name is then an
-        int argsort. Made on the first sort by name (~1 s at 1,000,000 rows), not at open."""
+        int argsort. Made on the first sort by name (~1.3 s at 1,000,000 rows), not at open."""
         if self._name_rank is None:
+            low = self.names_lower
             rank = np.empty(self.size, dtype=np.int64)
-            rank[np.argsort(np.array(self.names_lower, dtype=object), kind="stable")] = np.arange(self.size)
+            # Python's (stable) sort on the strings: 2.5 x faster than numpy's object argsort,
+            # and no fixed-width copy ('U' dtype: 4 bytes x the longest name, per row).
+            rank[np.array(sorted(range(self.size), key=low.__getitem__), dtype=np.int64)] = np.arange(self.size)
             self._name_rank = rank
         return self._name_rank
 

@@ -12,6 +12,7 @@ row except the path strings, so the garbage collector has O(1) objects to track 
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -66,7 +67,22 @@ def decode_paths(blobs: Sequence[bytes]) -> list[str]:
 
 
 def read_table(conn: sqlite3.Connection, meta: dict[str, Any]) -> RunTable:
-    """Read the ``images`` table of an open run file in one pass (the caller holds its lock)."""
+    """Read the ``images`` table of an open run file in one pass (the caller holds its lock).
+
+    The garbage collector is paused meanwhile: the row tuples SQLite hands over are tracked
+    objects, and the collections they set off each walk the growing path list (2.0 s with it
+    paused, 5.1-5.8 s without, at 1,000,000 rows). Nothing made here forms a cycle.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_table(conn, meta)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _read_table(conn: sqlite3.Connection, meta: dict[str, Any]) -> RunTable:
     # Two subqueries: SQLite answers MIN or MAX alone from the b-tree's ends, both in one
     # SELECT with a scan (0.9 s at 1,000,000 rows).
     lo, hi = conn.execute("SELECT (SELECT MIN(idx) FROM images), (SELECT MAX(idx) FROM images)").fetchone()
