@@ -17,7 +17,8 @@ import sqlite3
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
+from itertools import compress, repeat
+from operator import is_not
 from pathlib import Path
 from typing import Any
 
@@ -104,13 +105,14 @@ def _read_table(conn: sqlite3.Connection, meta: dict[str, Any]) -> RunTable:
             packed.append(np.array(pack_col, dtype=np.int16))
             scores.append(np.array(score_col, dtype=np.float64))  # None (not scored) -> NaN
             types += map(canon.setdefault, type_col, type_col)
-            if any(m is not None for m in mask_col):
+            # tuple.count and map run in C: a Python expression per row cost ~0.1 s per column.
+            if mask_col.count(None) != len(mask_col):
                 any_mask = True
                 masks += [None if m is None else decode_paths((m,))[0] for m in mask_col]
             else:
                 masks += mask_col
-            failed = [e is not None for e in err_col]
-            if any(failed):
+            if err_col.count(None) != len(err_col):
+                failed = list(map(is_not, err_col, repeat(None)))
                 at = compress(range(start, start + len(err_col)), failed)
                 errors.update(zip(at, compress(err_col, failed), strict=True))
     finally:
