@@ -18,7 +18,8 @@ API (Qt-free; the CLI and the GUI's worker share it)::
     store.threshold_log()                  # list of ThresholdChange
     store.set_operator_verdict(i, "NG", operator="ana")
     store.set_status("finished")
-    store.image_set()                      # the ImageSet to resume with (same indices)
+    store.image_set()                      # the ImageSet to resume with (same indices; paths a PathList)
+    store.table()                          # images, scores, verdicts, errors in one pass (the window's open)
     store.close()                          # or use it as a context manager
 
     RunFile.open(path)                    # for writing: takes the writer lock
