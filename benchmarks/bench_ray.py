@@ -1,47 +1,57 @@
-"""Images per second of the local engine and of ``--engine ray`` on the same folder, one machine
-(issue 15 point 7: Ray's overhead at 500+ images, and how it scales with workers).
+"""Images per second of ``patchcore predict`` with the local and the Ray engine on the same folder,
+one machine (issue 15 point 7: Ray's overhead at 500+ images, and how it scales with workers).
 
-Generates ``--images`` textured images (``--size`` px), trains an EfficientNet-Lite0
-model on 16 of them at ``--resize`` / ``--crop`` (small: the figures are about the
-engines, not the backbone), then scores the folder:
+Generates the largest ``--images`` count of textured images (``--size`` px), trains an
+EfficientNet-Lite0 model on 16 others at ``--resize`` / ``--crop``, then runs the whole
+command, as a user does, in a fresh process per run:
 
-- local: ``engine.iter_predict`` as ``patchcore predict`` runs it (prefetch thread, torch
-  on all cores);
-- ray, for each worker count: a local Ray instance (started once; its start-up is
-  printed apart), ``RayScorer`` as ``patchcore predict --engine ray`` runs it. Per run:
-  end to end (actor start and model load included), the time to the first result, and
-  the largest relative score difference from the local engine.
+    patchcore predict --model m.patchcore --images FOLDER --output out.csv --quiet [--engine ray --workers W]
 
-``--rounds`` repeats local and Ray runs interleaved and keeps the best of each: on a
-shared machine the load moves by 2x between runs.
+for each folder size (the first N images, hard links) and engine, interleaved round by
+round (on a shared machine the load moves by 2x between runs; a ratio is only read
+between runs of the same round). Per run:
 
-On a 2-core machine, workers 1 is the default (one actor with both cores for torch,
-one CPU reserved for Ray); workers 2 gives each actor one core.
+- end to end: the wall time of the command (process start, imports, model load,
+  listing, Ray start, scoring, Ray stop, CSV): what a user waits for;
+- once running: images per second from the two folder sizes' walls, (N2 - N1) / (wall2 -
+  wall1), where the fixed costs cancel; the fixed cost is then wall1 - N1 / that speed
+  (results arrive a block of up to 128 images at a time, so the time between the first
+  and the last result says little);
+- for Ray, where the start-up goes: ``import ray``, ``ray.init``, Ray Data start to the
+  first result (actor start, model load in the actor, first block) and ``ray.shutdown``;
+- the largest relative score difference from the local engine's CSV.
 
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_ray.py [--images 600] [--size 160]
-        [--resize 146] [--crop 128] [--batch-size 8] [--workers 1 2] [--rounds 2]
+The timings inside a run come from this script re-entered as a probe (``--probe``): it
+wraps the engine's scorer and Ray's init / shutdown with clocks and calls the CLI's
+``main`` in the same process; nothing else changes.
+
+    .venv/bin/python benchmarks/bench_ray.py [--images 500 1000] [--size 256] [--resize 256]
+        [--crop 224] [--workers 1 2] [--rounds 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+_T0 = time.perf_counter()
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 
 import numpy as np  # noqa: E402
 from machine import cpu_name  # noqa: E402
-from PIL import Image  # noqa: E402
 
 
 def make_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
     """``n`` textured RGB images (smooth noise and stripes), every 10th with a dark blot."""
+    from PIL import Image
+
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]
     paths = []
@@ -57,85 +67,188 @@ def make_images(folder: Path, n: int, size: int, seed: int = 0) -> list[Path]:
     return paths
 
 
+# --------------------------------------------------------------------------- the probe (child process)
+
+
+def probe(out: str, argv: list[str]) -> int:
+    """Run ``patchcore <argv>`` in this process with clocks on the scorer and Ray's start / stop."""
+    import contextlib
+
+    from patchcore_gui.cli import main
+    from patchcore_gui.commands import predict_ray
+    from patchcore_gui.core import ray_cluster
+
+    marks: dict[str, float] = {"imports": time.perf_counter() - _T0}
+    results: list[tuple[float, int]] = []
+
+    def now() -> float:
+        return time.perf_counter() - _T0
+
+    def timed(name: str, fn):  # noqa: ANN001, ANN202 - a thin clock around any callable
+        def call(*a, **k):  # noqa: ANN002, ANN003, ANN202
+            marks[name + " >"] = now()
+            try:
+                return fn(*a, **k)
+            finally:
+                marks[name + " <"] = now()
+        return call
+
+    real_import_ray = ray_cluster.import_ray
+
+    def import_ray():  # noqa: ANN202
+        marks["import ray >"] = now()
+        ray = real_import_ray()
+        marks["import ray <"] = now()
+        ray.init = timed("ray.init", ray.init)
+        ray.shutdown = timed("ray.shutdown", ray.shutdown)
+        return ray
+
+    ray_cluster.import_ray = import_ray
+    real_engine_kwargs = predict_ray.engine_kwargs
+
+    @contextlib.contextmanager
+    def engine_kwargs(args, prepare=None):  # noqa: ANN001, ANN202
+        with real_engine_kwargs(args, prepare) as kw:
+            scorer = kw["scorer"]
+
+            def clocked(*a, **k):  # noqa: ANN002, ANN003, ANN202
+                marks["scorer >"] = now()
+                for r in scorer(*a, **k):
+                    results.append((now(), len(r)))
+                    yield r
+            yield {**kw, "scorer": clocked}
+
+    predict_ray.engine_kwargs = engine_kwargs
+    import patchcore_gui.commands.predict as predict_cmd
+
+    predict_cmd.engine_kwargs = engine_kwargs
+    predict_cmd._model_for = timed("model load", predict_cmd._model_for)
+    rc = main(argv)
+    marks["end"] = now()
+    Path(out).write_text(json.dumps({"marks": marks, "results": results, "rc": rc}))
+    return rc
+
+
+# --------------------------------------------------------------------------- the benchmark (parent)
+
+
+def run_cli(argv: list[str], tmp: Path) -> tuple[float, dict]:
+    """(wall seconds of the command, the probe's clocks)."""
+    out = tmp / "probe.json"
+    out.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--probe", str(out), "--", *argv],
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return wall, json.loads(out.read_text())
+
+
+def csv_scores(path: Path) -> np.ndarray:
+    rows = path.read_text().splitlines()[1:]
+    return np.array([float(r.split(",")[1]) if r.split(",")[1] else np.nan for r in rows], dtype=np.float64)
+
+
+def summarise(n: int, wall: float, info: dict) -> dict[str, float]:
+    """Figures of one run from its wall time and clocks."""
+    m, res = info["marks"], info["results"]
+    first_t = res[0][0]
+    last_t = res[-1][0]
+    out = {"wall": wall, "rate": n / wall, "first": first_t - m["scorer >"],
+           "before": m["scorer >"], "after": wall - last_t}
+    for k in ("import ray", "ray.init", "ray.shutdown", "model load"):
+        if f"{k} >" in m:
+            out[k] = m[f"{k} <"] - m[f"{k} >"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--probe"]:
+        return probe(argv[1], argv[3:])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=600)
-    ap.add_argument("--size", type=int, default=160)
-    ap.add_argument("--resize", type=int, default=146)
-    ap.add_argument("--crop", type=int, default=128)
-    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--images", type=int, nargs="+", default=[500, 1000])
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--resize", type=int, default=256)
+    ap.add_argument("--crop", type=int, default=224)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--rounds", type=int, default=2, help="local and ray runs interleaved, best of each")
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args(argv)
+
+    def load() -> str:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
     import ray
     import torch
 
-    from patchcore_gui.core.engine import TrainConfig, iter_predict, train_model
-    from patchcore_gui.core.model import PatchCoreModel
-    from patchcore_gui.core.ray_cluster import RayOptions, plan_cluster
-    from patchcore_gui.core.ray_engine import RayScorer
+    from patchcore_gui.core.engine import TrainConfig, train_model
 
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} cpus; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
-          f"torch {torch.get_num_threads()} threads; ray {ray.__version__}; load average "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        (root / "train").mkdir()
-        (root / "test").mkdir()
-        train = make_images(root / "train", 16, args.size, seed=1)
-        paths = make_images(root / "test", args.images, args.size, seed=2)
+    print(f"CPU: {cpu_name()}, {os.cpu_count()} cpus; torch {torch.__version__} ({torch.get_num_threads()} threads), "
+          f"ray {ray.__version__}; load average {load()}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "train").mkdir()
+        (tmp / "all").mkdir()
+        train = make_images(tmp / "train", 16, args.size, seed=1)
+        every = make_images(tmp / "all", max(args.images), args.size, seed=2)
+        for n in args.images:
+            (tmp / f"n{n}").mkdir()
+            for p in every[:n]:
+                os.link(p, tmp / f"n{n}" / p.name)
         model = train_model(train, TrainConfig(backbone="efficientnet_lite0", resize=args.resize, crop=args.crop,
                                                coreset=0.1, holdout=0.2), device="cpu", batch_size=8)
-        model.save(root / "m.patchcore")
-        model = PatchCoreModel.load(root / "m.patchcore", device="cpu")
+        model.save(tmp / "m.patchcore")
         print(f"model: EfficientNet-Lite0, resize {args.resize}, crop {args.crop}, bank {model.bank.shape[0]:,} x "
-              f"{model.bank.shape[1]}; {args.images} images of {args.size} x {args.size} px; batch {args.batch_size}")
-
-        def score(scorer: object) -> tuple[np.ndarray, float, float, int]:
-            """(scores, seconds in all, seconds to the first result, images in the first result)."""
-            s = np.full(len(paths), np.nan, dtype=np.float32)
-            t0 = time.perf_counter()
-            first, n_first = None, 0
-            for r in scorer(model, paths, batch_size=args.batch_size, num_workers=0):  # type: ignore[operator]
-                s[r.indices] = r.scores
-                if first is None:
-                    first, n_first = time.perf_counter() - t0, len(r)
-            return s, time.perf_counter() - t0, first or 0.0, n_first
-
-        t0 = time.perf_counter()
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
-        print(f"ray.init (local instance, {os.cpu_count()} CPUs): {time.perf_counter() - t0:.1f} s "
-              "(patchcore predict --engine ray pays it once per command)")
-        ref = None
-        times: dict[str, list[float]] = {}
-        try:
-            # Rounds interleave the engines: on a shared machine the load moves between runs.
-            for rnd in range(args.rounds):
-                got, t, _, _ = score(iter_predict)
-                ref = got if ref is None else ref
-                times.setdefault("local", []).append(t)
-                print(f"round {rnd + 1}: local engine {t:6.1f} s, {len(paths) / t:6.2f} images/s", flush=True)
-                for workers in args.workers:
-                    plan = plan_cluster(ray, RayOptions(workers=workers))
-                    got, t, first, n_first = score(RayScorer(ray, plan, "cpu"))
-                    after = (len(paths) - n_first) / (t - first) if t > first else float("nan")
+              f"{model.bank.shape[1]}; images {args.size} x {args.size} px PNG; batch 8", flush=True)
+        engines = [("local", [])] + [(f"ray x{w}", ["--engine", "ray", "--workers", str(w)]) for w in args.workers]
+        best: dict[tuple[int, str], dict[str, float]] = {}
+        ratios: dict[tuple[int, str], list[float]] = {}
+        for rnd in range(1, args.rounds + 1):
+            for n in args.images:
+                ref = None
+                local_wall = float("nan")
+                for name, extra in engines:
+                    csv = tmp / f"{name.replace(' ', '_')}.csv"
+                    wall, info = run_cli(["predict", "--model", str(tmp / "m.patchcore"), "--images",
+                                          str(tmp / f"n{n}"), "--output", str(csv), "--quiet", *extra], tmp)
+                    s = summarise(n, wall, info)
+                    scores = csv_scores(csv)
+                    ref = scores if ref is None else ref
                     ok = np.isfinite(ref)
-                    rel = float(np.max(np.abs(got[ok].astype(np.float64) - ref[ok]) / np.abs(ref[ok])))
-                    key = f"ray, {workers} worker(s) x {plan.threads} torch thread(s)"
-                    times.setdefault(key, []).append(t)
-                    print(f"round {rnd + 1}: {key}: {t:6.1f} s end to end, {len(paths) / t:6.2f} images/s "
-                          f"({first:.1f} s to the first result of {n_first}: actor start, model load, first "
-                          f"block; {after:.2f} images/s after it); max rel. score diff vs local {rel:.1e}",
-                          flush=True)
-        finally:
-            ray.shutdown()
-        base = min(times["local"])
-        print(f"best of {args.rounds} (load average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}):")
-        for key, ts in times.items():
-            print(f"  {key}: {min(ts):6.1f} s, {len(paths) / min(ts):6.2f} images/s "
-                  f"({(min(ts) / base - 1) * 100:+.0f} % time vs local)")
+                    rel = float(np.max(np.abs(scores[ok] - ref[ok]) / np.abs(ref[ok])))
+                    if name == "local":
+                        local_wall = wall
+                    else:
+                        ratios.setdefault((n, name), []).append(wall / local_wall - 1)
+                    key = (n, name)
+                    if key not in best or wall < best[key]["wall"]:
+                        best[key] = s
+                    ray_part = "".join(f", {k} {s[k]:.1f} s" for k in ("import ray", "ray.init", "ray.shutdown")
+                                       if k in s)
+                    print(f"round {rnd}, {n} images, {name:8s}: {wall:6.1f} s end to end ({s['rate']:5.2f} img/s"
+                          + (f", {(wall / local_wall - 1) * 100:+5.1f} % vs local" if name != "local" else "")
+                          + f"); first result {s['first']:.1f} s after the scorer "
+                          f"started ({s['before']:.1f} s into the command{ray_part}); after the last "
+                          f"{s['after']:.1f} s; max rel. score diff {rel:.1e}; load {load()}", flush=True)
+        print(f"best of {args.rounds} rounds (load average now {load()}):")
+        for (n, name), s in best.items():
+            extra = ""
+            if name != "local":
+                extra = (f", {(s['wall'] / best[(n, 'local')]['wall'] - 1) * 100:+.1f} % vs best local; "
+                         f"per round {', '.join(f'{r * 100:+.1f} %' for r in ratios[(n, name)])}")
+            print(f"  {n:5d} images, {name:8s}: {s['wall']:6.1f} s end to end ({s['rate']:5.2f} img/s{extra})")
+        sizes = sorted(args.images)
+        if len(sizes) >= 2:
+            # Per-image speed from the two sizes' best walls (the fixed costs cancel), and the fixed
+            # cost that leaves: results arrive a block (up to 128 images) at a time, so the time
+            # between the first and the last result is no measure of the engine's own speed.
+            lo, hi = sizes[0], sizes[-1]
+            print(f"per-image speed from {lo} -> {hi} images, and the fixed cost of a command:")
+            for name, _ in engines:
+                w_lo, w_hi = best[(lo, name)]["wall"], best[(hi, name)]["wall"]
+                speed = (hi - lo) / (w_hi - w_lo) if w_hi > w_lo else float("nan")
+                print(f"  {name:8s}: {speed:5.2f} img/s once running; fixed cost {w_lo - lo / speed:5.1f} s")
     return 0
 
 

@@ -164,14 +164,18 @@ def _predict(args: argparse.Namespace) -> int:
     resume = bool(getattr(args, "resume", False))
     _check_options(args, run_file, resume)
     check_engine_options(args)
-    model = _model_for(args, run_file, resume)
-    image_set = None
-    if not resume:  # a run file records the ground truth the folder layout gives
-        # With the ground truth the layout gives, also without a run file: the drift
-        # check leaves images labelled defective out (an MVTec test folder is mostly defects).
-        image_set = list_images_for(args.images)  # a folder, or a URI (core/uri_listing.py)
+
+    def prepare() -> tuple[Any, Any]:
+        model = _model_for(args, run_file, resume)
+        # With the ground truth the layout gives, also without a run file: the drift check
+        # leaves images labelled defective out (an MVTec test folder is mostly defects).
+        # A folder, or a URI (core/uri_listing.py); a resumed run's list is its own.
+        return model, None if resume else list_images_for(args.images)
+
     t0 = time.perf_counter()
-    with engine_kwargs(args) as engine:  # the engine's scorer; Ray runs inside the block
+    # The engine's scorer; with Ray, prepare() runs while Ray starts, and Ray runs inside the block.
+    with engine_kwargs(args, prepare) as engine:
+        model, image_set = engine.pop("prepared")
         if run_file:
             paths, scores, errors, grids, thr, rf = _predict_into_run(model, image_set, args, run_file, resume,
                                                                       engine)

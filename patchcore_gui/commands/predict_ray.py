@@ -17,7 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from .common import CliError, positive_int
@@ -115,34 +116,43 @@ def list_images_for(images: str) -> ImageSet:
 
 
 @contextlib.contextmanager
-def engine_kwargs(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
-    """Keyword arguments for ``predict_into_run`` / ``score_images``.
+def engine_kwargs(args: argparse.Namespace, prepare: Callable[[], Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Keyword arguments for ``predict_into_run`` / ``score_images``, and ``prepared``: what
+    ``prepare()`` returned (pop it before passing the rest on).
 
     Local engine: its scorer, ``iter_predict`` itself for local paths, reading URIs a
     batch at a time (``uri_scoring.uri_iter_predict``). Ray: a connected scorer (Ray
     started or joined for the block, stopped after), the workers' device and the
-    settings a run file records.
+    settings a run file records. ``prepare`` (the driver's model load and listing) runs
+    in a helper thread while Ray starts in this one: a local instance takes seconds to
+    start, mostly waiting for its processes, and must start from the main thread (its
+    processes are tied to the thread that started them). An error of ``prepare`` is
+    raised here, after Ray stopped again.
     """
     if not is_ray(args):
         from ..core.uri_scoring import uri_iter_predict
 
-        yield {"scorer": uri_iter_predict}
+        yield {"scorer": uri_iter_predict, "prepared": prepare() if prepare is not None else None}
         return
     from ..core.ray_engine import RayEngineError, RayOptions, ray_scorer
 
     options = RayOptions(address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
                          cpus_per_worker=float(args.cpus_per_worker or 1), threads=args.cpus_per_worker)
     device = worker_device(args)
-    try:
-        with ray_scorer(options, device) as scorer:
-            plan = scorer.plan
-            yield {
-                "scorer": scorer,
-                "device": device,
-                "extra_settings": {"engine": "ray", "workers": plan.workers,
-                                   "cpus_per_worker": plan.cpus_per_worker, "threads_per_worker": plan.threads,
-                                   "gpus_per_worker": plan.gpus_per_worker,
-                                   "ray_address": args.ray_address or "local"},
-            }
-    except RayEngineError as exc:
-        raise CliError(str(exc)) from None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict-prepare") as pool:
+        pending = pool.submit(prepare) if prepare is not None else None
+        try:
+            with ray_scorer(options, device) as scorer:
+                prepared = pending.result() if pending is not None else None
+                plan = scorer.plan
+                yield {
+                    "scorer": scorer,
+                    "device": device,
+                    "extra_settings": {"engine": "ray", "workers": plan.workers,
+                                       "cpus_per_worker": plan.cpus_per_worker, "threads_per_worker": plan.threads,
+                                       "gpus_per_worker": plan.gpus_per_worker,
+                                       "ray_address": args.ray_address or "local"},
+                    "prepared": prepared,
+                }
+        except RayEngineError as exc:
+            raise CliError(str(exc)) from None

@@ -149,7 +149,10 @@ def ray_running(options: RayOptions) -> Iterator[Any]:
     if options.address:
         kwargs: dict[str, Any] = {"address": options.address}
     else:
-        kwargs = {"num_cpus": options.num_cpus or os.cpu_count() or 1, "include_dashboard": False}
+        # "local": a new instance even when this machine runs another (`ray start`, a test
+        # cluster) or RAY_ADDRESS is set; ray.init() alone would join that one instead.
+        kwargs = {"address": "local", "num_cpus": options.num_cpus or os.cpu_count() or 1,
+                  "include_dashboard": False}
     if options.address:
         _init_within(ray, kwargs, options.address, JOIN_TIMEOUT_S)
     else:
