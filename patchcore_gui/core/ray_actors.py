@@ -45,7 +45,7 @@ def _test_delay() -> float:
 
 
 class ModelReplica:
-    """A model replica in a Ray actor: ``__call__`` scores one engine batch per row.
+    """A model replica in a Ray actor: ``__call__`` scores rows of one engine batch each.
 
     Args:
         model_ref: a one-element list holding the ObjectRef of the model file's bytes
@@ -58,10 +58,13 @@ class ModelReplica:
             reserved; a local instance gives a lone actor every core, as the local engine has).
         grid_dtype: dtype of the grids sent back (float16 as the run file stores them,
             float32 when the caller writes maps).
+        batch_size: the run's engine batch size. Rows that are consecutive full batches
+            are scored in one ``iter_predict`` (the next batch decoded while one computes,
+            as the local engine does); None: each row alone.
     """
 
     def __init__(self, model_ref: list[Any], device: str, precision: str, threads: int,
-                 grid_dtype: str = "float16") -> None:
+                 grid_dtype: str = "float16", batch_size: int | None = None) -> None:
         import ray
         import torch
 
@@ -81,6 +84,7 @@ class ModelReplica:
             os.unlink(tmp)
         del data
         self.grid_dtype = np.dtype(grid_dtype)
+        self.batch_size = batch_size
         pid_dir = os.environ.get(TEST_PID_DIR_ENV)
         if pid_dir:
             open(os.path.join(pid_dir, str(os.getpid())), "w").close()  # noqa: SIM115 - an empty marker
@@ -91,16 +95,23 @@ class ModelReplica:
         Returns one row per image: ``index`` (int64), ``score`` (float32, NaN on an
         error row), ``grid`` (``grid_dtype``, NaN on an error row) and ``error`` (str).
         """
-        from .uri_scoring import score_batch
+        from .uri_scoring import score_batches
 
         delay = _test_delay()
         if delay > 0:
             time.sleep(delay)
+        rows = [(np.asarray(i, dtype=np.int64), [str(p) for p in n])
+                for i, n in zip(batch["indices"], batch["paths"], strict=True)]
+        bs = self.batch_size
+        if bs and all(len(n) == bs for _, n in rows[:-1]) and len(rows[-1][1]) <= bs:
+            # Full batches, the last maybe short: cut every bs, they are the same batches.
+            groups = [(np.concatenate([i for i, _ in rows]), [p for _, n in rows for p in n], bs)]
+        else:
+            groups = [(i, n, len(n)) for i, n in rows]
         out_idx, out_scores, out_grids, out_err = [], [], [], []
-        for indices, paths in zip(batch["indices"], batch["paths"], strict=True):
-            idx, scores, grids, errors = score_batch(self.model, np.asarray(indices, dtype=np.int64),
-                                                     [str(p) for p in paths], self.grid_dtype.type)
-            out_idx.append(idx)
+        for idx, names, size in groups:
+            got_idx, scores, grids, errors = score_batches(self.model, idx, names, size, self.grid_dtype.type)
+            out_idx.append(got_idx)
             out_scores.append(scores)
             out_grids.append(grids)
             out_err.extend(errors)

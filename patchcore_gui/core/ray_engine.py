@@ -113,7 +113,7 @@ class RayScorer:
             todo = np.setdiff1d(todo, np.asarray(skip, dtype=np.int64))
         if not len(todo):
             return
-        rows = engine_batches(todo, paths, max(1, int(batch_size or 8)))
+        rows = engine_batches(todo, paths, max(1, int(batch_size or 8)))  # one dataset row per engine batch
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # the command draws its own bar
         ctx.print_on_execution_start = False
@@ -122,12 +122,15 @@ class RayScorer:
         # four blocks per actor so the work spreads, at most BLOCK_BATCHES batches each so
         # results stream in and a lost worker costs little.
         per_block = max(1, min(BLOCK_BATCHES, -(-len(rows) // (4 * plan.workers))))
+        bs = max(1, int(batch_size or 8))
         ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_block)).map_batches(
             ModelReplica,
-            batch_size=1,  # one engine batch per call: the local engine's batch, unchanged
+            # A block per call: its engine batches scored one after the other, the next
+            # decoded while one computes (each batch unchanged: the local engine's).
+            batch_size=None,
             fn_constructor_kwargs={"model_ref": [self._model_ref(model)], "device": self.device,
                                    "precision": model.precision, "threads": plan.threads,
-                                   "grid_dtype": np.dtype(grid_dtype).name},
+                                   "grid_dtype": np.dtype(grid_dtype).name, "batch_size": bs},
             compute=ray.data.ActorPoolStrategy(size=plan.workers),
             num_cpus=plan.cpus_per_worker,
             num_gpus=plan.gpus_per_worker or None,

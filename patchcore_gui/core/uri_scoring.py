@@ -1,10 +1,11 @@
 """Scoring images named by URIs, one engine batch at a time: the Ray replicas and the local engine.
 
-The local engine's ``iter_predict`` opens local files. For a batch that names URIs, the
+The local engine's ``iter_predict`` opens local files. For batches that name URIs, the
 images are first fetched into a temporary folder (``uri_listing.local_copies``), then
-scored there by ``iter_predict`` as one batch: the same images in the same order give
-the same tensor, so the same scores as a local copy of the folder would; an image that
-cannot be fetched is an error row ("file not found", "cannot read image: ...").
+scored there by ``iter_predict`` in the local engine's batches: the same images in the
+same order give the same tensors, so the same scores as a local copy of the folder
+would; an image that cannot be fetched is an error row ("file not found", "cannot read
+image: ...").
 
 :func:`uri_iter_predict` is the local engine's scorer for ``predict --images URI`` (and
 for resuming such a run): a drop-in for ``iter_predict`` that hands lists of local
@@ -27,28 +28,36 @@ from .uri_listing import is_uri, local_copies, path_texts
 if TYPE_CHECKING:
     from .model import PatchCoreModel
 
-__all__ = ["score_batch", "uri_iter_predict"]
+__all__ = ["CHUNK_BATCHES", "score_batches", "uri_iter_predict"]
+
+#: Engine batches the local engine fetches at a time from URIs (the fetches of a chunk run
+#: side by side; its batches are then decoded and scored as the local engine does).
+CHUNK_BATCHES = 4
 
 
-def score_batch(model: PatchCoreModel, indices: np.ndarray, names: list[str],
-                grid_dtype: type = np.float16) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
-    """Score one engine batch of local paths and / or URIs: (indices, scores, grids, errors).
+def score_batches(model: PatchCoreModel, indices: np.ndarray, names: list[str], batch_size: int,
+                  grid_dtype: type = np.float16) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """Score consecutive engine batches of local paths and / or URIs: (indices, scores, grids, errors).
 
-    ``indices`` are the images' places in the run; the results come back in the batch's order.
+    ``names`` are cut every ``batch_size`` as the local engine cuts its list (every batch
+    full but the last), so each batch is the tensor the local engine would score. One
+    ``iter_predict`` over them all: the next batch is decoded while one is computed, as
+    locally. ``indices`` are the images' places in the run; results come in ``names``' order.
     """
     from .engine import iter_predict
 
+    idx = np.asarray(indices, dtype=np.int64)
     out_idx, out_scores, out_grids, out_err = [], [], [], []
     with local_copies(names) as (local, fetch_errors):
-        # One engine batch exactly as the local engine forms it: same images, same order,
-        # so the backbone sees the same tensor and gives the same scores.
-        for r in iter_predict(model, local, batch_size=len(local), num_workers=0, grid_dtype=grid_dtype):
+        for r in iter_predict(model, local, batch_size=max(1, int(batch_size)), num_workers=0,
+                              grid_dtype=grid_dtype):
             errors = list(r.errors)
             scores = r.scores.copy()
             grids = r.grids.copy()
-            for j, e in fetch_errors.items():
-                errors[j], scores[j], grids[j] = e, np.nan, np.nan
-            out_idx.append(np.asarray(indices, dtype=np.int64)[r.indices])
+            for j, pos in enumerate(r.indices.tolist()):
+                if pos in fetch_errors:
+                    errors[j], scores[j], grids[j] = fetch_errors[pos], np.nan, np.nan
+            out_idx.append(idx[r.indices])
             out_scores.append(scores)
             out_grids.append(grids)
             out_err.extend(errors)
@@ -92,10 +101,14 @@ def uri_iter_predict(
     todo = np.arange(n, dtype=np.int64)
     if skip is not None and len(skip):
         todo = np.setdiff1d(todo, np.asarray(skip, dtype=np.int64))
-    for start in range(0, len(todo), max(1, int(batch_size))):
+    bs = max(1, int(batch_size))
+    step = bs * CHUNK_BATCHES
+    for start in range(0, len(todo), step):
         if cancel is not None and cancel.is_set():
             return
-        part = todo[start : start + batch_size]
-        names = [paths[i] for i in part]
-        idx, scores, grids, errors = score_batch(model, part, names, grid_dtype)
-        yield BatchResult(indices=idx, paths=names, scores=scores, grids=grids, errors=errors, labels=lab[idx])
+        part = todo[start : start + step]
+        idx, scores, grids, errors = score_batches(model, part, [paths[i] for i in part], bs, grid_dtype)
+        for k in range(0, len(idx), bs):  # one result per engine batch, as iter_predict yields them
+            sel = idx[k : k + bs]
+            yield BatchResult(indices=sel, paths=[paths[i] for i in sel], scores=scores[k : k + bs],
+                              grids=grids[k : k + bs], errors=errors[k : k + bs], labels=lab[sel])

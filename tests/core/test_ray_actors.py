@@ -58,6 +58,28 @@ def test_a_replica_scores_a_batch_as_the_local_engine_does(tiny_model_path: Path
     assert ref.errors[4] == "not a recognised image format" and ref.errors[5] == "file not found"
 
 
+def test_a_replica_scores_a_block_of_batches_as_the_local_engine_does(tiny_model_path: Path,
+                                                                     images: list[Path]) -> None:
+    """Rows of full batches (the last short) go through one iter_predict cut at the batch size:
+    the local engine's batches, so its scores; rows that are not such a run are scored alone."""
+    model = PatchCoreModel.load(tiny_model_path, device="cpu")
+    ref = {tuple(r.indices.tolist()): r for r in iter_predict(model, images, batch_size=4, grid_dtype=np.float32)}
+    replica = ModelReplica([tiny_model_path.read_bytes()], "cpu", model.precision, threads=0, grid_dtype="float32",
+                           batch_size=4)
+    names = [str(p) for p in images]
+    out = replica({"indices": np.array([[0, 1, 2, 3], [4, 5]], dtype=object),
+                   "paths": np.array([names[:4], names[4:]], dtype=object)})
+    want = [*ref[(0, 1, 2, 3)].scores, *ref[(4, 5)].scores]
+    assert out["index"].tolist() == list(range(6))
+    assert np.array_equal(out["score"], np.array(want, dtype=np.float32), equal_nan=True)
+    assert out["error"].tolist()[4:] == ["not a recognised image format", "file not found"]
+    # A short row first: not consecutive full batches, each row is its own batch.
+    out = replica({"indices": np.array([[4, 5], [0, 1, 2, 3]], dtype=object),
+                   "paths": np.array([names[4:], names[:4]], dtype=object)})
+    assert out["index"].tolist() == [4, 5, 0, 1, 2, 3]
+    assert np.array_equal(out["score"], np.array(want[4:] + want[:4], dtype=np.float32), equal_nan=True)
+
+
 def test_batches_are_cut_as_the_local_engine_cuts_them() -> None:
     todo = np.array([0, 1, 3, 4, 5, 8, 9])  # 2, 6 and 7 done (a resume)
     rows = engine_batches(todo, [f"/d/{i}.png" for i in range(10)], 3)

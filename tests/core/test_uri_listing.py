@@ -31,7 +31,7 @@ from patchcore_gui.core.uri_listing import (
     local_copies,
     stored_path,
 )
-from patchcore_gui.core.uri_scoring import uri_iter_predict
+from patchcore_gui.core.uri_scoring import CHUNK_BATCHES, uri_iter_predict
 
 N_GOOD = 7
 
@@ -132,9 +132,10 @@ def test_a_uri_run_resumes_with_the_uris(tiny_model_path: Path, folder: Path, tm
     model = PatchCoreModel.load(tiny_model_path, device="cpu")
     image_set, _ = list_uri_images(_uri(folder))
     run, stop = tmp_path / "part.pcrun", threading.Event()
-    out = predict_into_run(model, image_set, run, batch_size=3, cancel=stop, scorer=uri_iter_predict,
+    # Batches of 1 fetched CHUNK_BATCHES at a time: a cancel after the first stops after that chunk.
+    out = predict_into_run(model, image_set, run, batch_size=1, cancel=stop, scorer=uri_iter_predict,
                            on_batch=lambda r: stop.set())
-    assert out.status == "cancelled" and out.done == 3
+    assert out.status == "cancelled" and out.done == CHUNK_BATCHES < N_GOOD + 1
     assert main(["predict", "--run", str(run), "--resume", "--output", str(tmp_path / "resumed.csv"),
                  "--quiet"]) == 0
     rows = _rows((tmp_path / "resumed.csv").read_text())[1:]
