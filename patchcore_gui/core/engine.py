@@ -31,6 +31,7 @@ from .model import (
     resolve_precision,
 )
 from .out_of_bank import out_of_bank_scores
+from .path_list import path_strings
 from .precision import backbone_dtype, fast_backbone
 from .provenance import bank_source_from_selection
 from .results import BatchResult
@@ -92,7 +93,7 @@ def iter_predict(
             two-core machines this runs on need both cores for the model), up to 8 on CUDA.
     """
     if isinstance(images, ImageSet):
-        paths = [str(p) for p in images.paths]
+        paths = path_strings(images.paths)  # no Path per row (1M-row resumes)
         labels = images.labels
     else:
         paths = [os.fspath(p) for p in images]
