@@ -266,6 +266,24 @@ def test_a_uri_folder_scores_and_resumes_with_its_uris(cluster: Cluster, tiny_mo
         assert rf.status == "finished" and rf.paths() == [str(p) for p in image_set.paths]
 
 
+def test_without_an_address_a_new_local_instance_starts_beside_a_running_cluster(
+        cluster: Cluster, tiny_model_path: Path, folder: Path, local_ref: dict, tmp_path: Path) -> None:
+    """A Ray already running on the machine (here the test cluster, also named by RAY_ADDRESS)
+    is not joined without --ray-address: ray.init() alone joined it, and refused the local
+    instance's CPU count ('When connecting to an existing cluster, num_cpus ... must not be provided')."""
+    run, csv = tmp_path / "own.pcrun", tmp_path / "own.csv"
+    cmd = [sys.executable, "-m", "patchcore_gui.cli", "predict", "--model", str(tiny_model_path),
+           "--images", str(folder), "--batch-size", "2", "--run", str(run), "--output", str(csv), "--quiet",
+           "--engine", "ray"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_ADDRESS": cluster.address})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    _same_csv(csv.read_text(), local_ref["csv"])
+    with RunFile.open(run, readonly=True) as rf:
+        assert rf.settings["ray_address"] == "local"
+        assert rf.settings["workers"] == max(1, (os.cpu_count() or 1) - 1)  # this machine's CPUs, not the cluster's
+
+
 # --------------------------------------------------------------------------- refusals, one line each
 
 
