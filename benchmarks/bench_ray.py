@@ -26,7 +26,10 @@ wraps the engine's scorer and Ray's init / shutdown with clocks and calls the CL
 ``main`` in the same process; nothing else changes.
 
     .venv/bin/python benchmarks/bench_ray.py [--images 500 1000] [--size 256] [--resize 256]
-        [--crop 224] [--workers 1 2] [--rounds 2]
+        [--crop 224] [--workers 1 2] [--rounds 2] [--passive-local]
+
+``--passive-local`` adds the local engine with ``OMP_WAIT_POLICY=PASSIVE``, as the Ray
+replicas run (on a busy 2-core machine OpenMP's spinning threads slow torch down).
 """
 
 from __future__ import annotations
@@ -132,13 +135,13 @@ def probe(out: str, argv: list[str]) -> int:
 # --------------------------------------------------------------------------- the benchmark (parent)
 
 
-def run_cli(argv: list[str], tmp: Path) -> tuple[float, dict]:
+def run_cli(argv: list[str], tmp: Path, env: dict[str, str] | None = None) -> tuple[float, dict]:
     """(wall seconds of the command, the probe's clocks)."""
     out = tmp / "probe.json"
     out.unlink(missing_ok=True)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--probe", str(out), "--", *argv],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, env={**os.environ, **(env or {})})
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
@@ -174,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crop", type=int, default=224)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--passive-local", action="store_true",
+                    help="also run the local engine with OMP_WAIT_POLICY=PASSIVE (as the Ray replicas run)")
     args = ap.parse_args(argv)
 
     def load() -> str:
@@ -201,17 +206,20 @@ def main(argv: list[str] | None = None) -> int:
         model.save(tmp / "m.patchcore")
         print(f"model: EfficientNet-Lite0, resize {args.resize}, crop {args.crop}, bank {model.bank.shape[0]:,} x "
               f"{model.bank.shape[1]}; images {args.size} x {args.size} px PNG; batch 8", flush=True)
-        engines = [("local", [])] + [(f"ray x{w}", ["--engine", "ray", "--workers", str(w)]) for w in args.workers]
+        engines: list[tuple[str, list[str], dict[str, str]]] = [("local", [], {})]
+        if args.passive_local:
+            engines.append(("local P", [], {"OMP_WAIT_POLICY": "PASSIVE"}))
+        engines += [(f"ray x{w}", ["--engine", "ray", "--workers", str(w)], {}) for w in args.workers]
         best: dict[tuple[int, str], dict[str, float]] = {}
         ratios: dict[tuple[int, str], list[float]] = {}
         for rnd in range(1, args.rounds + 1):
             for n in args.images:
                 ref = None
                 local_wall = float("nan")
-                for name, extra in engines:
+                for name, extra, env in engines:
                     csv = tmp / f"{name.replace(' ', '_')}.csv"
                     wall, info = run_cli(["predict", "--model", str(tmp / "m.patchcore"), "--images",
-                                          str(tmp / f"n{n}"), "--output", str(csv), "--quiet", *extra], tmp)
+                                          str(tmp / f"n{n}"), "--output", str(csv), "--quiet", *extra], tmp, env)
                     s = summarise(n, wall, info)
                     scores = csv_scores(csv)
                     ref = scores if ref is None else ref
@@ -245,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
             # between the first and the last result is no measure of the engine's own speed.
             lo, hi = sizes[0], sizes[-1]
             print(f"per-image speed from {lo} -> {hi} images, and the fixed cost of a command:")
-            for name, _ in engines:
+            for name, _, _ in engines:
                 w_lo, w_hi = best[(lo, name)]["wall"], best[(hi, name)]["wall"]
                 speed = (hi - lo) / (w_hi - w_lo) if w_hi > w_lo else float("nan")
                 print(f"  {name:8s}: {speed:5.2f} img/s once running; fixed cost {w_lo - lo / speed:5.1f} s")

@@ -2,15 +2,17 @@
 
 Ray Data runs the work: the images still to score are cut into the local engine's
 batches (the same images in the same order, so the same scores), each batch becomes
-one row of a dataset made on the driver, and ``map_batches`` hands the rows to a pool
-of :class:`~patchcore_gui.core.ray_actors.ModelReplica` actors, each holding the model
-once. Results come back per image (index, score, grid, error) in whatever order the
+one row of a dataset made on the driver, and ``map_batches`` hands the rows, a block
+(up to ``BLOCK_BATCHES`` rows) per call, to a pool of
+:class:`~patchcore_gui.core.ray_actors.ModelReplica` actors, each holding the model
+once and scoring a block's batches one after the other, the next decoded while one
+computes. Results come back per image (index, score, grid, error) in whatever order the
 actors finish; :class:`RayScorer` turns them into ``BatchResult`` objects, so the run
 file, the resume logic and the CSV are the local engine's own
 (``run_driver.predict_into_run(..., scorer=...)``).
 
-Faults: Ray Data restarts a dead actor (``max_restarts=-1``) and retries the batch it
-held; a batch's rows reach the driver only once its task succeeded, and the driver
+Faults: Ray Data restarts a dead actor (``max_restarts=-1``) and retries the block it
+held; a block's rows reach the driver only once its task succeeded, and the driver
 drops any index it has already received, so every image is written exactly once.
 
 Memory on the driver: one dataset row per batch (paths only) and, per image, a done
