@@ -5,7 +5,8 @@ Generates the largest ``--images`` count of textured images (``--size`` px), tra
 EfficientNet-Lite0 model on 16 others at ``--resize`` / ``--crop``, then runs the whole
 command, as a user does, in a fresh process per run:
 
-    patchcore predict --model m.patchcore --images FOLDER --output out.csv --quiet [--engine ray --workers W]
+    patchcore predict --model m.patchcore --images FOLDER --output out.csv --run r.pcrun --quiet
+        [--engine ray --workers W]
 
 for each folder size (the first N images, hard links) and engine, interleaved round by
 round (on a shared machine the load moves by 2x between runs; a ratio is only read
@@ -19,7 +20,8 @@ between runs of the same round). Per run:
   and the last result says little);
 - for Ray, where the start-up goes: ``import ray``, ``ray.init``, Ray Data start to the
   first result (actor start, model load in the actor, first block) and ``ray.shutdown``;
-- the largest relative score difference from the local engine's CSV.
+- the largest relative score difference from the local engine's (the run files' float32
+  scores: the CSV's 6 printed digits alone would differ by up to 5e-6).
 
 The timings inside a run come from this script re-entered as a probe (``--probe``): it
 wraps the engine's scorer and Ray's init / shutdown with clocks and calls the CLI's
@@ -148,9 +150,12 @@ def run_cli(argv: list[str], tmp: Path, env: dict[str, str] | None = None) -> tu
     return wall, json.loads(out.read_text())
 
 
-def csv_scores(path: Path) -> np.ndarray:
-    rows = path.read_text().splitlines()[1:]
-    return np.array([float(r.split(",")[1]) if r.split(",")[1] else np.nan for r in rows], dtype=np.float64)
+def run_scores(path: Path) -> np.ndarray:
+    """The run file's float32 scores (the CSV prints 6 digits: its rounding alone differs by up to 5e-6)."""
+    from patchcore_gui.core.run_file import RunFile
+
+    with RunFile.open(path, readonly=True) as rf:
+        return rf.columns()["score"].astype(np.float64)
 
 
 def summarise(n: int, wall: float, info: dict) -> dict[str, float]:
@@ -218,10 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                 local_wall = float("nan")
                 for name, extra, env in engines:
                     csv = tmp / f"{name.replace(' ', '_')}.csv"
+                    run = tmp / f"{name.replace(' ', '_')}_{n}_{rnd}.pcrun"
                     wall, info = run_cli(["predict", "--model", str(tmp / "m.patchcore"), "--images",
-                                          str(tmp / f"n{n}"), "--output", str(csv), "--quiet", *extra], tmp, env)
+                                          str(tmp / f"n{n}"), "--output", str(csv), "--run", str(run), "--quiet",
+                                          *extra], tmp, env)
                     s = summarise(n, wall, info)
-                    scores = csv_scores(csv)
+                    scores = run_scores(run)
+                    run.unlink()
                     ref = scores if ref is None else ref
                     ok = np.isfinite(ref)
                     rel = float(np.max(np.abs(scores[ok] - ref[ok]) / np.abs(ref[ok])))
