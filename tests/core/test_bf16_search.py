@@ -75,6 +75,11 @@ def test_ties_report_the_lowest_row_and_results_do_not_depend_on_batch_mates() -
     for k in (0, 17, 299):
         d1, i1 = s.search(queries[k : k + 1])
         assert d1[0, 0] == d[k, 0] and i1[0, 0] == i[k, 0]
+    # Queries cut into many blocks (a large bank's case): the same answers.
+    s.block = 16
+    d2, i2 = s.search(queries)
+    np.testing.assert_array_equal(i2, i)
+    np.testing.assert_array_equal(d2, d)
 
 
 def test_wide_windows_fall_back_to_the_float32_search() -> None:
