@@ -281,7 +281,8 @@ def test_without_an_address_a_new_local_instance_starts_beside_a_running_cluster
     _same_csv(csv.read_text(), local_ref["csv"])
     with RunFile.open(run, readonly=True) as rf:
         assert rf.settings["ray_address"] == "local"
-        assert rf.settings["workers"] == max(1, (os.cpu_count() or 1) - 1)  # this machine's CPUs, not the cluster's
+        # A replica per CPU of this machine (not of the cluster), one torch thread each.
+        assert (rf.settings["workers"], rf.settings["threads_per_worker"]) == (os.cpu_count() or 1, 1)
 
 
 # --------------------------------------------------------------------------- refusals, one line each
