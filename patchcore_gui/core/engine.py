@@ -31,10 +31,9 @@ from .model import (
     resolve_precision,
 )
 from .out_of_bank import out_of_bank_scores
-from .path_list import path_strings
 from .precision import backbone_dtype, fast_backbone
 from .provenance import bank_source_from_selection
-from .results import BatchResult
+from .results import BatchResult, work_list
 from .train_config import DEFAULT_EMBEDDING, TrainConfig, embedding_for, resolve_crop  # noqa: F401  (re-exported)
 from .train_meta import file_list_sha256, model_meta, software_versions  # noqa: F401  (re-exported)
 from .training_pictures import attach_pictures
@@ -92,15 +91,7 @@ def iter_predict(
         num_workers: DataLoader processes decoding images; None: 0 on the CPU (the
             two-core machines this runs on need both cores for the model), up to 8 on CUDA.
     """
-    if isinstance(images, ImageSet):
-        paths = path_strings(images.paths)  # no Path per row (1M-row resumes)
-        labels = images.labels
-    else:
-        paths = [os.fspath(p) for p in images]
-    lab = np.full(len(paths), -1, dtype=np.int8) if labels is None else np.asarray(labels, dtype=np.int8)
-    todo = np.arange(len(paths))
-    if skip is not None and len(skip):
-        todo = np.setdiff1d(todo, np.asarray(skip, dtype=np.int64))
+    paths, lab, todo = work_list(images, labels, skip)
     dataset = ImageDataset([paths[i] for i in todo], model.preprocess)
     if batch_size is None:
         batch_size = default_batch_size(model)

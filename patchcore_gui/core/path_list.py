@@ -124,7 +124,8 @@ class OptionalPathList(_StrBacked, Sequence[Path | None]):
 
 
 def path_strings(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """``paths`` as a list of ``str``: a ``PathList``'s own strings (no copy), else converted."""
+    """``paths`` as a list of ``str``: a ``PathList``'s own strings (no copy; URIs intact, which
+    its ``Path`` items would fold), else converted."""
     if isinstance(paths, PathList):
         return paths.strings
     return [os.fspath(p) for p in paths]

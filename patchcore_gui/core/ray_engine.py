@@ -33,8 +33,8 @@ import numpy as np
 from .datasets import ImageSet
 from .ray_actors import ModelReplica
 from .ray_cluster import ClusterPlan, RayEngineError, RayOptions, plan_cluster, ray_running
-from .results import BatchResult
-from .uri_listing import is_uri, path_texts
+from .results import BatchResult, work_list
+from .uri_listing import is_uri
 
 if TYPE_CHECKING:
     from .model import PatchCoreModel
@@ -103,16 +103,7 @@ class RayScorer:
         """
         import ray.data
 
-        if isinstance(images, ImageSet):
-            paths = path_texts(images.paths)  # URIs intact (a run file's PathList hands its strings)
-            labels = images.labels
-        else:
-            paths = [os.fspath(p) for p in images]
-        n = len(paths)
-        lab = np.full(n, -1, dtype=np.int8) if labels is None else np.asarray(labels, dtype=np.int8)
-        todo = np.arange(n, dtype=np.int64)
-        if skip is not None and len(skip):
-            todo = np.setdiff1d(todo, np.asarray(skip, dtype=np.int64))
+        paths, lab, todo = work_list(images, labels, skip)  # URIs intact
         if not len(todo):
             return
         rows = engine_batches(todo, paths, max(1, int(batch_size or 8)))  # one dataset row per engine batch
@@ -138,7 +129,7 @@ class RayScorer:
             num_gpus=plan.gpus_per_worker or None,
             batch_format="numpy",
         )
-        seen = np.zeros(n, dtype=bool)
+        seen = np.zeros(len(paths), dtype=bool)
         # No prefetch: with one block prefetched, each block reached the driver only when the
         # next one was done (measured: the first results 4 s late, one block's time), so the
         # run file and the progress lagged a block behind.

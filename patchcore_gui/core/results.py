@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .datasets import ImageSet
+from .path_list import path_strings
 
 
 @dataclass(frozen=True)
@@ -35,3 +40,27 @@ class BatchResult:
     def ok_mask(self) -> np.ndarray:
         """Boolean mask of rows that were scored without error."""
         return np.array([not e for e in self.errors], dtype=bool)
+
+
+def work_list(
+    images: Sequence[str | os.PathLike[str]] | ImageSet,
+    labels: Sequence[int] | np.ndarray | None = None,
+    skip: Sequence[int] | None = None,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """What a scorer (``iter_predict`` and its drop-ins) works through.
+
+    Returns the paths as ``str`` (a run file's ``PathList`` hands its own strings: no
+    ``Path`` per row, URIs intact), the labels as int8 (an ``ImageSet``'s own, else
+    ``labels``, else -1 for unknown) and the indices still to score (all but ``skip``),
+    in order.
+    """
+    if isinstance(images, ImageSet):
+        paths = path_strings(images.paths)
+        labels = images.labels
+    else:
+        paths = [os.fspath(p) for p in images]
+    lab = np.full(len(paths), -1, dtype=np.int8) if labels is None else np.asarray(labels, dtype=np.int8)
+    todo = np.arange(len(paths), dtype=np.int64)
+    if skip is not None and len(skip):
+        todo = np.setdiff1d(todo, np.asarray(skip, dtype=np.int64))
+    return paths, lab, todo

@@ -21,7 +21,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import PurePosixPath
 from typing import Any
@@ -36,7 +36,7 @@ from .datasets import ImageSet
 #: Images of one batch fetched at the same time.
 FETCH_THREADS = 8
 
-__all__ = ["UriPath", "is_uri", "join_uri", "list_uri_images", "local_copies", "path_texts", "stored_path"]
+__all__ = ["UriPath", "is_uri", "join_uri", "list_uri_images", "local_copies", "stored_path"]
 
 
 def is_uri(path: str) -> bool:
@@ -94,15 +94,6 @@ def stored_path(path: str | os.PathLike[str]) -> str:
     """The text a run file stores for an image: a URI as it is, a local path made absolute."""
     text = os.fspath(path)
     return text if is_uri(text) else os.path.abspath(text)
-
-
-def path_texts(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """The paths as ``str``, URIs intact: a run file's ``PathList`` hands its own strings
-    (its items are ``Path`` objects, which would fold a URI's "//")."""
-    strings = getattr(paths, "strings", None)
-    if isinstance(strings, list):
-        return strings
-    return [os.fspath(p) for p in paths]
 
 
 def join_uri(base: str, rel: str) -> str:

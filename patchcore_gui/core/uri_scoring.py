@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .datasets import ImageSet
-from .results import BatchResult
-from .uri_listing import is_uri, local_copies, path_texts
+from .path_list import path_strings
+from .results import BatchResult, work_list
+from .uri_listing import is_uri, local_copies
 
 if TYPE_CHECKING:
     from .model import PatchCoreModel
@@ -85,22 +86,15 @@ def uri_iter_predict(
     from .engine import iter_predict
 
     listed = images.paths if isinstance(images, ImageSet) else images
-    if not len(listed) or not is_uri(path_texts(listed[:1])[0]):
+    if not len(listed) or not is_uri(path_strings(listed[:1])[0]):
         yield from iter_predict(model, images, labels=labels, batch_size=batch_size, num_workers=num_workers,
                                 cancel=cancel, grid_dtype=grid_dtype, skip=skip)
         return
-    paths = path_texts(listed)
-    if isinstance(images, ImageSet):
-        labels = images.labels
+    paths, lab, todo = work_list(images, labels, skip)
     if batch_size is None:
         from .batching import default_batch_size
 
         batch_size = default_batch_size(model)
-    n = len(paths)
-    lab = np.full(n, -1, dtype=np.int8) if labels is None else np.asarray(labels, dtype=np.int8)
-    todo = np.arange(n, dtype=np.int64)
-    if skip is not None and len(skip):
-        todo = np.setdiff1d(todo, np.asarray(skip, dtype=np.int64))
     bs = max(1, int(batch_size))
     step = bs * CHUNK_BATCHES
     for start in range(0, len(todo), step):
