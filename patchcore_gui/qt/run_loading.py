@@ -9,7 +9,6 @@ verdicts and reviews are still shown.
 
 from __future__ import annotations
 
-import gc
 import math
 import os
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from patchcore_gui.core.datasets import ImageSet
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.result_table import ResultTable
 from patchcore_gui.core.run_file import RunFileError, file_sha256
+from patchcore_gui.core.run_file_read import gc_paused
 
 from .background import one_line
 from .document import is_same_file
@@ -103,13 +103,8 @@ def load_run(path: str | os.PathLike[str], current: PatchCoreModel | None) -> Lo
     # container: with the collector on they set off collections that walk everything
     # alive (once half the 1,000,000-row open, issue 15). Nothing made here is cyclic
     # garbage, and the caller freezes what stays afterwards (gc_freeze.settle).
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _load_run(path, current)
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _load_run(path: str | os.PathLike[str], current: PatchCoreModel | None) -> LoadedRun:
