@@ -23,9 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .uri_listing import is_uri, local_copies
-
-__all__ = ["TEST_PID_DIR_ENV", "ModelReplica", "is_uri", "local_copies"]
+__all__ = ["TEST_PID_DIR_ENV", "ModelReplica"]
 
 #: Environment variable (tests only): a folder where each replica writes a file named
 #: after its process id when it starts, so a test can kill a worker process mid-run;

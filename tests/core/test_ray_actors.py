@@ -11,8 +11,9 @@ from tests_helpers import textured
 
 from patchcore_gui.core.engine import iter_predict
 from patchcore_gui.core.model import PatchCoreModel
-from patchcore_gui.core.ray_actors import ModelReplica, is_uri, local_copies
+from patchcore_gui.core.ray_actors import ModelReplica
 from patchcore_gui.core.ray_engine import engine_batches
+from patchcore_gui.core.uri_listing import is_uri, local_copies
 
 
 @pytest.fixture(scope="module")
