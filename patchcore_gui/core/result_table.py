@@ -176,11 +176,13 @@ class ResultTable:
 
     # ------------------------------------------------------------------ verdicts
     def verdicts(self, threshold: float, rows: np.ndarray | None = None,
-                 review_from: float = float("nan")) -> np.ndarray:
+                 review_from: float = float("nan"), *, scores: np.ndarray | None = None) -> np.ndarray:
         """Verdict code per image (or per ``rows``): ``verdict.verdict_codes`` (OK / REVIEW / NG,
-        NaN an error), PENDING where not scored yet. ``review_from`` NaN: no band."""
-        s = self.scores if rows is None else self.scores[rows]
-        code = verdict_codes(s, threshold, review_from)
+        NaN an error), PENDING where not scored yet. ``review_from`` NaN: no band.
+        ``scores``: the rows' scores when the caller has them gathered already."""
+        if scores is None:
+            scores = self.scores if rows is None else self.scores[rows]
+        code = verdict_codes(scores, threshold, review_from)
         done = self.done if rows is None else self.done[rows]
         code[~done] = PENDING
         return code
@@ -217,8 +219,7 @@ class ResultTable:
         lab = self.labels[rows] if labels is None else labels
         if kind == "fp":
             return ng_mask(s, threshold) & (lab == 0)
-        code = verdict_codes(s, threshold, review_from)
-        code[~self.done[rows]] = PENDING
+        code = self.verdicts(threshold, rows, review_from, scores=s)
         if kind == "ok":
             return code == OK
         if kind == "errors":
