@@ -128,7 +128,7 @@ class Bf16CandidateSearch:
             # shift in place, then the non-zero int64 words hold the candidates.
             bits.sub_((lim_bits.to(torch.int32) + 1).to(torch.int16)[:, None])
             bits.bitwise_right_shift_(15)
-            cols, rows = _nonzero_pairs(prod.view(torch.int16), nb * n, n)
+            cols, rows = nonzero_pairs(prod.view(torch.int16), nb * n, n)
             counts = torch.bincount(cols, minlength=nb)
             heavy = counts > self.max_rescore
             if bool(heavy.any()):
@@ -160,16 +160,20 @@ def _split3(values: torch.Tensor) -> torch.Tensor:
     return torch.stack([a, b, c], dim=1)
 
 
-def _nonzero_pairs(work: torch.Tensor, n_el: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(row, column) of the non-zero int16 entries among the first ``n_el`` of ``work``.
+def nonzero_pairs(buf: torch.Tensor, n_el: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row, column) of the non-zero entries among the first ``n_el`` of ``buf``, read as a
+    (n_el / width, width) matrix; ``buf`` holds 1-, 2- or 4-byte entries.
 
-    Scans int64 words (four entries each), then decodes only the non-zero words. The
-    entries past ``n_el`` up to the next word boundary are cleared first.
+    Scans int64 words (several entries each: the matrices scanned here are sparse), then
+    decodes only the non-zero words. The entries past ``n_el`` up to the next word
+    boundary are cleared first (they may hold an earlier, larger block's data), so ``buf``
+    must have room up to that boundary.
     """
-    n_words = (n_el + 3) // 4
-    work[n_el : n_words * 4] = 0
-    words = work[: n_words * 4]
+    lanes = 8 // buf.element_size()
+    n_words = (n_el + lanes - 1) // lanes
+    buf[n_el : n_words * lanes] = 0
+    words = buf[: n_words * lanes]
     hot = torch.nonzero(words.view(torch.int64))[:, 0]
-    w_idx, lane = torch.nonzero(words.view(-1, 4).index_select(0, hot), as_tuple=True)
-    flat = hot[w_idx] * 4 + lane
+    w_idx, lane = torch.nonzero(words.view(-1, lanes).index_select(0, hot), as_tuple=True)
+    flat = hot[w_idx] * lanes + lane
     return flat // width, flat % width

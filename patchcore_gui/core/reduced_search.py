@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .bf16_search import Bf16CandidateSearch
+from .bf16_search import Bf16CandidateSearch, nonzero_pairs
 from .knn import blocked_knn, torch_knn
 from .precision import cpu_has_native_bf16
 
@@ -336,20 +336,9 @@ class ReducedBoundSearch:
 
     @staticmethod
     def _mask_pairs(mask: torch.Tensor, buf: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(row, column) of the True entries of ``mask``, a view on the front of ``buf``.
-
-        Scans int64 words instead of bytes (the mask is sparse), then decodes the few
-        non-zero words. Bytes between the mask's end and the next word boundary are
-        cleared first: they may hold a larger earlier block's mask.
-        """
-        n_el, width = mask.numel(), mask.shape[1]
-        n_words = (n_el + 7) // 8
-        buf[n_el : n_words * 8] = False
-        words = buf[: n_words * 8]
-        hot = torch.nonzero(words.view(torch.int64))[:, 0]
-        w_idx, byte = torch.nonzero(words.view(-1, 8).index_select(0, hot), as_tuple=True)
-        flat = hot[w_idx] * 8 + byte
-        return flat // width, flat % width
+        """(row, column) of the True entries of ``mask``, a view on the front of ``buf``
+        (``bf16_search.nonzero_pairs``: a scan of int64 words, 8 mask bytes each)."""
+        return nonzero_pairs(buf, mask.numel(), mask.shape[1])
 
     def _pair_distances(self, q: torch.Tensor, q_sq: torch.Tensor, rows: torch.Tensor,
                         cols: torch.Tensor) -> torch.Tensor:
