@@ -100,26 +100,27 @@ class PredictWorker(QObject):
             self.finished.emit(req.run_id, cancelled, time.perf_counter() - self._t0, device)
 
     def _new_run(self, model: PatchCoreModel, device: str) -> None:
-        from patchcore_gui.core.engine import iter_predict
         from patchcore_gui.core.run_driver import predict_into_run
+        from patchcore_gui.core.uri_scoring import uri_iter_predict
 
         req = self.request
         assert req.images is not None
         self._total = len(req.images)
         store = self._create_store(model, device) if req.run_path else None
         if store is None:  # in memory only
-            for res in iter_predict(model, req.images, batch_size=req.batch_size, num_workers=req.workers,
+            for res in uri_iter_predict(model, req.images, batch_size=req.batch_size, num_workers=req.workers,
                                     cancel=self.cancel):
                 self._emit_batch(res)
                 self._emit_progress(self._done + len(res), self._total)
             return
         predict_into_run(
             model, req.images, store, batch_size=req.batch_size, num_workers=req.workers, device=device,
-            cancel=self.cancel, on_batch=self._emit_batch, progress=self._emit_progress,
+            cancel=self.cancel, on_batch=self._emit_batch, progress=self._emit_progress, scorer=uri_iter_predict,
         )
 
     def _resume(self, model: PatchCoreModel, store: GuardedRunFile, device: str) -> None:
         from patchcore_gui.core.run_driver import predict_into_run
+        from patchcore_gui.core.uri_scoring import uri_iter_predict
 
         req = self.request
         self._total = len(store)
@@ -128,6 +129,7 @@ class PredictWorker(QObject):
         predict_into_run(
             model, None, store, resume=True, batch_size=req.batch_size, num_workers=req.workers,
             device=device, cancel=self.cancel, on_batch=self._emit_batch, progress=self._emit_progress,
+            scorer=uri_iter_predict,  # local paths: iter_predict itself; a run of URIs fetches them
         )
 
     def _create_store(self, model: PatchCoreModel, device: str) -> GuardedRunFile | None:

@@ -267,3 +267,43 @@ def test_finished_or_opened_results_are_kept_out_of_full_collections(
     w2 = new_window(qtbot, settings_path)
     assert w2.open_run(path), w2.last_error
     assert w2.image_set is not None and not walked(w2.image_set.paths)
+
+
+def test_a_run_of_uris_shows_its_pictures_and_resumes_in_the_window(
+    window: MainWindow, qt_model_path: Path, qt_data: dict[str, Path], qtbot: object, tmp_path: Path,
+) -> None:
+    """``predict --images file:///...`` (s3://, gs://... alike) names each image by its URI in
+    the run file. The window fetches the pictures to show them, and a resume fetches the
+    images still to score: scores, not "file not found" rows."""
+    import threading
+
+    from patchcore_gui.core.engine import iter_predict
+    from patchcore_gui.core.model import PatchCoreModel
+    from patchcore_gui.core.run_driver import predict_into_run
+    from patchcore_gui.core.uri_listing import list_uri_images
+    from patchcore_gui.core.uri_scoring import uri_iter_predict
+
+    image_set, _ = list_uri_images(qt_data["many"].as_uri())
+    model = PatchCoreModel.load(qt_model_path, device="cpu")
+    run, stop = tmp_path / "uri.pcrun", threading.Event()
+    part = predict_into_run(model, image_set, run, batch_size=4, scorer=uri_iter_predict, cancel=stop,
+                            on_batch=lambda r: stop.set())
+    assert part.status == "cancelled" and 0 < part.done < 48
+    w = window
+    assert w.open_run(run), w.last_error
+    assert w.store is not None and w.store.count == part.done
+    w.results.select_row(0)
+    qtbot.waitUntil(lambda: w.image_pane.base_item.image is not None, timeout=10_000)  # type: ignore[attr-defined]
+    assert "cannot be shown" not in w.image_pane.placeholder.text()
+    assert w.menus.resume_action.isEnabled(), w.resume_blocker()
+    with qtbot.waitSignal(w.run_finished, timeout=60_000) as blocker:  # type: ignore[attr-defined]
+        assert w.resume_run()
+    assert blocker.args == [False]
+    with RunFile.open(run, readonly=True) as rf:
+        assert rf.status == "finished" and rf.errors() == {}
+        assert rf.paths() == [str(p) for p in image_set.paths]
+        got = rf.columns()["score"]
+    local = sorted(qt_data["many"].glob("*.png"))
+    assert [str(p) for p in image_set.paths] == [p.as_uri() for p in local]
+    want = np.concatenate([r.scores for r in iter_predict(model, local, batch_size=4)])
+    assert np.allclose(got, want, rtol=1e-6, atol=0)
