@@ -6,7 +6,7 @@ EfficientNet-Lite0 model on 16 others at ``--resize`` / ``--crop``, then runs th
 command, as a user does, in a fresh process per run:
 
     patchcore predict --model m.patchcore --images FOLDER --output out.csv --run r.pcrun --quiet
-        [--engine ray --workers W]
+        [--engine ray [--workers W | --no-driver-scoring]]
 
 for each folder size (the first N images, hard links) and engine, interleaved round by
 round (on a shared machine the load moves by 2x between runs; a ratio is only read
@@ -19,7 +19,9 @@ between runs of the same round). Per run:
   (results arrive a block of up to 128 images at a time, so the time between the first
   and the last result says little);
 - for Ray, where the start-up goes: ``import ray``, ``ray.init``, Ray Data start to the
-  first result (actor start, model load in the actor, first block) and ``ray.shutdown``;
+  first result (actor start, model load in the actor, first block) and ``ray.shutdown``,
+  and how many images the driver scored itself (a local instance's driver scores from
+  the last batch back while the replicas start: ``core/ray_lead_in.py``);
 - the largest relative score difference from the local engine's (the run files' float32
   scores: the CSV's 6 printed digits alone would differ by up to 5e-6).
 
@@ -28,7 +30,11 @@ wraps the engine's scorer and Ray's init / shutdown with clocks and calls the CL
 ``main`` in the same process; nothing else changes.
 
     .venv/bin/python benchmarks/bench_ray.py [--images 500 1000] [--size 256] [--resize 256]
-        [--crop 224] [--workers 1 2] [--rounds 2] [--passive-local]
+        [--crop 224] [--workers 2] [--rounds 2] [--passive-local] [--replicas-only]
+
+Ray runs: ``ray`` (the default: no --workers, on 2 cores one replica and the driver),
+``ray xW`` (``--workers W``) and, with ``--replicas-only``, ``ray only`` (the default with
+``--no-driver-scoring``: a replica per CPU and the driver scoring nothing).
 
 ``--passive-local`` adds the local engine with ``OMP_WAIT_POLICY=PASSIVE``, as the Ray
 replicas run (on a busy 2-core machine OpenMP's spinning threads slow torch down).
@@ -121,6 +127,7 @@ def probe(out: str, argv: list[str]) -> int:
                 for r in scorer(*a, **k):
                     results.append((now(), len(r)))
                     yield r
+                marks["driver scored"] = float(getattr(scorer, "driver_scored", 0))
             yield {**kw, "scorer": clocked}
 
     predict_ray.engine_kwargs = engine_kwargs
@@ -164,7 +171,7 @@ def summarise(n: int, wall: float, info: dict) -> dict[str, float]:
     first_t = res[0][0]
     last_t = res[-1][0]
     out = {"wall": wall, "rate": n / wall, "first": first_t - m["scorer >"],
-           "before": m["scorer >"], "after": wall - last_t}
+           "before": m["scorer >"], "after": wall - last_t, "driver": m.get("driver scored", 0.0)}
     for k in ("import ray", "ray.init", "ray.shutdown", "model load"):
         if f"{k} >" in m:
             out[k] = m[f"{k} <"] - m[f"{k} >"]
@@ -180,7 +187,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--resize", type=int, default=256)
     ap.add_argument("--crop", type=int, default=224)
-    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--workers", type=int, nargs="+", default=[2],
+                    help="Ray runs with --workers W, besides the default (no --workers)")
+    ap.add_argument("--replicas-only", action="store_true",
+                    help="also the default Ray run with --no-driver-scoring (the replicas score everything)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--passive-local", action="store_true",
                     help="also run the local engine with OMP_WAIT_POLICY=PASSIVE (as the Ray replicas run)")
@@ -214,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         engines: list[tuple[str, list[str], dict[str, str]]] = [("local", [], {})]
         if args.passive_local:
             engines.append(("local P", [], {"OMP_WAIT_POLICY": "PASSIVE"}))
+        engines.append(("ray", ["--engine", "ray"], {}))
+        if args.replicas_only:
+            engines.append(("ray only", ["--engine", "ray", "--no-driver-scoring"], {}))
         engines += [(f"ray x{w}", ["--engine", "ray", "--workers", str(w)], {}) for w in args.workers]
         best: dict[tuple[int, str], dict[str, float]] = {}
         ratios: dict[tuple[int, str], list[float]] = {}
@@ -242,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                         best[key] = s
                     ray_part = "".join(f", {k} {s[k]:.1f} s" for k in ("import ray", "ray.init", "ray.shutdown")
                                        if k in s)
+                    ray_part += f", driver scored {s['driver']:.0f}" if name.startswith("ray") else ""
                     print(f"round {rnd}, {n} images, {name:8s}: {wall:6.1f} s end to end ({s['rate']:5.2f} img/s"
                           + (f", {(wall / local_wall - 1) * 100:+5.1f} % vs local" if name != "local" else "")
                           + f"); first result {s['first']:.1f} s after the scorer "

@@ -57,6 +57,9 @@ def add_engine_options(pr: argparse.ArgumentParser) -> None:
                     help="CPUs each replica reserves and runs torch on (default 1; --workers 1 on a "
                          "local instance uses every core). Scores are bit-identical to a local run with "
                          "the same torch thread count, within 1e-6 otherwise")
+    pr.add_argument("--no-driver-scoring", action="store_true",
+                    help="on a local Ray instance, leave all scoring to the replicas (by default this "
+                         "process scores too, from the last images back, while they start)")
 
 
 def is_ray(args: argparse.Namespace) -> bool:
@@ -69,7 +72,7 @@ def check_engine_options(args: argparse.Namespace) -> None:
     if is_ray(args):
         return
     given = [name for name, default in (("--ray-address", None), ("--workers", None), ("--gpus-per-worker", 0.0),
-                                        ("--cpus-per-worker", None))
+                                        ("--cpus-per-worker", None), ("--no-driver-scoring", False))
              if getattr(args, name[2:].replace("-", "_"), default) != default]
     if given:
         raise CliError(f"{', '.join(given)} only apply with --engine ray")
@@ -116,9 +119,11 @@ def list_images_for(images: str) -> ImageSet:
 
 
 @contextlib.contextmanager
-def engine_kwargs(args: argparse.Namespace, prepare: Callable[[], Any] | None = None) -> Iterator[dict[str, Any]]:
+def engine_kwargs(args: argparse.Namespace,
+                  prepare: Callable[[], tuple[Any, ImageSet | None]] | None = None) -> Iterator[dict[str, Any]]:
     """Keyword arguments for ``predict_into_run`` / ``score_images``, and ``prepared``: what
-    ``prepare()`` returned (pop it before passing the rest on).
+    ``prepare()`` returned, (model, image set or None on resume); pop it before passing the
+    rest on.
 
     Local engine: its scorer, ``iter_predict`` itself for local paths, reading URIs a
     batch at a time (``uri_scoring.uri_iter_predict``). Ray: a connected scorer (Ray
@@ -126,7 +131,9 @@ def engine_kwargs(args: argparse.Namespace, prepare: Callable[[], Any] | None = 
     settings a run file records. ``prepare`` (the driver's model load and listing) runs
     in a helper thread while Ray starts in this one: a local instance takes seconds to
     start, mostly waiting for its processes, and must start from the main thread (its
-    processes are tied to the thread that started them). An error of ``prepare`` is
+    processes are tied to the thread that started them). On a local instance the driver
+    then starts scoring a new run's images from the last batch back at once
+    (``core/ray_lead_in.py``), while Ray is still starting. An error of ``prepare`` is
     raised here, after Ray stopped again.
     """
     if not is_ray(args):
@@ -134,16 +141,31 @@ def engine_kwargs(args: argparse.Namespace, prepare: Callable[[], Any] | None = 
 
         yield {"scorer": uri_iter_predict, "prepared": prepare() if prepare is not None else None}
         return
-    from ..core.ray_engine import RayEngineError, RayOptions, ray_scorer
+    from ..core.ray_engine import RayEngineError, RayOptions, discard_lead_in, ray_scorer
 
     options = RayOptions(address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
-                         cpus_per_worker=float(args.cpus_per_worker or 1), threads=args.cpus_per_worker)
+                         cpus_per_worker=float(args.cpus_per_worker or 1), threads=args.cpus_per_worker,
+                         driver_scores=not getattr(args, "no_driver_scoring", False))
     device = worker_device(args)
+    try:
+        lead_threads = _lead_in_threads(options, device)
+    except RayEngineError as exc:
+        raise CliError(str(exc)) from None
+
+    def prepare_and_lead() -> tuple[Any, Any]:
+        prepared = prepare() if prepare is not None else None
+        lead = None
+        if lead_threads and prepared is not None and prepared[1] is not None:
+            lead = _early_lead_in(args, *prepared, threads=lead_threads)
+        return prepared, lead
+
+    adopted = False
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict-prepare") as pool:
-        pending = pool.submit(prepare) if prepare is not None else None
+        pending = pool.submit(prepare_and_lead)
         try:
             with ray_scorer(options, device) as scorer:
-                prepared = pending.result() if pending is not None else None
+                prepared, scorer.early = pending.result()
+                adopted = True  # the scorer stops the lead-in now, used or not
                 plan = scorer.plan
                 yield {
                     "scorer": scorer,
@@ -151,8 +173,34 @@ def engine_kwargs(args: argparse.Namespace, prepare: Callable[[], Any] | None = 
                     "extra_settings": {"engine": "ray", "workers": plan.workers,
                                        "cpus_per_worker": plan.cpus_per_worker, "threads_per_worker": plan.threads,
                                        "gpus_per_worker": plan.gpus_per_worker,
-                                       "ray_address": args.ray_address or "local"},
+                                       "ray_address": args.ray_address or "local",
+                                       "driver_scores": scorer.driver_threads is not None},
                     "prepared": prepared,
                 }
         except RayEngineError as exc:
             raise CliError(str(exc)) from None
+        finally:
+            if not adopted and pending.exception() is None:  # Ray did not start: stop the lead-in
+                discard_lead_in(pending.result()[1])
+
+
+def _lead_in_threads(options: Any, device: str) -> int | None:
+    """The driver's torch threads while it scores beside a local instance's replicas (theirs);
+    None when it does not score (a cluster, GPU replicas, ``--no-driver-scoring``)."""
+    from ..core.ray_cluster import local_plan
+    from ..core.ray_engine import driver_scores
+
+    return local_plan(options, driver=True).threads if driver_scores(options, device) else None
+
+
+def _early_lead_in(args: argparse.Namespace, model: Any, image_set: ImageSet, *, threads: int) -> Any:
+    """The driver's lead-in over a new run's images, started (None: nothing to score). Cut
+    as the run will be: the run's batch size, the CLI's float32 grids; the scorer checks."""
+    import numpy as np
+
+    from ..core.batching import default_batch_size
+    from ..core.ray_engine import lead_in
+
+    lead = lead_in(model, image_set, batch_size=args.batch_size or default_batch_size(model),
+                   grid_dtype=np.float32, threads=threads)
+    return lead.start() if lead is not None else None

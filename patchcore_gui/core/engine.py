@@ -125,7 +125,7 @@ def iter_predict(
                 grids = np.full((b, *grid_shape), np.nan, dtype=grid_dtype)
                 grids[ok] = g.astype(grid_dtype)
             if grids is None:
-                gs = grid_shape or _grid_shape(model)
+                gs = grid_shape or patch_grid_shape(model)
                 grids = np.full((b, *gs), np.nan, dtype=grid_dtype)
             idx = todo[batch["index"].numpy()]
             yield BatchResult(
@@ -144,7 +144,7 @@ def iter_predict(
         del it
 
 
-def _grid_shape(model: PatchCoreModel) -> tuple[int, int]:
+def patch_grid_shape(model: PatchCoreModel) -> tuple[int, int]:
     """Patch grid shape for this model's crop (computed once with a blank image)."""
     if model._grid is None:
         _, g = model.score_tensor(torch.zeros(1, 3, model.config.crop, model.config.crop))

@@ -59,10 +59,13 @@ class ModelReplica:
         batch_size: the run's engine batch size. Rows that are consecutive full batches
             are scored in one ``iter_predict`` (the next batch decoded while one computes,
             as the local engine does); None: each row alone.
+        claims: on a local instance, the claims file shared with the driver
+            (``core/ray_lead_in.py``): rows (``batch`` numbers) the driver took are
+            skipped; None: every row is scored.
     """
 
     def __init__(self, model_ref: list[Any], device: str, precision: str, threads: int,
-                 grid_dtype: str = "float16", batch_size: int | None = None) -> None:
+                 grid_dtype: str = "float16", batch_size: int | None = None, claims: str | None = None) -> None:
         # libgomp's threads spin while they wait (its default): a block's decoding thread,
         # which runs torch ops too, and torch's pool then fight for the cores, and on a
         # small or shared node each batch took 6x as long (2 threads, 2-core Xeon, load 3:
@@ -90,6 +93,7 @@ class ModelReplica:
         del data
         self.grid_dtype = np.dtype(grid_dtype)
         self.batch_size = batch_size
+        self.claims = claims
         pid_dir = os.environ.get(TEST_PID_DIR_ENV)
         if pid_dir:
             open(os.path.join(pid_dir, str(os.getpid())), "w").close()  # noqa: SIM115 - an empty marker
@@ -107,6 +111,18 @@ class ModelReplica:
             time.sleep(delay)
         rows = [(np.asarray(i, dtype=np.int64), [str(p) for p in n])
                 for i, n in zip(batch["indices"], batch["paths"], strict=True)]
+        if self.claims is not None:
+            from .ray_lead_in import Claims
+
+            # The driver scores from the end: what it took is a tail of the run, so the
+            # rows kept are the block's first ones, cut as before.
+            try:
+                keep = Claims(self.claims).take_for_replica([int(b) for b in batch["batch"]])
+            except FileNotFoundError:  # the run is over (its driver removes the file): nothing left
+                return self._empty()
+            rows = [r for r, k in zip(rows, keep, strict=True) if k]
+            if not rows:
+                return self._empty()
         bs = self.batch_size
         if bs and all(len(n) == bs for _, n in rows[:-1]) and len(rows[-1][1]) <= bs:
             # Full batches, the last maybe short: cut every bs, they are the same batches.
@@ -126,3 +142,11 @@ class ModelReplica:
             "grid": np.concatenate(out_grids),
             "error": np.array(out_err, dtype=object),
         }
+
+    def _empty(self) -> dict[str, np.ndarray]:
+        """No rows (the driver scored the whole block), in the columns' dtypes and grid shape."""
+        from .engine import patch_grid_shape
+
+        return {"index": np.zeros(0, np.int64), "score": np.zeros(0, np.float32),
+                "grid": np.zeros((0, *patch_grid_shape(self.model)), self.grid_dtype),
+                "error": np.array([], dtype=object)}

@@ -16,9 +16,12 @@ and on 2 cores two 1-thread actors score faster than one on both cores).
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import socket
+import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +49,7 @@ class RayOptions:
     cpus_per_worker: float = 1.0
     num_cpus: int | None = None  # a local instance's CPUs (None: this machine's)
     threads: int | None = None  # torch threads per replica (None: see plan_cluster)
+    driver_scores: bool = True  # a local instance's driver scores while the replicas start (ray_lead_in)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,41 @@ def _init_within(ray: Any, kwargs: dict[str, Any], address: str | None, timeout:
         raise RayEngineError(f"cannot join the Ray cluster{where}: {_first_line(exc)}") from None
 
 
+#: What Ray's C++ logging says when RAY_BACKEND_LOG_LEVEL is set (once, as Ray starts).
+_LEVEL_ANNOUNCEMENT = b"Set ray log level from environment variable"
+
+
+@contextlib.contextmanager
+def backend_errors_silenced() -> Iterator[None]:
+    """Around ``ray.init``: the driver's C++ core worker logs only fatal errors to stderr.
+
+    Ray Data's actor pools make it log an error line for every replica it creates
+    ("Actor ... has constructor arguments in the object store and max_restarts > 0",
+    ray-project/ray#53727; any ``map_batches`` with actors, whatever its arguments),
+    on every run. ``RAY_BACKEND_LOG_LEVEL`` (a value the user set wins) is read when
+    ``ray.init`` starts the core worker, which then announces it on stderr: that one
+    line is dropped from what stderr received meanwhile, the rest is passed on.
+    """
+    if "RAY_BACKEND_LOG_LEVEL" in os.environ:
+        yield
+        return
+    os.environ["RAY_BACKEND_LOG_LEVEL"] = "fatal"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept = [line for line in held.read().splitlines(keepends=True) if _LEVEL_ANNOUNCEMENT not in line]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
@@ -144,9 +183,17 @@ def ray_running(options: RayOptions) -> Iterator[Any]:
     if options.address:
         check_reachable(options.address)
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # when ray.data was imported before
-    if ray.is_initialized():
-        yield ray
-        return
+    with ray_prints_to_stderr():
+        if ray.is_initialized():
+            yield ray
+            return
+        with _ray_connected(ray, options):
+            yield ray
+
+
+@contextlib.contextmanager
+def _ray_connected(ray: Any, options: RayOptions) -> Iterator[None]:
+    """``ray.init`` for :func:`ray_running` (joined, or a local instance), ``ray.shutdown`` after."""
     if options.address:
         kwargs: dict[str, Any] = {"address": options.address}
     else:
@@ -155,30 +202,90 @@ def ray_running(options: RayOptions) -> Iterator[Any]:
         kwargs = {"address": "local", "num_cpus": options.num_cpus or os.cpu_count() or 1,
                   "include_dashboard": False}
     if options.address:
-        _init_within(ray, kwargs, options.address, JOIN_TIMEOUT_S)
+        with backend_errors_silenced():
+            _init_within(ray, kwargs, options.address, JOIN_TIMEOUT_S)
     else:
         # A local start runs in this thread: started from another one, the instance's GCS
         # was lost mid-run ("Failed to connect to GCS within 60 seconds", measured).
         try:
-            ray.init(logging_level=logging.ERROR, log_to_driver=False, **kwargs)
+            with backend_errors_silenced():
+                ray.init(logging_level=logging.ERROR, log_to_driver=False, **kwargs)
         except Exception as exc:  # RuntimeError from Ray: one line
             raise RayEngineError(f"cannot start Ray: {_first_line(exc)}") from None
     try:
-        yield ray
+        yield
     finally:
         ray.shutdown()
 
 
-def plan_cluster(ray: Any, options: RayOptions) -> ClusterPlan:
+#: Ray's notice when Ray Data stops its replicas with a block in flight (the run's end,
+#: when the driver scored the last batches, or a cancel): nothing the user must know.
+_STOPPED_REPLICA_NOTICE = "killed by `ray.kill`"
+
+
+class _RayPrints(io.TextIOBase):
+    """``sys.stdout`` while Ray runs: what is printed goes to ``sys.stderr``.
+
+    Ray's driver prints the error messages its raylets push (a worker died, a task is
+    retried) to standard output, where ``predict`` writes its CSV: a message there
+    would become the CSV's first line. The notice of a replica stopped on purpose is
+    dropped.
+    """
+
+    _dropped = False  # the last write was a dropped notice (print() then writes its newline)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        drop = _STOPPED_REPLICA_NOTICE in text or (self._dropped and text == "\n")
+        self._dropped = _STOPPED_REPLICA_NOTICE in text
+        if not drop:
+            sys.stderr.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def ray_prints_to_stderr() -> Iterator[None]:
+    """For the block, ``sys.stdout`` is :class:`_RayPrints` (stdout is restored after)."""
+    before = sys.stdout
+    sys.stdout = _RayPrints()
+    try:
+        yield
+    finally:
+        sys.stdout = before
+
+
+def starts_local_instance(options: RayOptions) -> bool:
+    """True when :func:`ray_running` will start a Ray instance of its own on this machine."""
+    ray = sys.modules.get("ray")
+    return not options.address and not (ray is not None and ray.is_initialized())
+
+
+def local_plan(options: RayOptions, driver: bool = True) -> ClusterPlan:
+    """The plan :func:`plan_cluster` makes for the local instance :func:`ray_running` starts,
+    known before it starts (the driver's lead-in runs on the replicas' thread count)."""
+    return plan_nodes([{"CPU": float(options.num_cpus or os.cpu_count() or 1)}], options, driver)
+
+
+def plan_cluster(ray: Any, options: RayOptions, driver: bool = False) -> ClusterPlan:
     """Check the cluster can hold the workers asked for and size them; RayEngineError if not.
 
     Each actor must fit on one node, and all of them on the cluster's nodes together;
-    an actor that fits nowhere would wait for ever.
+    an actor that fits nowhere would wait for ever. ``driver``: the driver scores too, on
+    this machine's cores (a local instance: ``core/ray_lead_in.py``).
     """
+    return plan_nodes([n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")], options, driver)
+
+
+def plan_nodes(nodes: list[dict[str, float]], options: RayOptions, driver: bool = False) -> ClusterPlan:
+    """:func:`plan_cluster` for the alive nodes' resources (``{"CPU": 8.0, "GPU": 1.0}`` each)."""
     cpw, gpw = float(options.cpus_per_worker), float(options.gpus_per_worker)
     if cpw <= 0 or gpw < 0:
         raise RayEngineError("--gpus-per-worker must be >= 0 and CPUs per worker > 0")
-    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     cpus = sum(float(r.get("CPU", 0)) for r in nodes)
     gpus = sum(float(r.get("GPU", 0)) for r in nodes)
     if gpw > 0 and gpus <= 0:
@@ -205,12 +312,13 @@ def plan_cluster(ray: Any, options: RayOptions) -> ClusterPlan:
                 f"{gpus:g} GPUs) holds {fits} worker(s) of {cpw:g} CPU(s)" + (f" and {gpw:g} GPU(s)" if gpw > 0 else "")
             )
     elif not options.address and len(nodes) == 1:
-        # A local instance: a replica per CPU. The dataset is made on the driver, so no
-        # read task waits for a CPU the replicas hold (the issue's 2-core deadlock was
-        # Ray Data's read_images), and 1-thread replicas beat one replica on every core:
-        # 1000 images at 224 px in 35.5 s with two, 49.4 s with one 2-thread replica,
-        # 38.0 s with the local engine (bench_ray.py, quiet 2-core Xeon).
-        workers = fits
+        # A local instance: a replica per CPU, but one when the driver scores too (it is a
+        # scorer of its own, and every replica costs seconds of CPU to start). The dataset
+        # is made on the driver, so no read task waits for a CPU the replicas hold (the
+        # issue's 2-core deadlock was Ray Data's read_images), and 1-thread scorers beat
+        # one on every core: 1000 images at 224 px in 35.5 s with two replicas, 49.4 s
+        # with one 2-thread replica, 38.0 s with the local engine (bench_ray.py, quiet 2-core Xeon).
+        workers = max(1, fits - 1) if driver else fits
     else:
         # A cluster: leave one CPU's worth for Ray Data's tasks and, on the head, the driver.
         spare = max(1, int((cpus - cpw) // cpw))
@@ -219,6 +327,6 @@ def plan_cluster(ray: Any, options: RayOptions) -> ClusterPlan:
     if options.threads:
         threads = int(options.threads)
     elif not options.address and len(nodes) == 1:
-        # A local instance: the actors share this machine's cores between them.
-        threads = max(1, int(cpus // workers))
+        # A local instance: the actors (and the driver, when it scores) share the cores.
+        threads = max(1, int(cpus // (workers + (1 if driver else 0))))
     return ClusterPlan(workers, cpw, gpw, max(1, threads), cpus, gpus, len(nodes))

@@ -41,6 +41,13 @@ class BatchResult:
         """Boolean mask of rows that were scored without error."""
         return np.array([not e for e in self.errors], dtype=bool)
 
+    def subset(self, keep: np.ndarray) -> BatchResult:
+        """The rows where the boolean mask ``keep`` is True, in order."""
+        where = np.flatnonzero(keep)
+        return BatchResult(indices=self.indices[where], paths=[self.paths[i] for i in where],
+                           scores=self.scores[where], grids=self.grids[where],
+                           errors=[self.errors[i] for i in where], labels=self.labels[where])
+
 
 def work_list(
     images: Sequence[str | os.PathLike[str]] | ImageSet,

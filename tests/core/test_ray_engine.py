@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -199,6 +200,35 @@ def test_a_killed_worker_is_replaced_and_every_image_is_written_once(
     assert _max_rel(got, local_ref["scores"]) <= 1e-6
 
 
+def test_the_driver_and_the_replicas_share_a_run_and_write_each_image_once(
+        cluster: Cluster, hooks: Path, tiny_model_path: Path, folder: Path, local_ref: dict, tmp_path: Path) -> None:
+    """A local instance's driver scores from the last batch back while the replicas work from
+    the first (core/ray_lead_in.py; the loopback cluster shares this machine's files as a
+    local instance does). Both paced here, so that each scores part of the run."""
+    for f in hooks.iterdir():
+        f.unlink()
+    (hooks / "delay").write_text("0.3")
+    model = PatchCoreModel.load(tiny_model_path, device="cpu")
+    run = tmp_path / "shared.pcrun"
+    claims_before = set(Path(tempfile.gettempdir()).glob("patchcore-claims-*"))
+    try:
+        plan = plan_cluster(ray, RayOptions(address=cluster.address, workers=1))
+        scorer = RayScorer(ray, plan, "cpu", driver_threads=1, lead_in_pause_s=0.6)
+        outcome = predict_into_run(model, list_images_with_truth(folder), run, batch_size=2, scorer=scorer,
+                                   grid_dtype=np.float32)
+    finally:
+        (hooks / "delay").unlink()
+    assert outcome.status == "finished" and outcome.done == N_IMAGES
+    assert 0 < scorer.driver_scored < N_IMAGES  # both scored
+    counts, written = _batches(run)
+    assert sum(counts) == N_IMAGES and sorted(written) == list(range(N_IMAGES))  # each image once
+    with RunFile.open(run, readonly=True) as rf:
+        got, errors = rf.columns()["score"], rf.errors()
+    assert _max_rel(got, local_ref["scores"]) <= 1e-6  # one torch thread on both sides here, two in the reference
+    assert errors == local_ref["errors"]
+    assert set(Path(tempfile.gettempdir()).glob("patchcore-claims-*")) <= claims_before  # its claims file is gone
+
+
 def test_a_killed_driver_resumes_without_redoing_scored_images(
         cluster: Cluster, tiny_model_path: Path, folder: Path, local_ref: dict, tmp_path: Path) -> None:
     run = tmp_path / "killed_driver.pcrun"
@@ -280,9 +310,10 @@ def test_without_an_address_a_new_local_instance_starts_beside_a_running_cluster
     assert proc.returncode == 0, proc.stderr[-2000:]
     _same_csv(csv.read_text(), local_ref["csv"])
     with RunFile.open(run, readonly=True) as rf:
-        assert rf.settings["ray_address"] == "local"
-        # A replica per CPU of this machine (not of the cluster), one torch thread each.
-        assert (rf.settings["workers"], rf.settings["threads_per_worker"]) == (os.cpu_count() or 1, 1)
+        assert rf.settings["ray_address"] == "local" and rf.settings["driver_scores"] is True
+        # Sized from this machine's CPUs (not the cluster's): a replica per CPU but the one
+        # the driver scores on, one torch thread each.
+        assert (rf.settings["workers"], rf.settings["threads_per_worker"]) == (max(1, (os.cpu_count() or 1) - 1), 1)
 
 
 # --------------------------------------------------------------------------- refusals, one line each

@@ -21,7 +21,13 @@ from PIL import Image
 from tests_helpers import textured
 
 from patchcore_gui.cli import main
-from patchcore_gui.core.ray_cluster import RayEngineError, RayOptions, _host_port, plan_cluster
+from patchcore_gui.core.ray_cluster import (
+    RayEngineError,
+    RayOptions,
+    _host_port,
+    local_plan,
+    plan_cluster,
+)
 
 
 class FakeRay:
@@ -45,6 +51,20 @@ def test_a_local_instance_gets_a_one_thread_replica_per_cpu() -> None:
     # --workers 1 on a local instance: the lone replica runs torch on every core, as the local engine.
     plan = plan_cluster(FakeRay({"CPU": 2.0}), RayOptions(workers=1))
     assert (plan.workers, plan.threads) == (1, 2)
+
+
+def test_a_driver_that_scores_counts_as_a_replica_on_a_local_instance() -> None:
+    # The driver scores beside a local instance's replicas (core/ray_lead_in.py): one CPU is its.
+    plan = plan_cluster(FakeRay({"CPU": 2.0}), RayOptions(), driver=True)
+    assert (plan.workers, plan.threads) == (1, 1)
+    plan = plan_cluster(FakeRay({"CPU": 16.0}), RayOptions(), driver=True)
+    assert (plan.workers, plan.threads) == (15, 1)
+    plan = plan_cluster(FakeRay({"CPU": 1.0}), RayOptions(), driver=True)
+    assert (plan.workers, plan.threads) == (1, 1)
+    plan = plan_cluster(FakeRay({"CPU": 8.0}), RayOptions(workers=2), driver=True)
+    assert (plan.workers, plan.threads) == (2, 2)  # 8 cores over two replicas and the driver
+    # The plan is known before Ray starts (the driver starts scoring then), and is the same.
+    assert local_plan(RayOptions(num_cpus=16)) == plan_cluster(FakeRay({"CPU": 16.0}), RayOptions(), driver=True)
 
 
 def test_a_cluster_by_default_leaves_a_cpu_free() -> None:
