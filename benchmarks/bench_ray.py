@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--resize", type=int, default=256)
     ap.add_argument("--crop", type=int, default=224)
-    ap.add_argument("--workers", type=int, nargs="+", default=[2],
+    ap.add_argument("--workers", type=int, nargs="*", default=[2],
                     help="Ray runs with --workers W, besides the default (no --workers)")
     ap.add_argument("--replicas-only", action="store_true",
                     help="also the default Ray run with --no-driver-scoring (the replicas score everything)")

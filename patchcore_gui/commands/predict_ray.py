@@ -131,10 +131,10 @@ def engine_kwargs(args: argparse.Namespace,
     settings a run file records. ``prepare`` (the driver's model load and listing) runs
     in a helper thread while Ray starts in this one: a local instance takes seconds to
     start, mostly waiting for its processes, and must start from the main thread (its
-    processes are tied to the thread that started them). On a local instance the driver
-    then starts scoring a new run's images from the last batch back at once
-    (``core/ray_lead_in.py``), while Ray is still starting. An error of ``prepare`` is
-    raised here, after Ray stopped again.
+    processes are tied to the thread that started them). On a local instance whose
+    driver scores (``core/ray_lead_in.py``), ``prepare`` runs first and the driver starts
+    scoring a new run's images from the last batch back while Ray starts. An error of
+    ``prepare`` is raised here (after Ray stopped again, when it ran beside Ray).
     """
     if not is_ray(args):
         from ..core.uri_scoring import uri_iter_predict
@@ -163,6 +163,11 @@ def engine_kwargs(args: argparse.Namespace,
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="predict-prepare") as pool:
         pending = pool.submit(prepare_and_lead)
         try:
+            if lead_threads:
+                # The driver scores: its model first, then Ray starts beside its scoring.
+                # Loaded beside `import ray` and ray.init, the model took 2.6 s instead of
+                # 0.65 s (both hold the GIL), and the driver began scoring 2 s later.
+                pending.result()
             with ray_scorer(options, device) as scorer:
                 prepared, scorer.early = pending.result()
                 adopted = True  # the scorer stops the lead-in now, used or not
