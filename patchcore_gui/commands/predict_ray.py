@@ -49,8 +49,9 @@ def add_engine_options(pr: argparse.ArgumentParser) -> None:
                     help="an existing Ray cluster (host:port of its head, ray://host:port or auto); "
                          "without it a local Ray instance starts and stops with the command")
     pr.add_argument("--workers", type=positive_int, default=None, metavar="N",
-                    help="model replicas (Ray actors, 1 CPU each; default: one per CPU of a local instance, "
-                         "a cluster's CPUs - 1, at least 1)")
+                    help="model replicas (Ray actors, 1 CPU each; default: a local instance's CPUs - 1, the "
+                         "driver scoring on the last one (one per CPU with --no-driver-scoring); a cluster's "
+                         "CPUs - 1; at least 1)")
     pr.add_argument("--gpus-per-worker", type=non_negative_float, default=0.0, metavar="F",
                     help="GPUs each replica reserves (e.g. 1, or 0.5 to put two on one GPU; default 0: CPU)")
     pr.add_argument("--cpus-per-worker", type=positive_int, default=None, metavar="N",
