@@ -160,7 +160,7 @@ class EvidenceFinder:
         self._last: _Query | None = None
 
     def _query(self, image: str | os.PathLike[str] | Image.Image) -> _Query:
-        from ..io.images import load_image
+        from .uri_listing import load_any_image
 
         if isinstance(image, Image.Image):
             key, img = (f"<image {id(image)}>", 0.0), image.convert("RGB")
@@ -172,7 +172,7 @@ class EvidenceFinder:
                 key = (p, -1.0)
             if self._last is not None and self._last.key == key:
                 return self._last
-            img = load_image(p)
+            img = load_any_image(p)
         m = self.model
         x = m.preprocess(img)[None]
         feats, (h, w) = m.embed(x)

@@ -112,13 +112,14 @@ def current_user() -> str:
 
 def _read_all(model: Any, paths: Sequence[str]) -> list[torch.Tensor]:
     """Every image preprocessed, or a TeachError naming each one that cannot be used."""
-    from ..io.images import ImageLoadError, load_image
+    from ..io.images import ImageLoadError
     from .image_dataset import check_aspect_ratio
+    from .uri_listing import load_any_image
 
     tensors, bad = [], []
     for p in paths:
         try:
-            img = load_image(p)
+            img = load_any_image(p)
             check_aspect_ratio(img.size, model.preprocess)
             tensors.append(model.preprocess(img))
         except (ImageLoadError, OSError, ValueError) as exc:
@@ -272,9 +273,9 @@ def teach(model: Any, good_paths: Sequence[str | os.PathLike[str]], note: str = 
 
 
 def _pil(path: str) -> Any:
-    from ..io.images import load_image
+    from .uri_listing import load_any_image
 
-    return load_image(path)
+    return load_any_image(path)
 
 
 def _new_metadata(model: Any, records: list[dict[str, str]], h_scores: list[float], h_max: list[float],

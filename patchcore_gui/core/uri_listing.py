@@ -29,14 +29,14 @@ from urllib.parse import quote, unquote, urlsplit
 
 import numpy as np
 
-from patchcore_gui.io.images import IMAGE_EXTENSIONS
+from patchcore_gui.io.images import IMAGE_EXTENSIONS, MAX_PIXELS, ImageLoadError, load_image
 
 from .datasets import ImageSet
 
 #: Images of one batch fetched at the same time.
 FETCH_THREADS = 8
 
-__all__ = ["UriPath", "is_uri", "join_uri", "list_uri_images", "local_copies", "stored_path"]
+__all__ = ["UriPath", "is_uri", "join_uri", "list_uri_images", "load_any_image", "local_copies", "stored_path"]
 
 
 def is_uri(path: str) -> bool:
@@ -239,4 +239,23 @@ def local_copies(paths: list[str]) -> Iterator[tuple[list[str], dict[int, str]]]
         yield local, errors
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_any_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Any:
+    """``io.images.load_image`` for a path or a URI (fetched into a temporary file first).
+
+    A run of ``predict --images s3://...`` names its images by URI: the window shows
+    them, explains their patches and teaches from them through this.
+
+    Raises:
+        ImageLoadError: one line, as ``load_image`` (a URI that cannot be fetched:
+            "file not found", "cannot read image: ...").
+    """
+    text = os.fspath(path)
+    if not is_uri(text):
+        return load_image(text, max_pixels=max_pixels)
+    with local_copies([text]) as (local, errors):
+        if errors:
+            raise ImageLoadError(errors[0])
+        return load_image(local[0], max_pixels=max_pixels)
 

@@ -72,30 +72,13 @@ def _bomb_message(pil_text: str, max_pixels: int) -> str:
     return f"image too large: {size} (limit {limit:,} pixels; refused as a possible decompression bomb)"
 
 
-def _load_uri_image(uri: str, max_pixels: int) -> Image.Image:
-    """:func:`load_image` of a URI: fetched into a temporary file, decoded, the file removed."""
-    from ..core.uri_listing import local_copies
-
-    with local_copies([uri]) as (local, errors):
-        if errors:
-            raise ImageLoadError(errors[0])
-        return load_image(local[0], max_pixels=max_pixels)
-
-
 def load_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open ``path`` and return an 8-bit RGB image with EXIF orientation applied.
-
-    ``path`` may also be a URI pyarrow's file systems read (``s3://``, ``file://``...: a
-    run of ``predict --images URI``); it is fetched first.
 
     Raises:
         ImageLoadError: with a one-line reason when the file is missing, not an image,
             truncated, too large, or otherwise unreadable.
     """
-    from ..core.uri_listing import is_uri
-
-    if is_uri(os.fspath(path)):
-        return _load_uri_image(os.fspath(path), max_pixels)
     p = Path(path)
     try:
         if p.is_dir():

@@ -188,9 +188,9 @@ class EvidenceView(QWidget):
             if rid != self._request_id:
                 return
         try:
-            from patchcore_gui.io.images import load_image
+            from patchcore_gui.core.uri_listing import load_any_image
 
-            img = load_image(path)
+            img = load_any_image(path)
             ev = finder.explain(path, at=at, cell=cell)
             panels = evidence_panels(ev, finder, img, SIDE)
             self._bridge.done.emit(rid, (ev, panels), "")

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from patchcore_gui.core import heatmap
 from patchcore_gui.core.model import PatchCoreModel
 from patchcore_gui.core.result_table import ERROR, NG, VERDICT_WORDS
+from patchcore_gui.core.uri_listing import load_any_image
 from patchcore_gui.core.verdict import verdict_code
 from patchcore_gui.io.images import ImageLoadError, load_image
 
@@ -239,7 +240,7 @@ class ImagePane(QWidget):
         old_shape = None if self.base_item.image is None else self.base_item.image.shape[:2]
         self._info = info
         try:
-            rgb = self._images.get((info.key, info.index), lambda: np.asarray(load_image(info.path)))
+            rgb = self._images.get((info.key, info.index), lambda: np.asarray(load_any_image(info.path)))
         except ImageLoadError as exc:
             self.clear(f"{info.name}\n\ncannot be shown: {exc}")
             self._info = info

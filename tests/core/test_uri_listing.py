@@ -180,3 +180,21 @@ def test_a_labelled_uri_folder_says_its_ground_truth_is_not_read(tiny_model_path
     notes = [ln for ln in capsys.readouterr().err.splitlines() if "ground truth" in ln]
     assert len(notes) == 1 and "read from local folders only" in notes[0]
     assert len(_rows((tmp_path / "o.csv").read_text())) == 3
+
+
+def test_a_uri_image_is_fetched_and_decoded_as_the_file_is(tmp_path: Path) -> None:
+    """A run of ``predict --images URI`` names its images by URI: the window shows them."""
+    from patchcore_gui.core.uri_listing import load_any_image
+    from patchcore_gui.io.images import ImageLoadError, load_image
+
+    arr = np.random.default_rng(5).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    p = tmp_path / "part 1.png"
+    Image.fromarray(arr).save(p)
+    got = load_any_image(p.as_uri())  # file:///.../part%201.png, through pyarrow's LocalFileSystem
+    assert np.array_equal(np.asarray(got), np.asarray(load_image(p)))
+    assert np.array_equal(np.asarray(load_any_image(p)), np.asarray(got))  # a path: load_image itself
+    with pytest.raises(ImageLoadError, match="^file not found$"):
+        load_any_image((tmp_path / "gone.png").as_uri())
+    (tmp_path / "bad.png").write_bytes(b"GIF89a nothing")
+    with pytest.raises(ImageLoadError, match="not a recognised image format"):
+        load_any_image((tmp_path / "bad.png").as_uri())

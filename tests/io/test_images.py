@@ -335,17 +335,3 @@ def test_broken_symlink(tmp_path: Path) -> None:
     except OSError:
         pytest.skip("symlinks not supported here")
     _assert_one_line_error(p)
-
-
-def test_a_uri_is_fetched_and_decoded_as_the_file_is(tmp_path: Path) -> None:
-    """A run of ``predict --images URI`` names its images by URI: the window shows them."""
-    arr = np.random.default_rng(5).integers(0, 256, (20, 30, 3), dtype=np.uint8)
-    p = tmp_path / "part 1.png"
-    Image.fromarray(arr).save(p)
-    got = load_image(p.as_uri())  # file:///.../part%201.png, through pyarrow's LocalFileSystem
-    assert np.array_equal(np.asarray(got), np.asarray(load_image(p)))
-    with pytest.raises(ImageLoadError, match="^file not found$"):
-        load_image((tmp_path / "gone.png").as_uri())
-    (tmp_path / "bad.png").write_bytes(b"GIF89a nothing")
-    with pytest.raises(ImageLoadError, match="not a recognised image format"):
-        load_image((tmp_path / "bad.png").as_uri())
