@@ -192,8 +192,8 @@ def test_an_unreadable_image_is_not_read_again_when_reselected(
     from patchcore_gui.qt import image_pane
 
     reads: list[str] = []
-    real = image_pane.load_image
-    monkeypatch.setattr(image_pane, "load_image", lambda path: reads.append(path) or real(path))
+    real = image_pane.load_any_image  # the pane's reader (paths and URIs)
+    monkeypatch.setattr(image_pane, "load_any_image", lambda path: reads.append(path) or real(path))
     p = ImagePane()
     qtbot.addWidget(p)  # type: ignore[attr-defined]
     bad = tmp_path / "broken.png"
