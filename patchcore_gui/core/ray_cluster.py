@@ -215,7 +215,54 @@ def _ray_connected(ray: Any, options: RayOptions) -> Iterator[None]:
     try:
         yield
     finally:
+        if not options.address:
+            stop_autoscaler_monitor()
         ray.shutdown()
+
+
+#: The command line of the local instance's autoscaler monitor ends in one of these.
+_MONITOR_SCRIPTS = ("autoscaler/_private/monitor.py", "autoscaler/v2/monitor.py")
+
+
+def _child_processes(parent: int) -> Iterator[tuple[int, list[str]]]:
+    """``(pid, argv)`` of ``parent``'s child processes, from ``/proc`` (nothing elsewhere)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as fh:
+                    stat = fh.read()
+                # The fields after the command name, which may hold spaces and parentheses.
+                ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
+                if ppid != parent:
+                    continue
+                with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                    argv = [a.decode(errors="replace") for a in fh.read().split(b"\0") if a]
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile, or not ours to read
+            yield int(entry.name), argv
+
+
+def stop_autoscaler_monitor() -> int:
+    """Kill the local instance's autoscaler monitor before ``ray.shutdown``; returns how many.
+
+    ``ray.shutdown`` stops the GCS first, then sends SIGTERM to the monitor, whose handler
+    reports its own termination to the GCS that is gone and hangs until Ray kills it after
+    a grace second (measured: 1.0 of the 1.1-1.4 s ``ray.shutdown`` takes). A local
+    instance's monitor has nothing to save (it scales no cluster), so it is killed here
+    first; Ray then finds it gone. Only a child of this process whose command line runs
+    the monitor script is touched; on systems without ``/proc``, nothing is done.
+    """
+    import signal
+
+    killed = 0
+    for pid, argv in _child_processes(os.getpid()):
+        if any(a.replace(os.sep, "/").endswith(_MONITOR_SCRIPTS) for a in argv):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed
 
 
 #: Ray's notice when Ray Data stops its replicas with a block in flight (the run's end,
