@@ -27,7 +27,7 @@ between runs of the same round). Per run:
 
 The timings inside a run come from this script re-entered as a probe (``--probe``): it
 wraps the engine's scorer and Ray's init / shutdown with clocks and calls the CLI's
-``main`` in the same process; nothing else changes.
+``entry`` (what the ``patchcore`` script runs) in the same process; nothing else changes.
 
     .venv/bin/python benchmarks/bench_ray.py [--images 500 1000] [--size 256] [--resize 256]
         [--crop 224] [--workers 2] [--rounds 2] [--passive-local] [--replicas-only]
@@ -85,7 +85,7 @@ def probe(out: str, argv: list[str]) -> int:
     """Run ``patchcore <argv>`` in this process with clocks on the scorer and Ray's start / stop."""
     import contextlib
 
-    from patchcore_gui.cli import main
+    from patchcore_gui.cli import entry
     from patchcore_gui.commands import predict_ray
     from patchcore_gui.core import ray_cluster
 
@@ -135,7 +135,7 @@ def probe(out: str, argv: list[str]) -> int:
 
     predict_cmd.engine_kwargs = engine_kwargs
     predict_cmd._model_for = timed("model load", predict_cmd._model_for)
-    rc = main(argv)
+    rc = entry(argv)  # what the `patchcore` script runs (main, then its quick exit)
     marks["end"] = now()
     Path(out).write_text(json.dumps({"marks": marks, "results": results, "rc": rc}))
     return rc

