@@ -84,12 +84,16 @@ class Claims:
 
     def take_for_replica(self, batches: Sequence[int]) -> list[bool]:
         """Take ``batches`` for a replica; per batch False where the driver has it (skip it)."""
+        if not batches:
+            return []
+        # Only the block's span is read (a block's batches are consecutive): the file
+        # holds a byte per batch of the whole run, 125 kB at a million images.
+        first, last = min(batches), max(batches)
         with self._locked() as fd:
-            size = os.fstat(fd).st_size
-            state = os.pread(fd, size, 0)
-            keep = [state[b] != DRIVER for b in batches]
+            state = os.pread(fd, last - first + 1, first)
+            keep = [state[b - first] != DRIVER for b in batches]
             for b, k in zip(batches, keep, strict=True):
-                if k and state[b] == FREE:
+                if k and state[b - first] == FREE:
                     os.pwrite(fd, bytes([REPLICA]), b)
             return keep
 

@@ -49,6 +49,14 @@ def test_the_driver_stops_where_a_replica_took_a_batch(tmp_path: Path) -> None:
     assert claims.states() == bytes([REPLICA, REPLICA, REPLICA, REPLICA, DRIVER, DRIVER])
 
 
+def test_a_replica_reads_and_writes_only_its_block(tmp_path: Path) -> None:
+    claims = Claims.create(tmp_path / "c", 10)
+    assert claims.take_for_driver(7)
+    assert claims.take_for_replica([]) == []
+    assert claims.take_for_replica([8, 6, 7]) == [True, True, False]  # any order, mid-file
+    assert claims.states() == bytes([FREE] * 6 + [REPLICA, DRIVER, REPLICA, FREE])
+
+
 def test_a_retried_block_is_scored_again_but_never_a_driver_batch(tmp_path: Path) -> None:
     claims = Claims.create(tmp_path / "c", 4)
     assert claims.take_for_replica([0, 1]) == [True, True]
