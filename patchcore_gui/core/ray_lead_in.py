@@ -5,8 +5,8 @@ machine (Ray's processes start, each replica imports torch and loads the model),
 the driver has the model loaded after about 3 s. The driver therefore scores too, from
 the last engine batch backwards, while the replicas work from the first one forwards;
 where they meet, the driver stops. On 500 images on 2 cores the Ray engine then costs
-about a tenth more than the local engine, against a quarter to a third more with two
-replicas and an idle driver (``benchmarks/bench_ray.py``, README). On a cluster (``--ray-address``)
+about 7 % more than the local engine (median of nine runs), against a fifth to a quarter
+more with two replicas and an idle driver (``benchmarks/bench_ray.py``, README). On a cluster (``--ray-address``)
 the driver does not score: it may be a laptop, and the replicas may not see its files.
 
 Who scores which batch is settled in a *claims file* on the machine: one byte per
