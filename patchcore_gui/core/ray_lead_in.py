@@ -6,8 +6,9 @@ the driver has the model loaded after about 3 s. The driver therefore scores too
 the last engine batch backwards, while the replicas work from the first one forwards;
 where they meet, the driver stops. On 500 images on 2 cores the Ray engine then costs
 about 7 % more than the local engine (median of nine runs), against a fifth to a quarter
-more with two replicas and an idle driver (``benchmarks/bench_ray.py``, README). On a cluster (``--ray-address``)
-the driver does not score: it may be a laptop, and the replicas may not see its files.
+more with two replicas and an idle driver (``benchmarks/bench_ray.py``, README). On a
+cluster (``--ray-address``) the driver does not score: it may be a laptop, and the
+replicas may not see its files.
 
 Who scores which batch is settled in a *claims file* on the machine: one byte per
 engine batch, read and written under an exclusive ``flock`` by the driver and the

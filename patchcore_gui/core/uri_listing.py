@@ -258,4 +258,3 @@ def load_any_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS
         if errors:
             raise ImageLoadError(errors[0])
         return load_image(local[0], max_pixels=max_pixels)
-
